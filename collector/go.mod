@@ -1,0 +1,26 @@
+module netwatch.dev/collector
+
+go 1.26.0
+
+replace (
+	netwatch.dev/proto => ../proto
+	netwatch.dev/webui => ../webui
+)
+
+require (
+	github.com/grpc-ecosystem/grpc-gateway/v2 v2.33.0
+	github.com/stretchr/testify v1.12.1
+	google.golang.org/genproto/googleapis/rpc v0.0.0-20261110000943-09e21b237f2c
+	google.golang.org/grpc v1.85.0
+	google.golang.org/protobuf v1.36.12
+	netwatch.dev/proto v0.0.0-00010101000000-000000000000
+	netwatch.dev/webui v0.0.0-00010101000000-000000000000
+)
+
+require (
+	go.yaml.in/yaml/v3 v3.0.5 // indirect
+	golang.org/x/net v0.61.0 // indirect
+	golang.org/x/sys v0.49.0 // indirect
+	golang.org/x/text v0.43.0 // indirect
+	google.golang.org/genproto/googleapis/api v0.0.0-20261110000943-09e21b237f2c // indirect
+)

@@ -1,0 +1,193 @@
+// Package query implements netwatch.v1.QueryService over the flow store.
+package query
+
+import (
+	"context"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"netwatch.dev/collector/internal/store"
+	netwatchv1 "netwatch.dev/proto/netwatch/v1"
+)
+
+// Service answers queries. It is safe for concurrent use.
+type Service struct {
+	netwatchv1.UnimplementedQueryServiceServer
+	store   *store.Store
+	version string
+	now     func() time.Time
+}
+
+// New builds a Service; now is the clock (time.Now in production).
+func New(st *store.Store, version string, now func() time.Time) *Service {
+	return &Service{store: st, version: version, now: now}
+}
+
+// GetHealth reports the collector's health. With no sensor connected nothing is
+// being captured, so the status is "degraded", not "healthy".
+func (s *Service) GetHealth(context.Context, *netwatchv1.GetHealthRequest) (*netwatchv1.GetHealthResponse, error) {
+	return &netwatchv1.GetHealthResponse{
+		Status:          "degraded",
+		Timestamp:       timestamppb.New(s.now()),
+		CaptureActive:   false,
+		InterfaceStatus: netwatchv1.InterfaceStatus_INTERFACE_STATUS_UNSPECIFIED,
+		Version:         s.version,
+	}, nil
+}
+
+// ListFlows filters, sorts and pages the stored flows.
+func (s *Service) ListFlows(_ context.Context, req *netwatchv1.ListFlowsRequest) (*netwatchv1.ListFlowsResponse, error) {
+	fq, err := ParseFlowQuery(req)
+	if err != nil {
+		return nil, err
+	}
+	var matched []store.Flow
+	s.store.Scan(fq.Match, func(f store.Flow) { matched = append(matched, f) })
+	SortFlows(matched, fq.SortBy, fq.Desc)
+	total := len(matched)
+	page := matched[min(fq.Offset, total):min(fq.Offset+fq.Limit, total)]
+	resp := &netwatchv1.ListFlowsResponse{
+		Flows: make([]*netwatchv1.NetworkFlow, 0, len(page)),
+		Pagination: &netwatchv1.Pagination{
+			TotalCount: uint64(total), HasMore: fq.Offset+len(page) < total,
+			Limit: uint32(fq.Limit), Offset: uint64(fq.Offset),
+		},
+	}
+	for i := range page {
+		resp.Flows = append(resp.Flows, ToNetworkFlow(&page[i]))
+	}
+	return resp, nil
+}
+
+// GetMetrics reports the collector's own process metrics and stored flows.
+func (s *Service) GetMetrics(context.Context, *netwatchv1.GetMetricsRequest) (*netwatchv1.GetMetricsResponse, error) {
+	return &netwatchv1.GetMetricsResponse{Metrics: &netwatchv1.SystemMetrics{
+		Timestamp:   timestamppb.New(s.now()),
+		MemoryUsage: rssBytes(),
+		ActiveFlows: uint64(s.store.Len()),
+	}}, nil
+}
+
+// Match reports whether f passes every filter of q.
+func (q *FlowQuery) Match(f *store.Flow) bool {
+	if q.Src.IsValid() && !q.Src.Contains(f.Src.Unmap()) {
+		return false
+	}
+	if q.Dst.IsValid() && !q.Dst.Contains(f.Dst.Unmap()) {
+		return false
+	}
+	if q.Protocol >= 0 && int(f.Protocol) != q.Protocol {
+		return false
+	}
+	if q.Port >= 0 && int(f.SrcPort) != q.Port && int(f.DstPort) != q.Port {
+		return false
+	}
+	if q.Start != 0 && f.LastSeen < q.Start {
+		return false
+	}
+	if q.End != 0 && f.FirstSeen > q.End {
+		return false
+	}
+	if q.Sensor != "" && f.SensorID != q.Sensor {
+		return false
+	}
+	if q.Status != 0 && f.Status != q.Status {
+		return false
+	}
+	return true
+}
+
+// SortFlows orders flows by field; ties are broken by flow id so pages are stable.
+func SortFlows(flows []store.Flow, by string, desc bool) {
+	key := func(f *store.Flow) int64 {
+		switch by {
+		case SortBytes:
+			return int64(f.SrcBytes + f.DstBytes)
+		case SortPackets:
+			return int64(f.SrcPackets + f.DstPackets)
+		case SortDuration:
+			return f.LastSeen - f.FirstSeen
+		case SortFirstSeen:
+			return f.FirstSeen
+		}
+		return f.LastSeen
+	}
+	slices.SortFunc(flows, func(a, b store.Flow) int {
+		ka, kb := key(&a), key(&b)
+		c := 0
+		switch {
+		case ka < kb:
+			c = -1
+		case ka > kb:
+			c = 1
+		default:
+			c = strings.Compare(a.ID, b.ID)
+		}
+		if desc {
+			return -c
+		}
+		return c
+	})
+}
+
+// ToNetworkFlow is the API view of a stored flow.
+func ToNetworkFlow(f *store.Flow) *netwatchv1.NetworkFlow {
+	return &netwatchv1.NetworkFlow{
+		FlowKey:      f.ID,
+		SrcIp:        f.Src.String(),
+		DstIp:        f.Dst.String(),
+		SrcPort:      uint32(f.SrcPort),
+		DstPort:      uint32(f.DstPort),
+		Protocol:     uint32(f.Protocol),
+		ProtocolName: ProtocolName(f.Protocol),
+		Bytes:        f.SrcBytes + f.DstBytes,
+		Packets:      f.SrcPackets + f.DstPackets,
+		FirstSeen:    timestamppb.New(time.Unix(0, f.FirstSeen)),
+		LastSeen:     timestamppb.New(time.Unix(0, f.LastSeen)),
+		Duration:     (f.LastSeen - f.FirstSeen) / int64(time.Millisecond),
+		Status:       f.Status,
+		SrcPackets:   f.SrcPackets,
+		SrcBytes:     f.SrcBytes,
+		DstPackets:   f.DstPackets,
+		DstBytes:     f.DstBytes,
+		EndReason:    f.EndReason,
+		SensorId:     f.SensorID,
+		VlanId:       uint32(f.VLAN),
+		SrcTcpFlags:  TCPFlagString(f.SrcTCPFlags),
+		DstTcpFlags:  TCPFlagString(f.DstTCPFlags),
+	}
+}
+
+// TCPFlagString spells TCP flags as letters in header order: C E U A P R S F.
+func TCPFlagString(flags uint8) string {
+	const letters = "FSRPAUEC" // bit 0 = FIN ... bit 7 = CWR
+	var b []byte
+	for i := 7; i >= 0; i-- {
+		if flags&(1<<i) != 0 {
+			b = append(b, letters[i])
+		}
+	}
+	return string(b)
+}
+
+// rssBytes is the process's resident set size from /proc (Linux), or the Go
+// runtime's view of memory obtained from the OS elsewhere.
+func rssBytes() uint64 {
+	if b, err := os.ReadFile("/proc/self/statm"); err == nil {
+		if f := strings.Fields(string(b)); len(f) > 1 {
+			var pages uint64
+			for _, c := range f[1] {
+				pages = pages*10 + uint64(c-'0')
+			}
+			return pages * uint64(os.Getpagesize())
+		}
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.Sys
+}

@@ -1,0 +1,3 @@
+module netwatch.dev/webui
+
+go 1.26
