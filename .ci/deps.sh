@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what `make test` needs on a fresh Debian/Ubuntu machine with Go. As root it
+# runs apt-get; otherwise it names what is missing and how to install it.
+set -euo pipefail
+
+# command -> Debian package
+declare -A need=(
+  [ip]=iproute2
+  [ping]=iputils-ping
+  [tcpreplay]=tcpreplay
+  [column]=bsdextrautils
+)
+missing=()
+for cmd in "${!need[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")
+done
+if ! command -v go >/dev/null 2>&1; then
+  echo "deps: Go is not installed (https://go.dev/doc/install); Netwatch needs Go 1.26" >&2
+  exit 1
+fi
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+if [[ $(id -u) -ne 0 ]]; then
+  echo "deps: missing Debian packages: ${missing[*]}" >&2
+  echo "deps: install them with: sudo apt-get install -y ${missing[*]}   (or run make test as root)" >&2
+  exit 1
+fi
+echo "deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
