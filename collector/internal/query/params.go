@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"netwatch.dev/proto/flowmeta"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 	"netwatch.dev/proto/restjson"
 )
@@ -189,28 +190,10 @@ func parseTime(param, v string) (int64, error) {
 	return 0, paramError(param, "%q is not an ISO 8601 time (e.g. 2026-01-02T15:04:05Z)", v)
 }
 
-var protocolNames = map[string]int{
-	"icmp": 1, "igmp": 2, "ipip": 4, "tcp": 6, "udp": 17, "ipv6": 41, "gre": 47,
-	"esp": 50, "ah": 51, "icmpv6": 58, "ospf": 89, "pim": 103, "vrrp": 112, "sctp": 132,
-}
-
-var protocolByNumber = func() (names [256]string) {
-	for i := range names {
-		names[i] = strconv.Itoa(i)
-	}
-	for name, n := range protocolNames {
-		names[n] = name
-	}
-	return names
-}()
-
-// ProtocolName is the lower-case name of an IP protocol number, or its number.
-func ProtocolName(p uint8) string { return protocolByNumber[p] }
-
 // ParseProtocol accepts a protocol number (0-255) or a name such as tcp, udp, icmpv6.
 func ParseProtocol(v string) (int, error) {
-	if n, ok := protocolNames[strings.ToLower(v)]; ok {
-		return n, nil
+	if n, ok := flowmeta.ProtocolNumber(v); ok {
+		return int(n), nil
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 0 || n > 255 {

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"netwatch.dev/collector/internal/store"
+	"netwatch.dev/proto/flowmeta"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 )
 
@@ -144,7 +145,7 @@ func ToNetworkFlow(f *store.Flow) *netwatchv1.NetworkFlow {
 		SrcPort:      uint32(f.SrcPort),
 		DstPort:      uint32(f.DstPort),
 		Protocol:     uint32(f.Protocol),
-		ProtocolName: ProtocolName(f.Protocol),
+		ProtocolName: flowmeta.ProtocolName(f.Protocol),
 		Bytes:        f.SrcBytes + f.DstBytes,
 		Packets:      f.SrcPackets + f.DstPackets,
 		FirstSeen:    timestamppb.New(time.Unix(0, f.FirstSeen)),
@@ -158,21 +159,9 @@ func ToNetworkFlow(f *store.Flow) *netwatchv1.NetworkFlow {
 		EndReason:    f.EndReason,
 		SensorId:     f.SensorID,
 		VlanId:       uint32(f.VLAN),
-		SrcTcpFlags:  TCPFlagString(f.SrcTCPFlags),
-		DstTcpFlags:  TCPFlagString(f.DstTCPFlags),
+		SrcTcpFlags:  flowmeta.TCPFlags(f.SrcTCPFlags),
+		DstTcpFlags:  flowmeta.TCPFlags(f.DstTCPFlags),
 	}
-}
-
-// TCPFlagString spells TCP flags as letters in header order: C E U A P R S F.
-func TCPFlagString(flags uint8) string {
-	const letters = "FSRPAUEC" // bit 0 = FIN ... bit 7 = CWR
-	var b []byte
-	for i := 7; i >= 0; i-- {
-		if flags&(1<<i) != 0 {
-			b = append(b, letters[i])
-		}
-	}
-	return string(b)
 }
 
 // rssBytes is the process's resident set size from /proc (Linux), or the Go

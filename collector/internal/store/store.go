@@ -3,13 +3,11 @@
 package store
 
 import (
-	"encoding/binary"
-	"hash/fnv"
 	"net/netip"
-	"strconv"
 	"sync"
 	"time"
 
+	"netwatch.dev/proto/flowmeta"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 )
 
@@ -73,7 +71,7 @@ func (s *Store) Apply(sensorID string, deltas []*netwatchv1.FlowDelta, now time.
 		}
 		f := s.flows[k]
 		if f == nil {
-			f = &Flow{Key: k, ID: flowID(k), VLAN: uint16(d.GetVlanId())}
+			f = &Flow{Key: k, ID: flowmeta.ID(k.SensorID, k.Protocol, k.Src, k.SrcPort, k.Dst, k.DstPort, k.FirstSeen), VLAN: uint16(d.GetVlanId())}
 			s.flows[k] = f
 		}
 		f.SrcPackets += d.GetSrcPackets()
@@ -137,21 +135,4 @@ func keyOf(sensorID string, d *netwatchv1.FlowDelta) (Key, bool) {
 		Src: src, Dst: dst, SrcPort: uint16(k.GetSrcPort()), DstPort: uint16(k.GetDstPort()),
 		FirstSeen: d.GetFirstSeen().AsTime().UnixNano(),
 	}, true
-}
-
-// flowID is a short stable identifier of a flow record (the seed's flowKey).
-func flowID(k Key) string {
-	h := fnv.New64a()
-	h.Write([]byte(k.SensorID))
-	var b [8]byte
-	h.Write([]byte{k.Protocol})
-	h.Write(k.Src.AsSlice())
-	binary.BigEndian.PutUint16(b[:2], k.SrcPort)
-	h.Write(b[:2])
-	h.Write(k.Dst.AsSlice())
-	binary.BigEndian.PutUint16(b[:2], k.DstPort)
-	h.Write(b[:2])
-	binary.BigEndian.PutUint64(b[:], uint64(k.FirstSeen))
-	h.Write(b[:])
-	return strconv.FormatUint(h.Sum64(), 16)
 }
