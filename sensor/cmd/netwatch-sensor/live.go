@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	netwatchv1 "netwatch.dev/proto/netwatch/v1"
+	"netwatch.dev/sensor/internal/capture"
+	"netwatch.dev/sensor/internal/decode"
+	"netwatch.dev/sensor/internal/output"
+)
+
+// liveHandler adapts a shard to the capture's per-worker Handler.
+type liveHandler struct{ *shard }
+
+func (h liveHandler) Frame(data []byte, wireLen int, ts int64, vlan uint16, vlanValid bool) {
+	h.add(decode.LinkEthernet, data, ts, vlan, vlanValid)
+}
+
+func (h liveHandler) Tick(now int64) { h.maybeExport(now) }
+
+// runLive captures on cfg.Interface until ctx ends, then flushes every flow.
+func runLive(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger) error {
+	out := newOutputs(cfg.Capture.Workers, cfg.Interface)
+	if cfg.Output == "jsonl" {
+		out.jsonl = output.NewJSONL(stdout, cfg.SensorID)
+	}
+	if cfg.Collector != "" {
+		return fmt.Errorf("collector: the collector link is not wired yet (use --output jsonl)")
+	}
+	capt, err := capture.Open(cfg.Capture)
+	if err != nil {
+		return err
+	}
+	defer capt.Close()
+	out.captured = func() captureCounters { return countersOf(capt.Stats()) }
+
+	shards := make([]*shard, cfg.Capture.Workers)
+	for i := range shards {
+		if shards[i], err = newShard(i, cfg, out); err != nil {
+			return err
+		}
+	}
+	log.Info("capturing", "interface", cfg.Interface, "workers", cfg.Capture.Workers,
+		"ring_bytes_per_worker", cfg.Capture.BlockSize*cfg.Capture.NumBlocks, "filter", cfg.Capture.Filter)
+	err = capt.Run(ctx, func(worker int) capture.Handler { return liveHandler{shards[worker]} })
+	// Run has returned: no worker touches its shard any more.
+	for _, sh := range shards {
+		sh.flush()
+	}
+	if out.jsonl != nil {
+		if ferr := out.jsonl.Flush(); ferr != nil && err == nil {
+			err = ferr
+		}
+	}
+	st := out.stats(time.Now())
+	log.Info("capture stopped", "packets", st.GetPackets(), "kernel_packets", st.GetKernelPackets(),
+		"kernel_drops", st.GetKernelDrops(), "queue_freezes", st.GetQueueFreezes())
+	if err != nil && ctx.Err() == nil {
+		return err
+	}
+	return out.err
+}
+
+func countersOf(s capture.Stats) captureCounters {
+	c := captureCounters{
+		kernelPackets: s.Packets, kernelDrops: s.Drops, freezes: s.FreezeQueue,
+		frames: s.Frames, wireBytes: s.WireBytes,
+		status: netwatchv1.InterfaceStatus_INTERFACE_STATUS_DOWN,
+	}
+	switch {
+	case s.InterfaceErr != nil:
+		c.status = netwatchv1.InterfaceStatus_INTERFACE_STATUS_ERROR
+	case s.Up && s.Running:
+		c.status = netwatchv1.InterfaceStatus_INTERFACE_STATUS_UP
+	}
+	return c
+}

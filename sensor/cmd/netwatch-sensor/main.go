@@ -1,0 +1,217 @@
+// Command netwatch-sensor captures packets on a span-port interface (AF_PACKET
+// TPACKETv3) or reads a pcap/pcapng file, aggregates bidirectional flows and exports
+// flow deltas to a collector, or prints the flows as JSON lines.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"netwatch.dev/sensor/internal/capture"
+	"netwatch.dev/sensor/internal/flow"
+)
+
+// version is stamped by the build (-ldflags "-X main.version=...").
+var version = "dev"
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2 // bad flags or configuration, or missing privilege
+)
+
+// config is everything the command line sets.
+type config struct {
+	Interface      string
+	Read           string
+	Collector      string
+	Output         string
+	Speed          float64 // 0: as fast as possible
+	Loop           bool
+	RebaseTime     bool
+	SensorID       string
+	ExportInterval time.Duration
+	MetricsListen  string
+	Capture        capture.Config
+	Flow           flow.Config
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cfg, code, err := parseFlags(args, stdout, stderr)
+	if err != nil || code >= 0 {
+		if err != nil {
+			fmt.Fprintf(stderr, "netwatch-sensor: %v\n", err)
+		}
+		return max(code, 0)
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	if cfg.Read != "" {
+		err = runOffline(ctx, cfg, stdout, stderr, log)
+	} else {
+		err = runLive(ctx, cfg, stdout, log)
+	}
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, capture.ErrPermission):
+		fmt.Fprintln(stderr, capture.ErrPermission.Error())
+		return exitUsage
+	case errors.Is(err, capture.ErrNoInterface), errors.Is(err, capture.ErrConfig), errors.Is(err, errUsage):
+		fmt.Fprintf(stderr, "netwatch-sensor: %v\n", err)
+		return exitUsage
+	default:
+		fmt.Fprintf(stderr, "netwatch-sensor: %v\n", err)
+		return exitFailure
+	}
+}
+
+var errUsage = errors.New("usage")
+
+// parseFlags returns code >= 0 when the program should exit with it right away.
+func parseFlags(args []string, stdout, stderr io.Writer) (cfg config, code int, err error) {
+	cfg.Capture = capture.DefaultConfig("")
+	cfg.Flow = flow.DefaultConfig()
+	hostname, _ := os.Hostname()
+	fs := flag.NewFlagSet("netwatch-sensor", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.Interface, "interface", os.Getenv("NETWATCH_INTERFACE"), "capture on this interface (env NETWATCH_INTERFACE)")
+	fs.StringVar(&cfg.Read, "read", "", "read a pcap or pcapng file instead of capturing")
+	fs.StringVar(&cfg.Collector, "collector", "", "stream flow deltas to this collector (host:port)")
+	fs.StringVar(&cfg.Output, "output", "", `"jsonl": print flows as JSON lines on stdout`)
+	speed := fs.String("speed", "max", "replay pace of --read: max, 1x (the capture's own timing) or Nx")
+	fs.BoolVar(&cfg.Loop, "loop", false, "repeat the --read file forever")
+	fs.BoolVar(&cfg.RebaseTime, "rebase-time", false, "shift --read timestamps so the replay starts now")
+	fs.StringVar(&cfg.SensorID, "sensor-id", hostname, "this sensor's id (default: the hostname)")
+	fs.DurationVar(&cfg.ExportInterval, "export-interval", time.Second, "how often flow deltas are exported")
+	fs.StringVar(&cfg.MetricsListen, "metrics-listen", "127.0.0.1:9100", "Prometheus /metrics address (empty: off)")
+	fs.StringVar(&cfg.Capture.Filter, "bpf", "", "capture filter in tcpdump syntax, run in the kernel")
+	fs.BoolVar(&cfg.Capture.Promisc, "promisc", cfg.Capture.Promisc, "put the interface in promiscuous mode")
+	fs.IntVar(&cfg.Capture.Workers, "fanout", cfg.Capture.Workers, "capture workers (PACKET_FANOUT hash), each with its own ring and flow table")
+	ringSize := fs.String("ring-size", envOr("NETWATCH_RING_BUFFER_SIZE", "16MiB"), "ring memory per worker (env NETWATCH_RING_BUFFER_SIZE), split into --ring-block-size blocks")
+	blockSize := fs.String("ring-block-size", "1MiB", "ring block size (power of two, multiple of the page size)")
+	fs.IntVar(&cfg.Capture.FrameSize, "ring-frame-size", cfg.Capture.FrameSize, "ring frame size (multiple of 16)")
+	fs.DurationVar(&cfg.Capture.BlockTimeout, "ring-block-timeout", cfg.Capture.BlockTimeout, "hand a partly filled block to the sensor after this long")
+	fs.DurationVar(&cfg.Flow.IdleTimeout, "idle-timeout", cfg.Flow.IdleTimeout, "end a flow after this long without packets")
+	fs.DurationVar(&cfg.Flow.ActiveTimeout, "active-timeout", cfg.Flow.ActiveTimeout, "export a long flow as an interim record after this long")
+	maxFlows := fs.String("max-flows", envOr("NETWATCH_MAX_FLOWS", strconv.Itoa(cfg.Flow.MaxFlows)), "flow table capacity; the longest-idle flow is evicted beyond it (env NETWATCH_MAX_FLOWS)")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	check := fs.Bool("check", false, "validate the configuration and exit")
+	if err := fs.Parse(args); err != nil {
+		return cfg, exitUsage, nil
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, "netwatch-sensor", version)
+		return cfg, exitOK, nil
+	}
+	if fs.NArg() > 0 {
+		return cfg, exitUsage, fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))
+	}
+	if cfg.Speed, err = parseSpeed(*speed); err != nil {
+		return cfg, exitUsage, err
+	}
+	ring, err := parseSize("ring-size", *ringSize)
+	if err != nil {
+		return cfg, exitUsage, err
+	}
+	if cfg.Capture.BlockSize, err = parseSize("ring-block-size", *blockSize); err != nil {
+		return cfg, exitUsage, err
+	}
+	if cfg.Capture.BlockSize > 0 {
+		cfg.Capture.NumBlocks = ring / cfg.Capture.BlockSize
+	}
+	if cfg.Flow.MaxFlows, err = strconv.Atoi(*maxFlows); err != nil {
+		return cfg, exitUsage, fmt.Errorf("max-flows: %q is not a number", *maxFlows)
+	}
+	cfg.Capture.Interface = cfg.Interface
+	if err := cfg.check(); err != nil {
+		return cfg, exitUsage, err
+	}
+	if *check {
+		fmt.Fprintln(stdout, "configuration ok")
+		return cfg, exitOK, nil
+	}
+	return cfg, -1, nil
+}
+
+func (c *config) check() error {
+	switch {
+	case c.Interface == "" && c.Read == "":
+		return fmt.Errorf("interface: give --interface IF to capture or --read FILE to read a capture")
+	case c.Interface != "" && c.Read != "":
+		return fmt.Errorf("interface: --interface and --read exclude each other")
+	case c.Output != "" && c.Output != "jsonl":
+		return fmt.Errorf("output: %q is not supported (use jsonl)", c.Output)
+	case c.Collector == "" && c.Output == "":
+		return fmt.Errorf("collector: give --collector HOST:PORT or --output jsonl")
+	case c.Read == "" && (c.Loop || c.RebaseTime || c.Speed != 0):
+		return fmt.Errorf("speed: --speed, --loop and --rebase-time apply to --read only")
+	case c.SensorID == "":
+		return fmt.Errorf("sensor-id: must not be empty")
+	case c.ExportInterval < 100*time.Millisecond || c.ExportInterval > time.Minute:
+		return fmt.Errorf("export-interval: %v is outside [100ms, 1m]", c.ExportInterval)
+	}
+	if err := c.Flow.Check(); err != nil {
+		return err
+	}
+	if c.Read == "" {
+		return c.Capture.Check()
+	}
+	return nil
+}
+
+// parseSpeed reads "max", "1x", "2.5x".
+func parseSpeed(s string) (float64, error) {
+	if s == "max" {
+		return 0, nil
+	}
+	v, err := strconv.ParseFloat(strings.TrimSuffix(s, "x"), 64)
+	if err != nil || !strings.HasSuffix(s, "x") || v <= 0 || v > 1e6 {
+		return 0, fmt.Errorf("speed: %q is not max or Nx (e.g. 1x, 10x)", s)
+	}
+	return v, nil
+}
+
+// parseSize reads "16MiB", "1MiB", "4096", "64KiB".
+func parseSize(field, s string) (int, error) {
+	mult := 1
+	num := s
+	for _, u := range []struct {
+		suffix string
+		mult   int
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}} {
+		if strings.HasSuffix(s, u.suffix) {
+			num, mult = strings.TrimSuffix(s, u.suffix), u.mult
+			break
+		}
+	}
+	v, err := strconv.Atoi(num)
+	if err != nil || v <= 0 {
+		return 0, fmt.Errorf("%s: %q is not a size (e.g. 16MiB, 4096)", field, s)
+	}
+	return v * mult, nil
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"os"
+	"slices"
+	"time"
+
+	netwatchv1 "netwatch.dev/proto/netwatch/v1"
+	"netwatch.dev/sensor/internal/output"
+	"netwatch.dev/sensor/internal/pcapfile"
+)
+
+// runOffline replays a capture file through the same decoder and flow table as live
+// capture. Timestamps are the capture's own unless --rebase-time; --speed paces the
+// replay against the wall clock; --loop starts over at the end, shifting time so it
+// keeps moving forward.
+func runOffline(ctx context.Context, cfg config, stdout, stderr io.Writer, log *slog.Logger) error {
+	out := newOutputs(1, "file:"+cfg.Read)
+	if cfg.Output == "jsonl" {
+		out.jsonl = output.NewJSONL(stdout, cfg.SensorID)
+	}
+	if cfg.Collector != "" {
+		return fmt.Errorf("collector: streaming a --read file to a collector is not wired yet (use --output jsonl)")
+	}
+	sh, err := newShard(0, cfg, out)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	var (
+		offset  int64 // added to every timestamp
+		packets uint64
+		readErr error
+		lastTS  int64
+	)
+	for loop := 0; ; loop++ {
+		var first, last int64
+		first, last, err = replayOnce(ctx, cfg, sh, &offset, &packets)
+		if err != nil {
+			readErr = err
+			break
+		}
+		lastTS = last + offset
+		if !cfg.Loop || ctx.Err() != nil || first == 0 {
+			break
+		}
+		// Next round: continue time from where this one ended (plus one export
+		// interval, so flows of one round do not merge with the next).
+		offset += last - first + int64(cfg.ExportInterval)
+	}
+	if lastTS != 0 {
+		sh.export(lastTS)
+	}
+	sh.flush()
+	if out.jsonl != nil {
+		if err := out.jsonl.Flush(); err != nil {
+			return fmt.Errorf("write flows: %w", err)
+		}
+	}
+	if out.err != nil {
+		return out.err
+	}
+	elapsed := time.Since(start)
+	st := out.stats(time.Now())
+	log.Info("read done", "file", cfg.Read, "packets", packets, "flows_written", jsonlWritten(out),
+		"elapsed", elapsed.Round(time.Millisecond), "packets_per_second", int64(float64(packets)/max(elapsed.Seconds(), 1e-9)),
+		"decode_errors", fmtCounters(st.GetDecodeErrors()), "non_ip", fmtCounters(st.GetNonIp()))
+	if readErr != nil && !errors.Is(readErr, context.Canceled) {
+		return fmt.Errorf("read %s: %w (the flows decoded before it were kept and written)", cfg.Read, readErr)
+	}
+	return nil
+}
+
+func jsonlWritten(o *outputs) uint64 {
+	if o.jsonl == nil {
+		return 0
+	}
+	return o.jsonl.Written()
+}
+
+// replayOnce reads the file once. It returns the first and last capture timestamps.
+func replayOnce(ctx context.Context, cfg config, sh *shard, offset *int64, packets *uint64) (first, last int64, err error) {
+	f, err := os.Open(cfg.Read)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	r, err := pcapfile.NewReader(f)
+	if err != nil {
+		return 0, 0, err
+	}
+	var (
+		rec       pcapfile.Record
+		wallStart time.Time
+	)
+	for n := 0; ; n++ {
+		if n&4095 == 0 && ctx.Err() != nil {
+			return first, last, ctx.Err()
+		}
+		if err := r.Next(&rec); err != nil {
+			if errors.Is(err, io.EOF) {
+				return first, last, nil
+			}
+			return first, last, err
+		}
+		if first == 0 {
+			first = rec.Timestamp
+			wallStart = time.Now()
+			if cfg.RebaseTime && *offset == 0 {
+				*offset = wallStart.UnixNano() - first
+			}
+		}
+		last = max(last, rec.Timestamp)
+		if cfg.Speed > 0 {
+			due := wallStart.Add(time.Duration(float64(rec.Timestamp-first) / cfg.Speed))
+			if wait := time.Until(due); wait > time.Millisecond {
+				select {
+				case <-time.After(wait):
+				case <-ctx.Done():
+					return first, last, ctx.Err()
+				}
+			}
+		}
+		ts := rec.Timestamp + *offset
+		*packets++
+		sh.add(rec.LinkType, rec.Data, ts, 0, false)
+		sh.maybeExport(ts)
+	}
+}
+
+func fmtCounters(cs []*netwatchv1.CounterValue) string {
+	s := ""
+	for _, c := range cs {
+		if c.GetValue() == 0 {
+			continue
+		}
+		if s != "" {
+			s += ","
+		}
+		s += fmt.Sprintf("%s=%d", c.GetName(), c.GetValue())
+	}
+	return s
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	return slices.Sorted(maps.Keys(m))
+}

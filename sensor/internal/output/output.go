@@ -1,0 +1,170 @@
+// Package output turns the flow table's deltas into the contract's messages: FlowDelta
+// protobufs for the collector, and NetworkFlow JSON lines (the REST API's names) for
+// --output jsonl.
+package output
+
+import (
+	"bufio"
+	"io"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"netwatch.dev/proto/flowmeta"
+	netwatchv1 "netwatch.dev/proto/netwatch/v1"
+	"netwatch.dev/proto/restjson"
+	"netwatch.dev/sensor/internal/flow"
+)
+
+var statusOf = [...]netwatchv1.FlowStatus{
+	flow.StatusActive: netwatchv1.FlowStatus_FLOW_STATUS_ACTIVE,
+	flow.StatusIdle:   netwatchv1.FlowStatus_FLOW_STATUS_IDLE,
+	flow.StatusClosed: netwatchv1.FlowStatus_FLOW_STATUS_CLOSED,
+}
+
+var endReasonOf = [...]netwatchv1.EndReason{
+	flow.EndNone:          netwatchv1.EndReason_END_REASON_UNSPECIFIED,
+	flow.EndFIN:           netwatchv1.EndReason_END_REASON_FIN,
+	flow.EndRST:           netwatchv1.EndReason_END_REASON_RST,
+	flow.EndIdleTimeout:   netwatchv1.EndReason_END_REASON_IDLE_TIMEOUT,
+	flow.EndActiveTimeout: netwatchv1.EndReason_END_REASON_ACTIVE_TIMEOUT,
+	flow.EndEvicted:       netwatchv1.EndReason_END_REASON_EVICTED,
+	flow.EndSensorStopped: netwatchv1.EndReason_END_REASON_SENSOR_STOPPED,
+}
+
+// Status is the contract's value of a flow status.
+func Status(s flow.Status) netwatchv1.FlowStatus {
+	if int(s) < len(statusOf) {
+		return statusOf[s]
+	}
+	return netwatchv1.FlowStatus_FLOW_STATUS_UNSPECIFIED
+}
+
+// EndReason is the contract's value of an end reason.
+func EndReason(r flow.EndReason) netwatchv1.EndReason {
+	if int(r) < len(endReasonOf) {
+		return endReasonOf[r]
+	}
+	return netwatchv1.EndReason_END_REASON_UNSPECIFIED
+}
+
+// FlowDelta converts one delta for the collector. Addresses are 4 bytes for IPv4.
+func FlowDelta(d *flow.Delta) *netwatchv1.FlowDelta {
+	src, dst := d.Src(), d.Dst()
+	return &netwatchv1.FlowDelta{
+		Key: &netwatchv1.FlowKey{
+			Protocol: uint32(d.Protocol),
+			SrcAddr:  src.AsSlice(), SrcPort: uint32(d.SrcPort),
+			DstAddr: dst.AsSlice(), DstPort: uint32(d.DstPort),
+		},
+		VlanId:      uint32(d.VLAN),
+		SrcPackets:  d.SrcPackets,
+		SrcBytes:    d.SrcBytes,
+		DstPackets:  d.DstPackets,
+		DstBytes:    d.DstBytes,
+		FirstSeen:   timestamppb.New(time.Unix(0, d.FirstSeen)),
+		LastSeen:    timestamppb.New(time.Unix(0, d.LastSeen)),
+		SrcTcpFlags: uint32(d.SrcTCPFlags),
+		DstTcpFlags: uint32(d.DstTCPFlags),
+		Status:      Status(d.Status),
+		EndReason:   EndReason(d.EndReason),
+	}
+}
+
+// recordKey identifies one flow record while its deltas are being summed.
+type recordKey struct {
+	src, dst         [16]byte
+	srcPort, dstPort uint16
+	proto            uint8
+	firstSeen        int64
+}
+
+// record is a flow record's totals so far.
+type record struct {
+	d                  flow.Delta // identity, times, status of the latest delta
+	srcPkts, srcBytes  uint64
+	dstPkts, dstBytes  uint64
+	srcFlags, dstFlags uint8
+}
+
+// JSONL writes one NetworkFlow JSON object per flow record when the record ends
+// (FIN/RST, idle or active timeout, eviction, end of input), the offline equivalent of
+// `zeek -r` or `softflowd -r`. A flow cut by the active timeout gives several lines whose
+// counters add up to the flow's totals.
+type JSONL struct {
+	w        *bufio.Writer
+	sensorID string
+	open     map[recordKey]*record
+	buf      []byte
+	written  uint64
+}
+
+// NewJSONL writes to w; sensorID goes into each line's sensorId and flowKey.
+func NewJSONL(w io.Writer, sensorID string) *JSONL {
+	return &JSONL{w: bufio.NewWriterSize(w, 256<<10), sensorID: sensorID, open: make(map[recordKey]*record)}
+}
+
+// Add sums one delta into its record and writes the record if it ended.
+func (j *JSONL) Add(d *flow.Delta) error {
+	k := recordKey{src: d.SrcAddr, dst: d.DstAddr, srcPort: d.SrcPort, dstPort: d.DstPort, proto: d.Protocol, firstSeen: d.FirstSeen}
+	r := j.open[k]
+	if r == nil {
+		r = &record{}
+		j.open[k] = r
+	}
+	r.d = *d
+	r.srcPkts += d.SrcPackets
+	r.srcBytes += d.SrcBytes
+	r.dstPkts += d.DstPackets
+	r.dstBytes += d.DstBytes
+	r.srcFlags |= d.SrcTCPFlags
+	r.dstFlags |= d.DstTCPFlags
+	if d.EndReason == flow.EndNone {
+		return nil
+	}
+	delete(j.open, k)
+	return j.write(r)
+}
+
+// Open is the number of records not written yet.
+func (j *JSONL) Open() int { return len(j.open) }
+
+// Written is the number of lines written.
+func (j *JSONL) Written() uint64 { return j.written }
+
+// Flush writes buffered lines to the underlying writer.
+func (j *JSONL) Flush() error { return j.w.Flush() }
+
+func (j *JSONL) write(r *record) error {
+	d := &r.d
+	src, dst := d.Src(), d.Dst()
+	nf := &netwatchv1.NetworkFlow{
+		FlowKey:      flowmeta.ID(j.sensorID, d.Protocol, src, d.SrcPort, dst, d.DstPort, d.FirstSeen),
+		SrcIp:        src.String(),
+		DstIp:        dst.String(),
+		SrcPort:      uint32(d.SrcPort),
+		DstPort:      uint32(d.DstPort),
+		Protocol:     uint32(d.Protocol),
+		ProtocolName: flowmeta.ProtocolName(d.Protocol),
+		Bytes:        r.srcBytes + r.dstBytes,
+		Packets:      r.srcPkts + r.dstPkts,
+		FirstSeen:    timestamppb.New(time.Unix(0, d.FirstSeen)),
+		LastSeen:     timestamppb.New(time.Unix(0, d.LastSeen)),
+		Duration:     (d.LastSeen - d.FirstSeen) / int64(time.Millisecond),
+		Status:       Status(d.Status),
+		SrcPackets:   r.srcPkts,
+		SrcBytes:     r.srcBytes,
+		DstPackets:   r.dstPkts,
+		DstBytes:     r.dstBytes,
+		EndReason:    EndReason(d.EndReason),
+		SensorId:     j.sensorID,
+		VlanId:       uint32(d.VLAN),
+		SrcTcpFlags:  flowmeta.TCPFlags(r.srcFlags),
+		DstTcpFlags:  flowmeta.TCPFlags(r.dstFlags),
+	}
+	j.buf = restjson.Append(j.buf[:0], nf)
+	j.buf = append(j.buf, '\n')
+	j.written++
+	_, err := j.w.Write(j.buf)
+	return err
+}
