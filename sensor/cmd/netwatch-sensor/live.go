@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"time"
 
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 	"netwatch.dev/sensor/internal/capture"
@@ -37,6 +36,13 @@ func runLive(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger
 	}
 	defer capt.Close()
 	out.captured = func() captureCounters { return countersOf(capt.Stats()) }
+	if cfg.MetricsListen != "" {
+		stopMetrics, err := serveMetrics(cfg.MetricsListen, out, log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
 
 	shards := make([]*shard, cfg.Capture.Workers)
 	for i := range shards {
@@ -56,7 +62,7 @@ func runLive(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger
 			err = ferr
 		}
 	}
-	st := out.stats(time.Now())
+	st := out.stats()
 	log.Info("capture stopped", "packets", st.GetPackets(), "kernel_packets", st.GetKernelPackets(),
 		"kernel_drops", st.GetKernelDrops(), "queue_freezes", st.GetQueueFreezes())
 	if err != nil && ctx.Err() == nil {

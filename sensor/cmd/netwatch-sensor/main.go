@@ -43,8 +43,10 @@ type config struct {
 	SensorID       string
 	ExportInterval time.Duration
 	MetricsListen  string
-	Capture        capture.Config
-	Flow           flow.Config
+	// metricsExplicit: --metrics-listen was given (offline mode serves metrics only then).
+	metricsExplicit bool
+	Capture         capture.Config
+	Flow            flow.Config
 }
 
 func main() {
@@ -121,6 +123,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (cfg config, code int, 
 		fmt.Fprintln(stdout, "netwatch-sensor", version)
 		return cfg, exitOK, nil
 	}
+	fs.Visit(func(f *flag.Flag) { cfg.metricsExplicit = cfg.metricsExplicit || f.Name == "metrics-listen" })
 	if fs.NArg() > 0 {
 		return cfg, exitUsage, fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))
 	}

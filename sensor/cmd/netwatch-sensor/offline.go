@@ -32,6 +32,13 @@ func runOffline(ctx context.Context, cfg config, stdout, stderr io.Writer, log *
 	if err != nil {
 		return err
 	}
+	if cfg.MetricsListen != "" && cfg.metricsExplicit {
+		stopMetrics, err := serveMetrics(cfg.MetricsListen, out, log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
 	start := time.Now()
 	var (
 		offset  int64 // added to every timestamp
@@ -67,7 +74,7 @@ func runOffline(ctx context.Context, cfg config, stdout, stderr io.Writer, log *
 		return out.err
 	}
 	elapsed := time.Since(start)
-	st := out.stats(time.Now())
+	st := out.stats()
 	log.Info("read done", "file", cfg.Read, "packets", packets, "flows_written", jsonlWritten(out),
 		"elapsed", elapsed.Round(time.Millisecond), "packets_per_second", int64(float64(packets)/max(elapsed.Seconds(), 1e-9)),
 		"decode_errors", fmtCounters(st.GetDecodeErrors()), "non_ip", fmtCounters(st.GetNonIp()))

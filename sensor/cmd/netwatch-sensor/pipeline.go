@@ -123,19 +123,20 @@ func (o *outputs) deliver(export func(emit func(*flow.Delta))) {
 		}
 	})
 	if o.exporter != nil {
-		o.exporter.Submit(o.protos, o.statsLocked(time.Now()))
+		o.exporter.Submit(o.protos, o.statsLocked(time.Now(), true))
 		o.protos = nil // the exporter owns the slice now
 	}
 }
 
-// stats is the sensor's SensorStats now.
-func (o *outputs) stats(now time.Time) *netwatchv1.SensorStats {
+// stats is the sensor's SensorStats now, without the CPU share (which is measured
+// between two batches).
+func (o *outputs) stats() *netwatchv1.SensorStats {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return o.statsLocked(now)
+	return o.statsLocked(time.Time{}, false)
 }
 
-func (o *outputs) statsLocked(now time.Time) *netwatchv1.SensorStats {
+func (o *outputs) statsLocked(now time.Time, sampleCPU bool) *netwatchv1.SensorStats {
 	st := &netwatchv1.SensorStats{Interface: o.iface}
 	var frames uint64
 	byResult := map[string]uint64{}
@@ -162,7 +163,11 @@ func (o *outputs) statsLocked(now time.Time) *netwatchv1.SensorStats {
 		st.KernelPackets, st.KernelDrops, st.QueueFreezes = c.kernelPackets, c.kernelDrops, c.freezes
 		st.InterfaceStatus = c.status
 	}
-	st.CpuPercent, st.RssBytes = o.cpu.Sample(now)
+	if sampleCPU {
+		st.CpuPercent, st.RssBytes = o.cpu.Sample(now)
+	} else {
+		st.RssBytes = procstat.RSS()
+	}
 	return st
 }
 

@@ -20,7 +20,7 @@ const clockTicks = 100
 // Sample returns CPU use since the previous call, in percent of one core, and the
 // resident set size in bytes. Where /proc is missing both are 0.
 func (s *Sampler) Sample(now time.Time) (cpuPercent float64, rss uint64) {
-	cpu := cpuTime()
+	cpu := CPUTime()
 	if !s.lastWall.IsZero() && now.After(s.lastWall) {
 		cpuPercent = 100 * float64(cpu-s.lastCPU) / float64(now.Sub(s.lastWall))
 	}
@@ -28,9 +28,9 @@ func (s *Sampler) Sample(now time.Time) (cpuPercent float64, rss uint64) {
 	return cpuPercent, RSS()
 }
 
-// cpuTime is utime+stime of this process from /proc/self/stat (fields 14 and 15,
+// CPUTime is utime+stime of this process from /proc/self/stat (fields 14 and 15,
 // counted after the parenthesised command name, which may contain spaces).
-func cpuTime() time.Duration {
+func CPUTime() time.Duration {
 	b, err := os.ReadFile("/proc/self/stat")
 	if err != nil {
 		return 0
