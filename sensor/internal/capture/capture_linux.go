@@ -220,14 +220,17 @@ func setFilter(fd int, prog []unix.SockFilter) error {
 
 // joinFanout puts every worker's socket in one PACKET_FANOUT group:
 // PACKET_FANOUT_HASH sends all packets of a flow (the kernel's symmetric
-// flow hash, skb_get_hash) to one socket. PACKET_FANOUT_FLAG_DEFRAG makes the
-// kernel reassemble IPv4 fragments before hashing, so the workers see the
-// reassembled datagram instead of its fragments. With FanoutGroup 0, the
+// flow hash, skb_get_hash) to one socket. PACKET_FANOUT_FLAG_DEFRAG is left
+// off on purpose: it would hand the workers reassembled datagrams, and Netwatch
+// counts every fragment on the wire with its own IP length (exact packets and
+// bytes). The kernel hashes IP fragments by addresses only (the flow dissector
+// does not read ports of fragments), so all fragments of a datagram reach the
+// same worker and its fragment table can attribute them. With FanoutGroup 0, the
 // first socket asks for a fresh id (PACKET_FANOUT_FLAG_UNIQUEID, Linux 4.4+)
 // and reads it back; the kernel clears that flag from the group's flags, so
 // the others join without it. The option value is id | (mode|flags) << 16.
 func (c *Capture) joinFanout() error {
-	const mode = unix.PACKET_FANOUT_HASH | unix.PACKET_FANOUT_FLAG_DEFRAG
+	const mode = unix.PACKET_FANOUT_HASH
 	id := int(c.cfg.FanoutGroup)
 	for i, w := range c.workers {
 		opt := id | mode<<16

@@ -76,7 +76,7 @@ type Config struct {
 	Snaplen int
 	// Workers is the number of capture sockets, rings and goroutines. With
 	// more than one the sockets form a PACKET_FANOUT group in
-	// PACKET_FANOUT_HASH mode (+PACKET_FANOUT_FLAG_DEFRAG), so each flow
+	// PACKET_FANOUT_HASH mode (without DEFRAG: fragments are counted as seen), so each flow
 	// lands on one worker. 1 to 256. Default 1.
 	Workers int
 	// FanoutGroup is the fanout group id (per network namespace). 0 lets the
