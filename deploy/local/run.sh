@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# `make run`: the collector on 127.0.0.1 and a sensor on the default-route interface.
+# Ctrl-C stops both cleanly. Overrides: NETWATCH_INTERFACE, NETWATCH_PORT (HTTP, 8080),
+# NETWATCH_GRPC_PORT (9090), NETWATCH_DATA_DIR (./netwatch-data).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+iface=${NETWATCH_INTERFACE:-$(ip -o route show default 2>/dev/null | awk '{for (i=1;i<NF;i++) if ($i=="dev") {print $(i+1); exit}}')}
+http_port=${NETWATCH_PORT:-8080}
+grpc_port=${NETWATCH_GRPC_PORT:-9090}
+data_dir=${NETWATCH_DATA_DIR:-./netwatch-data}
+
+if [[ -z $iface ]]; then
+  echo "run: no default route, so no interface to capture on; set NETWATCH_INTERFACE=IF (ip -br link lists them)" >&2
+  exit 2
+fi
+if [[ $(id -u) -ne 0 ]] && ! getcap bin/netwatch-sensor 2>/dev/null | grep -q cap_net_raw; then
+  cat >&2 <<MSG
+run: live capture needs CAP_NET_RAW. Either
+  sudo make run
+or give the sensor binary the capability once:
+  sudo setcap cap_net_raw,cap_net_admin+ep bin/netwatch-sensor && make run
+MSG
+  exit 2
+fi
+
+pids=()
+stop() {
+  trap - INT TERM EXIT
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  echo "run: stopped"
+}
+trap stop INT TERM EXIT
+
+bin/netwatch-collector --grpc-listen "127.0.0.1:$grpc_port" --http-listen "127.0.0.1:$http_port" --data-dir "$data_dir" &
+pids+=($!)
+for _ in $(seq 50); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$http_port") 2>/dev/null && break
+  sleep 0.1
+done
+bin/netwatch-sensor --interface "$iface" --collector "127.0.0.1:$grpc_port" &
+pids+=($!)
+
+echo
+echo "  Netwatch dashboard: http://127.0.0.1:$http_port/    (capturing on $iface; Ctrl-C stops)"
+echo
+wait -n "${pids[@]}" || true
