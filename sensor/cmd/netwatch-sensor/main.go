@@ -50,10 +50,15 @@ type config struct {
 }
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
+// run is the whole program; it returns the exit code. Cancelling ctx stops capture
+// (SIGINT, SIGTERM) and flushes every open flow.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg, code, err := parseFlags(args, stdout, stderr)
 	if err != nil || code >= 0 {
 		if err != nil {
@@ -62,8 +67,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return max(code, 0)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 
 	if cfg.Read != "" {
 		err = runOffline(ctx, cfg, stdout, stderr, log)

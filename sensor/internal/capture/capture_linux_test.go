@@ -4,15 +4,10 @@ package capture
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
-	"fmt"
-	"io"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
 	"runtime"
 	"strings"
@@ -20,216 +15,10 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/net/icmp"
-	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
+
+	"netwatch.dev/sensor/internal/testnet"
 )
-
-// ---- test network: a veth pair, one end in a fresh network namespace ----
-
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("live capture test: skipped with -short; make test-integration runs it")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("live capture tests need root: CAP_NET_RAW for AF_PACKET and CAP_NET_ADMIN/CAP_SYS_ADMIN to create a network namespace and veth pair (CI runs them as root)")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Fatalf("live capture tests need the ip command (iproute2): %v", err)
-	}
-}
-
-func ipCmd(t *testing.T, args ...string) {
-	t.Helper()
-	out, err := exec.Command("ip", args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-	}
-}
-
-type testNet struct {
-	host, peer, ns string     // host end (root namespace), peer end (in ns)
-	hostIP, peerIP netip.Addr // a /30 in 10.0.0.0/8
-	subnet         [2]byte
-}
-
-// newTestNet creates a namespace and a veth pair with unique names, and
-// removes them when the test ends, whatever its outcome.
-func newTestNet(t *testing.T) *testNet {
-	t.Helper()
-	requireRoot(t)
-	var r [4]byte
-	if _, err := rand.Read(r[:]); err != nil {
-		t.Fatal(err)
-	}
-	id := hex.EncodeToString(r[:])
-	n := &testNet{host: "nw" + id + "h", peer: "nw" + id + "p", ns: "nwtest-" + id, subnet: [2]byte{r[0], r[1]}}
-	n.hostIP = netip.AddrFrom4([4]byte{10, r[0], r[1], 1})
-	n.peerIP = netip.AddrFrom4([4]byte{10, r[0], r[1], 2})
-	ipCmd(t, "netns", "add", n.ns)
-	t.Cleanup(func() {
-		_ = exec.Command("ip", "link", "del", n.host).Run()
-		_ = exec.Command("ip", "netns", "del", n.ns).Run()
-	})
-	ipCmd(t, "link", "add", n.host, "type", "veth", "peer", "name", n.peer, "netns", n.ns)
-	ipCmd(t, "addr", "add", n.hostIP.String()+"/30", "dev", n.host)
-	ipCmd(t, "-n", n.ns, "addr", "add", n.peerIP.String()+"/30", "dev", n.peer)
-	ipCmd(t, "link", "set", n.host, "up")
-	ipCmd(t, "-n", n.ns, "link", "set", n.peer, "up")
-	ipCmd(t, "-n", n.ns, "link", "set", "lo", "up")
-	return n
-}
-
-// inNS runs fn on an OS thread switched into the test namespace. Sockets
-// created by fn stay in that namespace after the thread switches back.
-func (n *testNet) inNS(t *testing.T, fn func()) {
-	t.Helper()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
-		if err != nil {
-			errc <- err
-			return // the locked thread exits with the goroutine
-		}
-		defer orig.Close()
-		target, err := os.Open("/var/run/netns/" + n.ns)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer target.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns %s: %w", n.ns, err)
-			return
-		}
-		fn()
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns back: %w", err)
-			return // thread stays in the wrong namespace: let it die
-		}
-		runtime.UnlockOSThread()
-		errc <- nil
-	}()
-	if err := <-errc; err != nil {
-		t.Fatal(err)
-	}
-}
-
-// udpEcho starts a UDP echo server in the namespace on peerIP:port.
-func (n *testNet) udpEcho(t *testing.T, ip netip.Addr, port int) {
-	t.Helper()
-	var conn net.PacketConn
-	var err error
-	n.inNS(t, func() { conn, err = net.ListenPacket("udp4", netip.AddrPortFrom(ip, uint16(port)).String()) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	go func() {
-		buf := make([]byte, 65536)
-		for {
-			k, from, err := conn.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			conn.WriteTo(buf[:k], from)
-		}
-	}()
-}
-
-// udpExchange sends count datagrams of size bytes from the root namespace
-// to dst:port, one at a time, waiting for each echo.
-func udpExchange(t *testing.T, dst netip.Addr, port, count, size int) (srcPort int) {
-	t.Helper()
-	c, err := net.Dial("udp4", netip.AddrPortFrom(dst, uint16(port)).String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	msg, buf := make([]byte, size), make([]byte, size+1)
-	for i := 0; i < count; i++ {
-		c.SetDeadline(time.Now().Add(2 * time.Second))
-		if _, err := c.Write(msg); err != nil {
-			t.Fatal(err)
-		}
-		if k, err := c.Read(buf); err != nil || k != size {
-			t.Fatalf("udp echo %d: %d bytes, %v", i, k, err)
-		}
-	}
-	return c.LocalAddr().(*net.UDPAddr).Port
-}
-
-// ping sends count ICMP echo requests to dst and waits for each reply.
-func ping(t *testing.T, dst netip.Addr, count int) {
-	t.Helper()
-	c, err := icmp.ListenPacket("ip4:icmp", "0.0.0.0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	id := os.Getpid() & 0xffff
-	buf := make([]byte, 1500)
-	for seq := 0; seq < count; seq++ {
-		m := icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: id, Seq: seq, Data: make([]byte, 56)}}
-		b, _ := m.Marshal(nil)
-		if _, err := c.WriteTo(b, &net.IPAddr{IP: dst.AsSlice()}); err != nil {
-			t.Fatal(err)
-		}
-		for {
-			c.SetReadDeadline(time.Now().Add(2 * time.Second))
-			k, from, err := c.ReadFrom(buf)
-			if err != nil {
-				t.Fatalf("ping %v seq %d: %v", dst, seq, err)
-			}
-			r, err := icmp.ParseMessage(1, buf[:k])
-			if err != nil || from.String() != dst.String() || r.Type != ipv4.ICMPTypeEchoReply {
-				continue
-			}
-			if e, ok := r.Body.(*icmp.Echo); ok && e.Seq == seq {
-				break
-			}
-		}
-	}
-}
-
-// tcpExchange sends size bytes over TCP to a server in the namespace, which
-// reads them all and closes.
-func (n *testNet) tcpExchange(t *testing.T, port, size int) {
-	t.Helper()
-	var ln net.Listener
-	var err error
-	n.inNS(t, func() { ln, err = net.Listen("tcp4", netip.AddrPortFrom(n.peerIP, uint16(port)).String()) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	got := make(chan int64, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			got <- -1
-			return
-		}
-		k, _ := io.Copy(io.Discard, c)
-		c.Close()
-		got <- k
-	}()
-	c, err := net.Dial("tcp4", netip.AddrPortFrom(n.peerIP, uint16(port)).String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Write(make([]byte, size)); err != nil {
-		t.Fatal(err)
-	}
-	c.(*net.TCPConn).CloseWrite()
-	if k := <-got; k != int64(size) {
-		t.Fatalf("tcp server got %d bytes, want %d", k, size)
-	}
-	io.Copy(io.Discard, c) // wait for the server's FIN
-	c.Close()
-}
 
 // ---- a recording handler ----
 
@@ -358,18 +147,18 @@ func testConfig(iface string) Config {
 // ---- tests ----
 
 func TestLiveCountsTimestampsStats(t *testing.T) {
-	n := newTestNet(t)
+	n := testnet.New(t)
 	r := newRecorder()
 	before := time.Now().UnixNano()
-	c := start(t, testConfig(n.host), r)
+	c := start(t, testConfig(n.Host), r)
 
 	const udpCount, udpSize = 40, 100
-	n.udpEcho(t, n.peerIP, 9000)
-	sport := udpExchange(t, n.peerIP, 9000, udpCount, udpSize)
+	n.UDPEcho(t, n.PeerIP, 9000)
+	sport := testnet.UDPExchange(t, n.PeerIP, 9000, udpCount, udpSize)
 	const pings = 10
-	ping(t, n.peerIP, pings)
+	testnet.Ping(t, n.PeerIP, pings)
 	const tcpBytes = 300_000
-	n.tcpExchange(t, 9001, tcpBytes)
+	n.TCPExchange(t, 9001, tcpBytes)
 
 	isUDP := func(p pkt) bool {
 		return p.proto == 17 && (p.sport == uint16(sport) && p.dport == 9000 || p.sport == 9000 && p.dport == uint16(sport))
@@ -380,7 +169,7 @@ func TestLiveCountsTimestampsStats(t *testing.T) {
 		defer r.mu.Unlock()
 		sum := 0
 		for _, p := range r.pkts {
-			if p.proto == 6 && p.dport == 9001 && p.dst == n.peerIP {
+			if p.proto == 6 && p.dport == 9001 && p.dst == n.PeerIP {
 				sum += p.tcpPayload
 			}
 		}
@@ -430,7 +219,7 @@ func TestLiveCountsTimestampsStats(t *testing.T) {
 		t.Errorf("Stats: up %v running %v err %v workers %d, want up, running, 1 worker", s1.Up, s1.Running, s1.InterfaceErr, len(s1.Workers))
 	}
 	// The kernel resets its counters on each read: they must accumulate.
-	ping(t, n.peerIP, 5)
+	testnet.Ping(t, n.PeerIP, 5)
 	waitFor(t, "5 more pings", func() bool { return r.count(isICMP) >= 2*pings+10 })
 	s2 := c.Stats()
 	if s2.Packets < s1.Packets+10 {
@@ -444,21 +233,21 @@ func TestLiveCountsTimestampsStats(t *testing.T) {
 	}
 
 	// Interface state: down, then up again.
-	ipCmd(t, "link", "set", n.host, "down")
+	testnet.IP(t, "link", "set", n.Host, "down")
 	if s := c.Stats(); s.Up || s.Running {
 		t.Errorf("after link down: Up %v Running %v, want both false", s.Up, s.Running)
 	}
-	ipCmd(t, "link", "set", n.host, "up")
+	testnet.IP(t, "link", "set", n.Host, "up")
 	waitFor(t, "interface up", func() bool { s := c.Stats(); return s.Up && s.Running })
 	// The worker survives the ENETDOWN the kernel reports, and captures again.
-	ping(t, n.peerIP, 1)
+	testnet.Ping(t, n.PeerIP, 1)
 	waitFor(t, "ping after link up", func() bool { return r.count(isICMP) >= 2*pings+12 })
 }
 
 func TestLiveTicksWhenIdle(t *testing.T) {
-	n := newTestNet(t)
+	n := testnet.New(t)
 	r := newRecorder()
-	cfg := testConfig(n.host)
+	cfg := testConfig(n.Host)
 	cfg.Filter = "udp port 1" // nothing
 	start(t, cfg, r)
 	time.Sleep(400 * time.Millisecond)
@@ -470,15 +259,15 @@ func TestLiveTicksWhenIdle(t *testing.T) {
 }
 
 func TestLiveFilterUDP(t *testing.T) {
-	n := newTestNet(t)
+	n := testnet.New(t)
 	r := newRecorder()
-	cfg := testConfig(n.host)
+	cfg := testConfig(n.Host)
 	cfg.Filter = "udp"
 	c := start(t, cfg, r)
-	n.udpEcho(t, n.peerIP, 9000)
-	ping(t, n.peerIP, 5)
-	udpExchange(t, n.peerIP, 9000, 10, 64)
-	ping(t, n.peerIP, 5)
+	n.UDPEcho(t, n.PeerIP, 9000)
+	testnet.Ping(t, n.PeerIP, 5)
+	testnet.UDPExchange(t, n.PeerIP, 9000, 10, 64)
+	testnet.Ping(t, n.PeerIP, 5)
 	waitFor(t, "20 UDP frames", func() bool { return r.count(func(p pkt) bool { return p.proto == 17 }) >= 20 })
 	time.Sleep(100 * time.Millisecond)
 	if got := r.count(func(p pkt) bool { return p.proto != 17 }); got != 0 {
@@ -490,13 +279,13 @@ func TestLiveFilterUDP(t *testing.T) {
 }
 
 func TestLiveSnaplen(t *testing.T) {
-	n := newTestNet(t)
+	n := testnet.New(t)
 	r := newRecorder()
-	cfg := testConfig(n.host)
+	cfg := testConfig(n.Host)
 	cfg.Snaplen = 64
 	start(t, cfg, r)
-	n.udpEcho(t, n.peerIP, 9000)
-	udpExchange(t, n.peerIP, 9000, 5, 500)
+	n.UDPEcho(t, n.PeerIP, 9000)
+	testnet.UDPExchange(t, n.PeerIP, 9000, 5, 500)
 	isUDP := func(p pkt) bool { return p.proto == 17 }
 	waitFor(t, "10 UDP frames", func() bool { return r.count(isUDP) >= 10 })
 	if got := r.count(func(p pkt) bool { return isUDP(p) && p.capt == 64 && p.wireLen == 14+20+8+500 }); got != 10 {
@@ -505,17 +294,17 @@ func TestLiveSnaplen(t *testing.T) {
 }
 
 func TestLiveFanout(t *testing.T) {
-	n := newTestNet(t)
+	n := testnet.New(t)
 	r := newRecorder()
-	cfg := testConfig(n.host)
+	cfg := testConfig(n.Host)
 	cfg.Workers = 2
 	cfg.Filter = "udp"
 	c := start(t, cfg, r)
-	n.udpEcho(t, n.peerIP, 9000)
+	n.UDPEcho(t, n.PeerIP, 9000)
 	const flows, perFlow = 32, 3
 	ports := map[uint16]bool{}
 	for i := 0; i < flows; i++ {
-		ports[uint16(udpExchange(t, n.peerIP, 9000, perFlow, 32))] = true
+		ports[uint16(testnet.UDPExchange(t, n.PeerIP, 9000, perFlow, 32))] = true
 	}
 	waitFor(t, "all UDP frames", func() bool { return r.count(func(pkt) bool { return true }) >= flows*perFlow*2 })
 	time.Sleep(100 * time.Millisecond)
@@ -554,16 +343,16 @@ func TestLiveFanout(t *testing.T) {
 }
 
 func TestLiveDrops(t *testing.T) {
-	n := newTestNet(t)
+	n := testnet.New(t)
 	r := newRecorder()
 	r.stall = make(chan struct{})
-	cfg := testConfig(n.host)
+	cfg := testConfig(n.Host)
 	cfg.BlockSize, cfg.NumBlocks, cfg.FrameSize = 4096, 2, 2048 // 8 KiB ring
 	cfg.Filter = "udp"
 	c := start(t, cfg, r)
-	n.udpEcho(t, n.peerIP, 9000)
-	udpExchange(t, n.peerIP, 9000, 1, 32) // resolves ARP; its frames fill the first block
-	conn, err := net.Dial("udp4", netip.AddrPortFrom(n.peerIP, 9000).String())
+	n.UDPEcho(t, n.PeerIP, 9000)
+	testnet.UDPExchange(t, n.PeerIP, 9000, 1, 32) // resolves ARP; its frames fill the first block
+	conn, err := net.Dial("udp4", netip.AddrPortFrom(n.PeerIP, 9000).String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -597,22 +386,22 @@ func TestLiveDrops(t *testing.T) {
 // __netif_receive_skb_core), so the capture must report VLAN 42 from the ring
 // header and hand over an untagged frame. This needs no 8021q module.
 func TestLiveVLAN(t *testing.T) {
-	n := newTestNet(t)
+	n := testnet.New(t)
 	r42, r43 := newRecorder(), newRecorder()
-	cfg := testConfig(n.host)
+	cfg := testConfig(n.Host)
 	cfg.Filter = "vlan 42 and udp" // checks the kernel-only VLAN extensions too
 	start(t, cfg, r42)
 	cfg.Filter = "vlan 43"
 	start(t, cfg, r43)
 
-	hostIf, err := net.InterfaceByName(n.host)
+	hostIf, err := net.InterfaceByName(n.Host)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var fd, peerIndex int
-	n.inNS(t, func() {
+	n.InNS(t, func() {
 		var ifi *net.Interface
-		if ifi, err = net.InterfaceByName(n.peer); err != nil {
+		if ifi, err = net.InterfaceByName(n.Peer); err != nil {
 			return
 		}
 		peerIndex = ifi.Index
@@ -632,8 +421,8 @@ func TestLiveVLAN(t *testing.T) {
 	ip := frame[18:]
 	ip[0], ip[8], ip[9] = 0x45, 64, 17
 	binary.BigEndian.PutUint16(ip[2:], uint16(20+8+payload))
-	copy(ip[12:16], []byte{10, n.subnet[0], n.subnet[1], 6})
-	copy(ip[16:20], []byte{10, n.subnet[0], n.subnet[1], 5})
+	copy(ip[12:16], []byte{10, n.Subnet[0], n.Subnet[1], 6})
+	copy(ip[16:20], []byte{10, n.Subnet[0], n.Subnet[1], 5})
 	binary.BigEndian.PutUint16(ip[20:], 4242)
 	binary.BigEndian.PutUint16(ip[22:], 4243)
 	binary.BigEndian.PutUint16(ip[24:], 8+payload)
@@ -661,28 +450,28 @@ func TestLiveVLAN(t *testing.T) {
 // ends of the veth pair. veth offloads the tag (NETIF_F_HW_VLAN_CTAG_TX), so
 // it travels in skb metadata both ways.
 func TestLiveVLANSubinterface(t *testing.T) {
-	n := newTestNet(t)
-	hv, pv := n.host+".42", n.peer+".42"
-	out, err := exec.Command("ip", "link", "add", "link", n.host, "name", hv, "type", "vlan", "id", "42").CombinedOutput()
+	n := testnet.New(t)
+	hv, pv := n.Host+".42", n.Peer+".42"
+	out, err := exec.Command("ip", "link", "add", "link", n.Host, "name", hv, "type", "vlan", "id", "42").CombinedOutput()
 	if err != nil && strings.Contains(string(out), "Unknown device type") {
 		t.Skipf("this kernel has no 802.1Q support (CONFIG_VLAN_8021Q); TestLiveVLAN covers the ring's VLAN path: %s", out)
 	} else if err != nil {
 		t.Fatalf("ip link add %s: %v: %s", hv, err, out)
 	}
-	ipCmd(t, "-n", n.ns, "link", "add", "link", n.peer, "name", pv, "type", "vlan", "id", "42")
-	hostIP := netip.AddrFrom4([4]byte{10, n.subnet[0], n.subnet[1], 5})
-	peerIP := netip.AddrFrom4([4]byte{10, n.subnet[0], n.subnet[1], 6})
-	ipCmd(t, "addr", "add", hostIP.String()+"/30", "dev", hv)
-	ipCmd(t, "-n", n.ns, "addr", "add", peerIP.String()+"/30", "dev", pv)
-	ipCmd(t, "link", "set", hv, "up")
-	ipCmd(t, "-n", n.ns, "link", "set", pv, "up")
+	testnet.IP(t, "-n", n.NS, "link", "add", "link", n.Peer, "name", pv, "type", "vlan", "id", "42")
+	hostIP := netip.AddrFrom4([4]byte{10, n.Subnet[0], n.Subnet[1], 5})
+	peerIP := netip.AddrFrom4([4]byte{10, n.Subnet[0], n.Subnet[1], 6})
+	testnet.IP(t, "addr", "add", hostIP.String()+"/30", "dev", hv)
+	testnet.IP(t, "-n", n.NS, "addr", "add", peerIP.String()+"/30", "dev", pv)
+	testnet.IP(t, "link", "set", hv, "up")
+	testnet.IP(t, "-n", n.NS, "link", "set", pv, "up")
 
 	r := newRecorder()
-	cfg := testConfig(n.host)
+	cfg := testConfig(n.Host)
 	cfg.Filter = "vlan 42 and udp"
 	start(t, cfg, r)
-	n.udpEcho(t, peerIP, 9042)
-	udpExchange(t, peerIP, 9042, 5, 80)
+	n.UDPEcho(t, peerIP, 9042)
+	testnet.UDPExchange(t, peerIP, 9042, 5, 80)
 	waitFor(t, "10 tagged UDP frames", func() bool { return r.count(func(pkt) bool { return true }) >= 10 })
 	if got := r.count(func(p pkt) bool {
 		return p.vlanValid && p.vlan == 42 && p.etherType == 0x0800 && p.proto == 17 && p.wireLen == 14+20+8+80
@@ -692,7 +481,7 @@ func TestLiveVLANSubinterface(t *testing.T) {
 }
 
 func TestLiveOpenErrors(t *testing.T) {
-	requireRoot(t)
+	testnet.RequireRoot(t)
 	_, err := Open(DefaultConfig("nwnosuchif0"))
 	if !errors.Is(err, ErrNoInterface) || !strings.Contains(err.Error(), "lo") || !strings.Contains(err.Error(), "nwnosuchif0") {
 		t.Errorf("unknown interface: got %v, want ErrNoInterface naming it and listing lo", err)
