@@ -2,9 +2,9 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 	"netwatch.dev/sensor/internal/capture"
@@ -27,15 +27,16 @@ func runLive(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger
 	if cfg.Output == "jsonl" {
 		out.jsonl = output.NewJSONL(stdout, cfg.SensorID)
 	}
-	if cfg.Collector != "" {
-		return fmt.Errorf("collector: the collector link is not wired yet (use --output jsonl)")
-	}
 	capt, err := capture.Open(cfg.Capture)
 	if err != nil {
 		return err
 	}
 	defer capt.Close()
 	out.captured = func() captureCounters { return countersOf(capt.Stats()) }
+	exp, err := startExporter(cfg, out, log)
+	if err != nil {
+		return err
+	}
 	if cfg.MetricsListen != "" {
 		stopMetrics, err := serveMetrics(cfg.MetricsListen, out, log)
 		if err != nil {
@@ -61,6 +62,13 @@ func runLive(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger
 		if ferr := out.jsonl.Flush(); ferr != nil && err == nil {
 			err = ferr
 		}
+	}
+	// SIGTERM: the open flows went out above with end reason sensor-stopped; give the
+	// collector up to 5 s to acknowledge them.
+	stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if xerr := stopExporter(stopCtx, exp, cfg.Collector, log); xerr != nil && err == nil {
+		err = xerr
 	}
 	st := out.stats()
 	log.Info("capture stopped", "packets", st.GetPackets(), "kernel_packets", st.GetKernelPackets(),

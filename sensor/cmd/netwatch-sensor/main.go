@@ -12,12 +12,14 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"netwatch.dev/sensor/internal/capture"
+	"netwatch.dev/sensor/internal/export"
 	"netwatch.dev/sensor/internal/flow"
 )
 
@@ -47,6 +49,7 @@ type config struct {
 	metricsExplicit bool
 	Capture         capture.Config
 	Flow            flow.Config
+	Export          export.Config
 }
 
 func main() {
@@ -94,7 +97,9 @@ var errUsage = errors.New("usage")
 func parseFlags(args []string, stdout, stderr io.Writer) (cfg config, code int, err error) {
 	cfg.Capture = capture.DefaultConfig("")
 	cfg.Flow = flow.DefaultConfig()
+	cfg.Export = export.DefaultConfig()
 	hostname, _ := os.Hostname()
+	cfg.Export.Hostname, cfg.Export.Version = hostname, version
 	fs := flag.NewFlagSet("netwatch-sensor", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.Interface, "interface", os.Getenv("NETWATCH_INTERFACE"), "capture on this interface (env NETWATCH_INTERFACE)")
@@ -107,6 +112,13 @@ func parseFlags(args []string, stdout, stderr io.Writer) (cfg config, code int, 
 	fs.StringVar(&cfg.SensorID, "sensor-id", hostname, "this sensor's id (default: the hostname)")
 	fs.DurationVar(&cfg.ExportInterval, "export-interval", time.Second, "how often flow deltas are exported")
 	fs.StringVar(&cfg.MetricsListen, "metrics-listen", "127.0.0.1:9100", "Prometheus /metrics address (empty: off)")
+	spool := fs.String("spool-size", "64MiB", "memory for batches the collector has not acknowledged yet; the oldest are dropped (and counted) beyond it")
+	fs.StringVar(&cfg.Export.CAFile, "tls-ca", "", "CA certificate (PEM) to verify the collector; turns TLS on")
+	fs.StringVar(&cfg.Export.CertFile, "tls-cert", "", "client certificate (PEM) for mutual TLS")
+	fs.StringVar(&cfg.Export.KeyFile, "tls-key", "", "client key (PEM) for mutual TLS")
+	fs.StringVar(&cfg.Export.ServerName, "tls-server-name", "", "name expected in the collector's certificate (default: its host)")
+	fs.BoolVar(&cfg.Export.Insecure, "insecure", false, "allow plaintext to a collector that is not on loopback")
+	fs.StringVar(&cfg.Export.Token, "token", os.Getenv("NETWATCH_SENSOR_TOKEN"), "bearer token for the collector (env NETWATCH_SENSOR_TOKEN)")
 	fs.StringVar(&cfg.Capture.Filter, "bpf", "", "capture filter in tcpdump syntax, run in the kernel")
 	fs.BoolVar(&cfg.Capture.Promisc, "promisc", cfg.Capture.Promisc, "put the interface in promiscuous mode")
 	fs.IntVar(&cfg.Capture.Workers, "fanout", cfg.Capture.Workers, "capture workers (PACKET_FANOUT hash), each with its own ring and flow table")
@@ -143,10 +155,20 @@ func parseFlags(args []string, stdout, stderr io.Writer) (cfg config, code int, 
 	if cfg.Capture.BlockSize > 0 {
 		cfg.Capture.NumBlocks = ring / cfg.Capture.BlockSize
 	}
+	spoolBytes, err := parseSize("spool-size", *spool)
+	if err != nil {
+		return cfg, exitUsage, err
+	}
+	cfg.Export.SpoolBytes = int64(spoolBytes)
 	if cfg.Flow.MaxFlows, err = strconv.Atoi(*maxFlows); err != nil {
 		return cfg, exitUsage, fmt.Errorf("max-flows: %q is not a number", *maxFlows)
 	}
 	cfg.Capture.Interface = cfg.Interface
+	cfg.Export.Collector, cfg.Export.SensorID, cfg.Export.Interval = cfg.Collector, cfg.SensorID, cfg.ExportInterval
+	cfg.Export.Interface = cfg.Interface
+	if cfg.Read != "" {
+		cfg.Export.Interface = "file:" + filepath.Base(cfg.Read)
+	}
 	if err := cfg.check(); err != nil {
 		return cfg, exitUsage, err
 	}
@@ -176,6 +198,11 @@ func (c *config) check() error {
 	}
 	if err := c.Flow.Check(); err != nil {
 		return err
+	}
+	if c.Collector != "" {
+		if err := c.Export.Check(); err != nil {
+			return err
+		}
 	}
 	if c.Read == "" {
 		return c.Capture.Check()

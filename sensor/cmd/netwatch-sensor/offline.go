@@ -25,8 +25,9 @@ func runOffline(ctx context.Context, cfg config, stdout, stderr io.Writer, log *
 	if cfg.Output == "jsonl" {
 		out.jsonl = output.NewJSONL(stdout, cfg.SensorID)
 	}
-	if cfg.Collector != "" {
-		return fmt.Errorf("collector: streaming a --read file to a collector is not wired yet (use --output jsonl)")
+	exp, err := startExporter(cfg, out, log)
+	if err != nil {
+		return err
 	}
 	sh, err := newShard(0, cfg, out)
 	if err != nil {
@@ -72,6 +73,11 @@ func runOffline(ctx context.Context, cfg config, stdout, stderr io.Writer, log *
 	}
 	if out.err != nil {
 		return out.err
+	}
+	// Offline, every batch must reach the collector: wait for all acknowledgements
+	// (Ctrl-C gives up, and the exit status then says so).
+	if err := stopExporter(ctx, exp, cfg.Collector, log); err != nil {
+		return err
 	}
 	elapsed := time.Since(start)
 	st := out.stats()

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 	"netwatch.dev/sensor/internal/decode"
+	"netwatch.dev/sensor/internal/export"
 	"netwatch.dev/sensor/internal/flow"
 	"netwatch.dev/sensor/internal/output"
 	"netwatch.dev/sensor/internal/procstat"
@@ -177,4 +180,33 @@ func counters(m map[string]uint64) []*netwatchv1.CounterValue {
 		out = append(out, &netwatchv1.CounterValue{Name: name, Value: m[name]})
 	}
 	return out
+}
+
+// startExporter connects the sensor to its collector when one is configured.
+func startExporter(cfg config, out *outputs, log *slog.Logger) (*export.Exporter, error) {
+	if cfg.Collector == "" {
+		return nil, nil
+	}
+	exp, err := export.New(cfg.Export, log, time.Now)
+	if err != nil {
+		return nil, err
+	}
+	exp.Start()
+	out.exporter = exp
+	log.Info("exporting", "collector", cfg.Collector, "sensor_id", cfg.SensorID, "boot_id", exp.BootID())
+	return exp, nil
+}
+
+// stopExporter waits for the collector to acknowledge every batch, at most until ctx ends.
+func stopExporter(ctx context.Context, exp *export.Exporter, collector string, log *slog.Logger) error {
+	if exp == nil {
+		return nil
+	}
+	err := exp.Stop(ctx)
+	st := exp.Stats()
+	log.Info("export stopped", "batches_acked", st.BatchesAcked, "batches_dropped", st.BatchesDropped, "spooled", st.SpoolBatches)
+	if err != nil {
+		return fmt.Errorf("collector %s: %d batches were not acknowledged: %w", collector, st.SpoolBatches, err)
+	}
+	return nil
 }

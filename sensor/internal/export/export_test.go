@@ -1,0 +1,480 @@
+package export
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	netwatchv1 "netwatch.dev/proto/netwatch/v1"
+)
+
+// These tests run the real collector binary (built once from the workspace) and
+// talk to it over loopback gRPC, so a kill -9 is a real one.
+
+var collectorBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "netwatch-export-test")
+	if err != nil {
+		panic(err)
+	}
+	collectorBin = filepath.Join(dir, "netwatch-collector")
+	build := exec.Command("go", "build", "-o", collectorBin, "netwatch.dev/collector/cmd/netwatch-collector")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build the collector (these tests need the go.work workspace): %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// syncBuffer collects a process's log.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+type collectorProc struct {
+	t        *testing.T
+	addr     string
+	httpAddr string
+	dataDir  string
+	extra    []string
+	cmd      *exec.Cmd
+	log      *syncBuffer
+	exited   chan struct{}
+	tlsCreds credentials.TransportCredentials // for the test's own query client
+}
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// newCollector prepares a collector on a fixed loopback port (so it can restart
+// on the same address) and data directory.
+func newCollector(t *testing.T, extra ...string) *collectorProc {
+	c := &collectorProc{t: t, addr: freeAddr(t), httpAddr: freeAddr(t), dataDir: t.TempDir(), extra: extra, log: &syncBuffer{}}
+	t.Cleanup(func() {
+		c.kill()
+		if t.Failed() {
+			t.Logf("collector log:\n%s", c.log.String())
+		}
+	})
+	return c
+}
+
+func (c *collectorProc) start() {
+	c.t.Helper()
+	args := append([]string{"--grpc-listen", c.addr, "--http-listen", c.httpAddr, "--data-dir", c.dataDir}, c.extra...)
+	c.cmd = exec.Command(collectorBin, args...)
+	c.cmd.Stderr, c.cmd.Stdout = c.log, c.log
+	require.NoError(c.t, c.cmd.Start())
+	c.exited = make(chan struct{})
+	go func() { c.cmd.Wait(); close(c.exited) }()
+	require.Eventually(c.t, func() bool {
+		conn, err := net.Dial("tcp", c.addr)
+		if err == nil {
+			conn.Close()
+		}
+		return err == nil
+	}, 10*time.Second, 10*time.Millisecond, "collector listening")
+}
+
+func (c *collectorProc) signal(sig syscall.Signal) {
+	if c.cmd == nil || c.cmd.Process == nil {
+		return
+	}
+	c.cmd.Process.Signal(sig)
+	select {
+	case <-c.exited:
+	case <-time.After(15 * time.Second):
+		c.cmd.Process.Kill()
+		<-c.exited
+	}
+	c.cmd = nil
+}
+
+func (c *collectorProc) kill() { c.signal(syscall.SIGKILL) }
+func (c *collectorProc) term() { c.signal(syscall.SIGTERM) }
+
+func (c *collectorProc) query() netwatchv1.QueryServiceClient {
+	creds := c.tlsCreds
+	if creds == nil {
+		creds = insecure.NewCredentials()
+	}
+	conn, err := grpc.NewClient(c.addr, grpc.WithTransportCredentials(creds))
+	require.NoError(c.t, err)
+	c.t.Cleanup(func() { conn.Close() })
+	return netwatchv1.NewQueryServiceClient(conn)
+}
+
+// totals sums every stored flow of sensor.
+func (c *collectorProc) totals(sensor string) (flows int, packets, bytes uint64) {
+	q := c.query()
+	for off := 0; ; off += 1000 {
+		resp, err := q.ListFlows(context.Background(), &netwatchv1.ListFlowsRequest{Sensor: sensor, Limit: "1000", Offset: fmt.Sprint(off)})
+		require.NoError(c.t, err)
+		for _, f := range resp.GetFlows() {
+			flows++
+			packets += f.GetPackets()
+			bytes += f.GetBytes()
+		}
+		if !resp.GetPagination().GetHasMore() {
+			return
+		}
+	}
+}
+
+func (c *collectorProc) sensor(id string) *netwatchv1.Sensor {
+	resp, err := c.query().ListSensors(context.Background(), &netwatchv1.ListSensorsRequest{})
+	require.NoError(c.t, err)
+	for _, s := range resp.GetSensors() {
+		if s.GetSensorId() == id {
+			return s
+		}
+	}
+	return nil
+}
+
+func testConfig(addr, id string) Config {
+	cfg := DefaultConfig()
+	cfg.Collector, cfg.SensorID, cfg.Hostname, cfg.Interface, cfg.Version = addr, id, "host-"+id, "eth0", "test"
+	cfg.Interval = 20 * time.Millisecond
+	cfg.BackoffMin, cfg.BackoffMax = 20*time.Millisecond, 300*time.Millisecond
+	return cfg
+}
+
+func newExporter(t *testing.T, cfg Config) *Exporter {
+	t.Helper()
+	e, err := New(cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), time.Now)
+	require.NoError(t, err)
+	e.Start()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		e.Stop(ctx)
+	})
+	return e
+}
+
+// gen makes the deltas of batch n: flows keys (n % keys) .. + perBatch, so flows
+// recur across batches and a batch applied twice would show in the totals.
+type gen struct {
+	keys, perBatch int
+	n              int
+	flows          map[int]bool
+	packets, bytes uint64
+}
+
+func (g *gen) next() []*netwatchv1.FlowDelta {
+	if g.flows == nil {
+		g.flows = make(map[int]bool)
+	}
+	t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	var out []*netwatchv1.FlowDelta
+	for i := range g.perBatch {
+		k := (g.n*g.perBatch + i) % g.keys
+		p := uint64(g.n%7 + 1)
+		out = append(out, &netwatchv1.FlowDelta{
+			Key: &netwatchv1.FlowKey{Protocol: 17, SrcAddr: netip.AddrFrom4([4]byte{10, 1, byte(k >> 8), byte(k)}).AsSlice(), SrcPort: 5000,
+				DstAddr: netip.MustParseAddr("192.0.2.9").AsSlice(), DstPort: 53},
+			SrcPackets: p, SrcBytes: 100 * p, DstPackets: 1, DstBytes: 80,
+			FirstSeen: timestamppb.New(t0.Add(time.Duration(k) * time.Millisecond)), LastSeen: timestamppb.New(t0.Add(time.Hour)),
+			Status: netwatchv1.FlowStatus_FLOW_STATUS_ACTIVE,
+		})
+		g.flows[k] = true
+		g.packets += p + 1
+		g.bytes += 100*p + 80
+	}
+	g.n++
+	return out
+}
+
+func TestDeliveredExactlyOnceAcrossGracefulRestartAndKill9(t *testing.T) {
+	c := newCollector(t)
+	c.start()
+	e := newExporter(t, testConfig(c.addr, "s1"))
+	g := &gen{keys: 300, perBatch: 40}
+	submit := func(n int) {
+		for range n {
+			e.Submit(g.next(), &netwatchv1.SensorStats{Packets: g.packets, KernelDrops: 3})
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	submit(40)
+	c.term() // graceful stop mid-stream
+	submit(20)
+	assert.False(t, e.Stats().Connected)
+	c.start()
+	submit(40)
+	c.kill() // kill -9: acknowledged batches must survive
+	submit(20)
+	time.Sleep(300 * time.Millisecond)
+	c.start()
+	submit(40)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	require.NoError(t, e.Drain(ctx))
+	flows, packets, bytes := c.totals("s1")
+	assert.Equal(t, []uint64{uint64(len(g.flows)), g.packets, g.bytes}, []uint64{uint64(flows), packets, bytes},
+		"flows, packets, bytes: nothing lost, nothing doubled")
+	st := e.Stats()
+	assert.Equal(t, uint64(160), st.BatchesSubmitted)
+	assert.Equal(t, uint64(0), st.BatchesDropped)
+	assert.Zero(t, st.SpoolBatches)
+	assert.GreaterOrEqual(t, st.Connects, uint64(3))
+	s := c.sensor("s1")
+	require.NotNil(t, s)
+	assert.Equal(t, "host-s1", s.GetHostname())
+	assert.True(t, s.GetConnected())
+	assert.Equal(t, uint64(3), s.GetKernelDrops())
+	assert.Contains(t, c.log.String(), "durable log replayed")
+}
+
+func TestSpoolOverflowDropsOldestAndTheLossReachesTheCollector(t *testing.T) {
+	c := newCollector(t) // not started: the sensor spools
+	cfg := testConfig(c.addr, "lossy")
+	cfg.SpoolBytes = 64 << 10
+	e := newExporter(t, cfg)
+	g := &gen{keys: 1 << 20, perBatch: 100} // distinct flows: the store holds exactly what arrived
+	var perBatch []uint64
+	for range 40 {
+		before := g.packets
+		e.Submit(g.next(), nil)
+		perBatch = append(perBatch, g.packets-before)
+	}
+	st := e.Stats()
+	require.Positive(t, st.BatchesDropped, "a 64 KiB spool cannot hold 40 batches of 100 flows")
+	assert.LessOrEqual(t, st.SpoolBytes, cfg.SpoolBytes)
+	var wantLost uint64
+	for i := range st.BatchesDropped { // the oldest went first
+		wantLost += perBatch[i]
+	}
+	assert.Equal(t, wantLost, st.Loss.Packets)
+	assert.Equal(t, st.BatchesDropped*100, st.Loss.Flows)
+
+	c.start()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, e.Drain(ctx))
+	_, packets, bytes := c.totals("lossy")
+	assert.Equal(t, g.packets-st.Loss.Packets, packets, "what arrived + what the sensor reports lost = what was captured")
+	assert.Equal(t, g.bytes-st.Loss.Bytes, bytes)
+	s := c.sensor("lossy")
+	require.NotNil(t, s)
+	assert.Equal(t, st.Loss.Packets, s.GetLostPackets(), "the registry shows the loss")
+	assert.Equal(t, st.Loss.Flows, s.GetLostFlows())
+	assert.Equal(t, st.Loss.Bytes, s.GetLostBytes())
+
+	// The REST API says so too, and the health marks the window incomplete.
+	resp, err := http.Get("http://" + c.httpAddr + "/api/v1/sensors")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var body struct {
+		Sensors []map[string]any `json:"sensors"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
+	require.Len(t, body.Sensors, 1)
+	assert.Equal(t, "lossy", body.Sensors[0]["sensorId"], "%v", body.Sensors[0])
+	assert.Equal(t, float64(st.Loss.Packets), body.Sensors[0]["lostPackets"])
+	h, err := c.query().GetHealth(context.Background(), &netwatchv1.GetHealthRequest{})
+	require.NoError(t, err)
+	assert.True(t, h.GetIncomplete())
+	assert.Equal(t, "degraded", h.GetStatus())
+	assert.Equal(t, uint32(1), h.GetSensorsConnected())
+}
+
+func TestSecondSensorWithTheSameIDIsRefused(t *testing.T) {
+	c := newCollector(t)
+	c.start()
+	e1 := newExporter(t, testConfig(c.addr, "same"))
+	e1.Submit(nil, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	require.NoError(t, e1.Drain(ctx))
+	e2 := newExporter(t, testConfig(c.addr, "same"))
+	e2.Submit(nil, nil)
+	time.Sleep(500 * time.Millisecond)
+	assert.Zero(t, e2.Stats().Connects, "refused")
+	assert.Equal(t, 1, e2.Stats().SpoolBatches, "kept for when the id is free")
+	assert.True(t, e1.Stats().Connected)
+	assert.Equal(t, e1.BootID(), c.sensor("same").GetBootId())
+}
+
+func TestTLSAndMutualTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca, caKey := newCA(t, "netwatch test CA")
+	writePEM(t, filepath.Join(dir, "ca.pem"), "CERTIFICATE", ca.Raw)
+	issue(t, dir, "server", ca, caKey, true)
+	issue(t, dir, "client", ca, caKey, false)
+	other, otherKey := newCA(t, "another CA")
+	issue(t, dir, "stranger", other, otherKey, false)
+
+	c := newCollector(t, "--tls-cert", filepath.Join(dir, "server.pem"), "--tls-key", filepath.Join(dir, "server-key.pem"),
+		"--tls-client-ca", filepath.Join(dir, "ca.pem"))
+	c.start()
+	clientCert, err := tls.LoadX509KeyPair(filepath.Join(dir, "client.pem"), filepath.Join(dir, "client-key.pem"))
+	require.NoError(t, err)
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	c.tlsCreds = credentials.NewTLS(&tls.Config{RootCAs: pool, Certificates: []tls.Certificate{clientCert}})
+	cfg := testConfig(c.addr, "tls")
+	cfg.CAFile = filepath.Join(dir, "ca.pem")
+	cfg.CertFile, cfg.KeyFile = filepath.Join(dir, "client.pem"), filepath.Join(dir, "client-key.pem")
+	e := newExporter(t, cfg)
+	g := &gen{keys: 50, perBatch: 10}
+	for range 5 {
+		e.Submit(g.next(), nil)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, e.Drain(ctx), "mTLS link works")
+
+	for name, mutate := range map[string]func(*Config){
+		"no client cert": func(c *Config) { c.CertFile, c.KeyFile = "", "" },
+		"cert of another CA": func(c *Config) {
+			c.CertFile, c.KeyFile = filepath.Join(dir, "stranger.pem"), filepath.Join(dir, "stranger-key.pem")
+		},
+		"plaintext to TLS": func(c *Config) { c.CAFile, c.CertFile, c.KeyFile = "", "", "" },
+	} {
+		bad := testConfig(c.addr, "bad-"+strings.ReplaceAll(name, " ", "-"))
+		bad.CAFile, bad.CertFile, bad.KeyFile = cfg.CAFile, cfg.CertFile, cfg.KeyFile
+		mutate(&bad)
+		eb := newExporter(t, bad)
+		eb.Submit(nil, nil)
+		sctx, scancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
+		assert.Error(t, eb.Drain(sctx), name)
+		scancel()
+		assert.Zero(t, eb.Stats().Connects, name)
+	}
+	assert.Nil(t, c.sensor("bad-no-client-cert"))
+}
+
+func TestConfigCheckNamesTheField(t *testing.T) {
+	ok := DefaultConfig()
+	ok.Collector, ok.SensorID = "127.0.0.1:9090", "s"
+	require.NoError(t, ok.Check())
+	for _, tc := range []struct {
+		mutate func(*Config)
+		field  string
+	}{
+		{func(c *Config) { c.Collector = "collector.example:9090" }, "ca"},
+		{func(c *Config) { c.Collector = "10.0.0.1:9090" }, "--insecure"},
+		{func(c *Config) { c.Collector = "nonsense" }, "collector"},
+		{func(c *Config) { c.SensorID = "" }, "sensor-id"},
+		{func(c *Config) { c.SpoolBytes = 10 }, "spool-size"},
+		{func(c *Config) { c.Interval = 0 }, "export-interval"},
+		{func(c *Config) { c.CertFile = "c.pem" }, "tls-key"},
+		{func(c *Config) { c.CertFile, c.KeyFile = "c.pem", "k.pem" }, "ca"},
+	} {
+		cfg := ok
+		tc.mutate(&cfg)
+		err := cfg.Check()
+		require.Error(t, err, tc.field)
+		assert.Contains(t, err.Error(), tc.field)
+	}
+	for _, mutate := range []func(*Config){
+		func(c *Config) { c.Collector, c.Insecure = "10.0.0.1:9090", true },
+		func(c *Config) { c.Collector, c.CAFile = "10.0.0.1:9090", "ca.pem" },
+		func(c *Config) { c.Collector = "localhost:9090" },
+		func(c *Config) { c.Collector = "[::1]:9090" },
+	} {
+		cfg := ok
+		mutate(&cfg)
+		assert.NoError(t, cfg.Check(), cfg.Collector)
+	}
+}
+
+func TestBackoffIsJitteredExponentialAndCapped(t *testing.T) {
+	e := &Exporter{cfg: DefaultConfig()}
+	for attempt, want := range []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second} {
+		d := e.backoff(attempt)
+		assert.True(t, d >= want/2 && d <= want, "attempt %d: %v not in [%v, %v]", attempt, d, want/2, want)
+	}
+	for range 100 {
+		d := e.backoff(50)
+		assert.True(t, d >= 15*time.Second && d <= 30*time.Second, "%v", d)
+	}
+}
+
+// newCA makes a throwaway certificate authority.
+func newCA(t *testing.T, name string) (*x509.Certificate, *ecdsa.PrivateKey) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	cert, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	return cert, key
+}
+
+// issue writes dir/name.pem and dir/name-key.pem signed by ca.
+func issue(t *testing.T, dir, name string, ca *x509.Certificate, caKey *ecdsa.PrivateKey, server bool) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	if server {
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
+		tmpl.DNSNames = []string{"localhost"}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	require.NoError(t, err)
+	writePEM(t, filepath.Join(dir, name+".pem"), "CERTIFICATE", der)
+	kb, err := x509.MarshalPKCS8PrivateKey(key)
+	require.NoError(t, err)
+	writePEM(t, filepath.Join(dir, name+"-key.pem"), "PRIVATE KEY", kb)
+}
+
+func writePEM(t *testing.T, path, typ string, der []byte) {
+	require.NoError(t, os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600))
+}
