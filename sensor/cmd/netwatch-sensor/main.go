@@ -113,7 +113,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (cfg config, code int, 
 	fs.DurationVar(&cfg.ExportInterval, "export-interval", time.Second, "how often flow deltas are exported")
 	fs.StringVar(&cfg.MetricsListen, "metrics-listen", "127.0.0.1:9100", "Prometheus /metrics address (empty: off)")
 	spool := fs.String("spool-size", "64MiB", "memory for batches the collector has not acknowledged yet; the oldest are dropped (and counted) beyond it")
-	fs.StringVar(&cfg.Export.CAFile, "tls-ca", "", "CA certificate (PEM) to verify the collector; turns TLS on")
+	fs.StringVar(&cfg.Export.CAFile, "ca", "", "CA certificate (PEM) to verify the collector; turns TLS on")
 	fs.StringVar(&cfg.Export.CertFile, "tls-cert", "", "client certificate (PEM) for mutual TLS")
 	fs.StringVar(&cfg.Export.KeyFile, "tls-key", "", "client key (PEM) for mutual TLS")
 	fs.StringVar(&cfg.Export.ServerName, "tls-server-name", "", "name expected in the collector's certificate (default: its host)")
