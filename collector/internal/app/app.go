@@ -4,21 +4,28 @@
 package app
 
 import (
+	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"strings"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
-	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 	"netwatch.dev/collector/internal/api"
+	"netwatch.dev/collector/internal/ingest"
 	"netwatch.dev/collector/internal/query"
 	"netwatch.dev/collector/internal/store"
+	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 	"netwatch.dev/webui"
 )
 
@@ -37,6 +44,21 @@ type Config struct {
 	Retention time.Duration
 	// Version is reported by /api/v1/health and to sensors.
 	Version string
+	// TLSCert and TLSKey (PEM files) turn on TLS for the gRPC listener. Without them
+	// GRPCListen must be a loopback address unless Insecure is set.
+	TLSCert, TLSKey string
+	// TLSClientCA (PEM file) requires sensors and gRPC clients to present a
+	// certificate signed by it (mTLS). Needs TLSCert.
+	TLSClientCA string
+	// Insecure allows plaintext gRPC on a non-loopback address (a warning is logged).
+	Insecure bool
+	// SensorTokenFile holds lines "sensor-id token"; when set every sensor must
+	// present its token. Empty: no token required.
+	SensorTokenFile string
+	// MaxMessageBytes caps one gRPC message. Default 16 MiB.
+	MaxMessageBytes int
+	// MaxSensors caps the sensor registry. Default 1024.
+	MaxSensors int
 }
 
 // DefaultConfig is the documented default configuration.
@@ -47,6 +69,9 @@ func DefaultConfig() Config {
 		DataDir:    "./netwatch-data",
 		Retention:  60 * time.Minute,
 		Version:    "dev",
+
+		MaxMessageBytes: 16 << 20,
+		MaxSensors:      1024,
 	}
 }
 
@@ -60,6 +85,21 @@ func (c Config) Check() error {
 		if f.name == "http-listen" && c.AuthToken == "" && !isLoopback(host) {
 			return fmt.Errorf("%s: %q is not a loopback address; set an auth token (--auth-token or NETWATCH_AUTH_TOKEN) to serve the API beyond this host", f.name, f.addr)
 		}
+		if f.name == "grpc-listen" && c.TLSCert == "" && !c.Insecure && !isLoopback(host) {
+			return fmt.Errorf("%s: %q is not a loopback address; set --tls-cert/--tls-key (or --insecure to allow plaintext)", f.name, f.addr)
+		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("tls-key: --tls-cert and --tls-key go together")
+	}
+	if c.TLSClientCA != "" && c.TLSCert == "" {
+		return errors.New("tls-client-ca: needs --tls-cert and --tls-key")
+	}
+	if c.MaxMessageBytes < 1<<20 {
+		return fmt.Errorf("max-message-bytes: %d is below the minimum of 1 MiB", c.MaxMessageBytes)
+	}
+	if c.MaxSensors < 1 {
+		return fmt.Errorf("max-sensors: %d must be at least 1", c.MaxSensors)
 	}
 	if c.Retention < time.Minute {
 		return fmt.Errorf("retention: %v is below the minimum of 1m", c.Retention)
@@ -77,12 +117,13 @@ func isLoopback(host string) bool {
 
 // Collector is a running (or ready to run) collector.
 type Collector struct {
-	cfg   Config
-	log   *slog.Logger
-	store *store.Store
-	query *query.Service
-	grpc  *grpc.Server
-	http  *http.Server
+	cfg    Config
+	log    *slog.Logger
+	store  *store.Store
+	query  *query.Service
+	ingest *ingest.Service
+	grpc   *grpc.Server
+	http   *http.Server
 
 	grpcLis, httpLis net.Listener
 	wg               sync.WaitGroup
@@ -96,9 +137,87 @@ func New(cfg Config, log *slog.Logger) (*Collector, error) {
 	}
 	st := store.New(store.Config{Retention: cfg.Retention})
 	c := &Collector{cfg: cfg, log: log, store: st, query: query.New(st, cfg.Version, time.Now)}
-	c.grpc = grpc.NewServer()
+	icfg := ingest.DefaultConfig()
+	icfg.DataDir, icfg.Retention, icfg.MaxSensors, icfg.Version = cfg.DataDir, cfg.Retention, cfg.MaxSensors, cfg.Version
+	if cfg.SensorTokenFile != "" {
+		toks, err := readTokens(cfg.SensorTokenFile)
+		if err != nil {
+			return nil, err
+		}
+		icfg.Tokens = toks
+	}
+	in, err := ingest.New(icfg, st, log, time.Now)
+	if err != nil {
+		return nil, err
+	}
+	c.ingest = in
+	c.query.SetSensors(in)
+	opts := ingest.ServerOptions(cfg.MaxMessageBytes)
+	if cfg.TLSCert != "" {
+		tc, err := serverTLS(cfg)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
+	} else if cfg.Insecure {
+		if host, _, _ := net.SplitHostPort(cfg.GRPCListen); !isLoopback(host) {
+			log.Warn("insecure: sensors and gRPC clients talk to this collector in plaintext", "grpc-listen", cfg.GRPCListen)
+		}
+	}
+	c.grpc = grpc.NewServer(opts...)
 	netwatchv1.RegisterQueryServiceServer(c.grpc, c.query)
+	netwatchv1.RegisterSensorServiceServer(c.grpc, c.ingest)
 	return c, nil
+}
+
+// serverTLS loads the gRPC listener's certificate and, for mTLS, the client CA.
+func serverTLS(cfg Config) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("tls-cert: %w", err)
+	}
+	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if cfg.TLSClientCA != "" {
+		pem, err := os.ReadFile(cfg.TLSClientCA)
+		if err != nil {
+			return nil, fmt.Errorf("tls-client-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls-client-ca: %s holds no PEM certificate", cfg.TLSClientCA)
+		}
+		tc.ClientCAs, tc.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return tc, nil
+}
+
+// readTokens reads "sensor-id token" lines; blank lines and # comments are skipped.
+func readTokens(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("sensor-token-file: %w", err)
+	}
+	defer f.Close()
+	toks := make(map[string]string)
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		fields := strings.Fields(line)
+		if len(fields) != 2 {
+			return nil, fmt.Errorf("sensor-token-file: %s:%d: want \"sensor-id token\"", path, n)
+		}
+		toks[fields[0]] = fields[1]
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("sensor-token-file: %w", err)
+	}
+	if len(toks) == 0 {
+		return nil, fmt.Errorf("sensor-token-file: %s holds no token", path)
+	}
+	return toks, nil
 }
 
 // Start listens and serves. The bound addresses are available from GRPCAddr and HTTPAddr.
@@ -113,13 +232,19 @@ func (c *Collector) Start() error {
 		return err
 	}
 	c.http = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
+	if err := c.ingest.Start(); err != nil {
+		cancel()
+		return err
+	}
 	if c.grpcLis, err = net.Listen("tcp", c.cfg.GRPCListen); err != nil {
 		cancel()
+		c.ingest.Stop()
 		return fmt.Errorf("grpc-listen %s: %w", c.cfg.GRPCListen, err)
 	}
 	if c.httpLis, err = net.Listen("tcp", c.cfg.HTTPListen); err != nil {
 		cancel()
 		c.grpcLis.Close()
+		c.ingest.Stop()
 		return fmt.Errorf("http-listen %s: %w", c.cfg.HTTPListen, err)
 	}
 	c.wg.Add(2)
@@ -149,7 +274,10 @@ func (c *Collector) HTTPAddr() string { return c.httpLis.Addr().String() }
 func (c *Collector) Stop(ctx context.Context) error {
 	err := c.http.Shutdown(ctx)
 	stopped := make(chan struct{})
+	// Sensor streams never end by themselves: end them (the committer still commits
+	// and applies what they queued) so GracefulStop only waits for query RPCs.
 	go func() { c.grpc.GracefulStop(); close(stopped) }()
+	c.ingest.EndStreams()
 	select {
 	case <-stopped:
 	case <-ctx.Done():
@@ -157,5 +285,8 @@ func (c *Collector) Stop(ctx context.Context) error {
 	}
 	c.cancel()
 	c.wg.Wait()
+	if ierr := c.ingest.Stop(); err == nil {
+		err = ierr
+	}
 	return err
 }

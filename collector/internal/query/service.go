@@ -22,23 +22,28 @@ type Service struct {
 	store   *store.Store
 	version string
 	now     func() time.Time
+	sensors SensorRegistry  // nil until SetSensors; see sensors.go
+	history *MetricsHistory // see history.go
+	sampler sampler
 }
 
 // New builds a Service; now is the clock (time.Now in production).
 func New(st *store.Store, version string, now func() time.Time) *Service {
-	return &Service{store: st, version: version, now: now}
+	return &Service{store: st, version: version, now: now, history: NewMetricsHistory(st.Config().Retention)}
 }
 
 // GetHealth reports the collector's health. With no sensor connected nothing is
 // being captured, so the status is "degraded", not "healthy".
 func (s *Service) GetHealth(context.Context, *netwatchv1.GetHealthRequest) (*netwatchv1.GetHealthResponse, error) {
-	return &netwatchv1.GetHealthResponse{
+	resp := &netwatchv1.GetHealthResponse{
 		Status:          "degraded",
 		Timestamp:       timestamppb.New(s.now()),
 		CaptureActive:   false,
 		InterfaceStatus: netwatchv1.InterfaceStatus_INTERFACE_STATUS_UNSPECIFIED,
 		Version:         s.version,
-	}, nil
+	}
+	s.addSensorHealth(resp)
+	return resp, nil
 }
 
 // ListFlows filters, sorts and pages the stored flows.
@@ -47,11 +52,7 @@ func (s *Service) ListFlows(_ context.Context, req *netwatchv1.ListFlowsRequest)
 	if err != nil {
 		return nil, err
 	}
-	var matched []store.Flow
-	s.store.Scan(fq.Match, func(f store.Flow) { matched = append(matched, f) })
-	SortFlows(matched, fq.SortBy, fq.Desc)
-	total := len(matched)
-	page := matched[min(fq.Offset, total):min(fq.Offset+fq.Limit, total)]
+	page, total := s.store.Query(fq.Filter(s.now(), s.store.Config().Retention), fq.Order(), fq.Offset, fq.Limit)
 	resp := &netwatchv1.ListFlowsResponse{
 		Flows: make([]*netwatchv1.NetworkFlow, 0, len(page)),
 		Pagination: &netwatchv1.Pagination{
@@ -72,6 +73,31 @@ func (s *Service) GetMetrics(context.Context, *netwatchv1.GetMetricsRequest) (*n
 		MemoryUsage: rssBytes(),
 		ActiveFlows: uint64(s.store.Len()),
 	}}, nil
+}
+
+// Filter is q's filters for the store; flows received before now minus the
+// retention are left out even if Expire has not run yet.
+func (q *FlowQuery) Filter(now time.Time, retention time.Duration) store.Filter {
+	return store.Filter{
+		Src: q.Src, Dst: q.Dst, Protocol: q.Protocol, Port: q.Port, Start: q.Start, End: q.End,
+		Sensor: q.Sensor, Status: q.Status, ReceivedSince: now.Add(-retention).UnixNano(),
+	}
+}
+
+// Order is q's sort order for the store.
+func (q *FlowQuery) Order() store.Order {
+	by := store.ByLastSeen
+	switch q.SortBy {
+	case SortBytes:
+		by = store.ByBytes
+	case SortPackets:
+		by = store.ByPackets
+	case SortDuration:
+		by = store.ByDuration
+	case SortFirstSeen:
+		by = store.ByFirstSeen
+	}
+	return store.Order{By: by, Desc: q.Desc}
 }
 
 // Match reports whether f passes every filter of q.
@@ -127,7 +153,7 @@ func SortFlows(flows []store.Flow, by string, desc bool) {
 		case ka > kb:
 			c = 1
 		default:
-			c = strings.Compare(a.ID, b.ID)
+			c = strings.Compare(a.ID(), b.ID())
 		}
 		if desc {
 			return -c
@@ -139,7 +165,7 @@ func SortFlows(flows []store.Flow, by string, desc bool) {
 // ToNetworkFlow is the API view of a stored flow.
 func ToNetworkFlow(f *store.Flow) *netwatchv1.NetworkFlow {
 	return &netwatchv1.NetworkFlow{
-		FlowKey:      f.ID,
+		FlowKey:      f.ID(),
 		SrcIp:        f.Src.String(),
 		DstIp:        f.Dst.String(),
 		SrcPort:      uint32(f.SrcPort),

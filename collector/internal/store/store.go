@@ -1,10 +1,26 @@
 // Package store holds the collector's flows: every flow record updated within the
 // retention window, built by applying the sensors' deltas in place.
+//
+// Layout, chosen for millions of flows (see BenchmarkHeapPerFlow for the measured cost):
+//   - the store is split into shards by a hash of the flow key, each with its own
+//     lock, so a query scanning one shard holds up ingest of that shard only;
+//   - a shard keeps fixed-size records (no pointers, 120 bytes: 16-byte addresses, an
+//     interned sensor id, the totals, the LRU links and a bucket hint) in chunks, an
+//     open-addressing index of 8-byte entries, and a free list threaded through the
+//     free records;
+//   - records are linked in order of the collector's receive time (oldest first), so
+//     expiry and the --max-flows eviction pop the head instead of scanning;
+//   - what each delta transferred is also added to a per-bucket (default per-minute)
+//     entry of its flow, keyed by the packets' own time, so a window question counts
+//     only what was transferred inside the window.
 package store
 
 import (
+	"fmt"
+	"math"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"netwatch.dev/proto/flowmeta"
@@ -14,12 +30,60 @@ import (
 // Config of the store.
 type Config struct {
 	// Retention is how long a flow stays after the collector last received an update
-	// for it. Default 60 minutes; must be at least one minute.
+	// for it. Zero means the default, 60 minutes; otherwise at least one minute.
 	Retention time.Duration
+	// MaxFlows bounds the stored flows; above it the flows idle the longest (oldest
+	// receive time) are evicted and counted in Stats.Evicted. Zero means the default,
+	// 10,000,000.
+	MaxFlows int
+	// BucketWidth is the time resolution of window questions (top talkers): what a
+	// flow transferred is kept per bucket of this width, by packet time. Zero means the
+	// default, one minute; otherwise from one second to one minute, dividing a minute.
+	BucketWidth time.Duration
 }
 
+// Defaults.
+const (
+	DefaultRetention   = 60 * time.Minute
+	DefaultMaxFlows    = 10_000_000
+	DefaultBucketWidth = time.Minute
+	// MaxWindow is the longest window question the buckets answer, whatever the
+	// retention: buckets are kept for max(Retention, MaxWindow) of packet time.
+	MaxWindow = 60 * time.Minute
+)
+
 // DefaultConfig is the documented default.
-func DefaultConfig() Config { return Config{Retention: 60 * time.Minute} }
+func DefaultConfig() Config {
+	return Config{Retention: DefaultRetention, MaxFlows: DefaultMaxFlows, BucketWidth: DefaultBucketWidth}
+}
+
+// withDefaults fills zero fields.
+func (c Config) withDefaults() Config {
+	if c.Retention == 0 {
+		c.Retention = DefaultRetention
+	}
+	if c.MaxFlows == 0 {
+		c.MaxFlows = DefaultMaxFlows
+	}
+	if c.BucketWidth == 0 {
+		c.BucketWidth = DefaultBucketWidth
+	}
+	return c
+}
+
+// Check explains what is wrong with c (zero fields are defaults and valid).
+func (c Config) Check() error {
+	c = c.withDefaults()
+	switch {
+	case c.Retention < time.Minute:
+		return fmt.Errorf("retention: %v is shorter than one minute", c.Retention)
+	case c.MaxFlows < 0 || c.MaxFlows > math.MaxUint32/2:
+		return fmt.Errorf("max-flows: %d is outside [1, %d]", c.MaxFlows, math.MaxUint32/2)
+	case c.BucketWidth < time.Second || c.BucketWidth > time.Minute || time.Minute%c.BucketWidth != 0 || c.BucketWidth%time.Second != 0:
+		return fmt.Errorf("bucket width: %v is not a whole number of seconds dividing one minute", c.BucketWidth)
+	}
+	return nil
+}
 
 // Key identifies one flow record: the sensor, the oriented 5-tuple and the flow's
 // first packet time (a 5-tuple that is reused after its flow ended is a new record).
@@ -32,10 +96,9 @@ type Key struct {
 	FirstSeen int64 // unix nanos
 }
 
-// Flow is one stored flow record with its totals.
+// Flow is one stored flow record with its totals: a copy, safe to keep.
 type Flow struct {
 	Key
-	ID                       string
 	VLAN                     uint16
 	SrcPackets, SrcBytes     uint64
 	DstPackets, DstBytes     uint64
@@ -48,91 +111,260 @@ type Flow struct {
 	ReceivedAt int64
 }
 
-// Store is safe for concurrent use.
-type Store struct {
-	cfg   Config
-	mu    sync.RWMutex
-	flows map[Key]*Flow
+// ID is the flow's stable identifier (the API's flow_key), computed on demand.
+func (f *Flow) ID() string {
+	return flowmeta.ID(f.SensorID, f.Protocol, f.Src, f.SrcPort, f.Dst, f.DstPort, f.FirstSeen)
 }
 
-// New builds an empty store.
-func New(cfg Config) *Store {
-	return &Store{cfg: cfg, flows: make(map[Key]*Flow)}
+// Stats are the store's counters.
+type Stats struct {
+	Flows int // stored now
+	// Evicted counts flows dropped because MaxFlows was reached, Expired those dropped
+	// by Expire; both since New.
+	Evicted, Expired uint64
+	// Rejected counts deltas whose key is unusable (bad address length, protocol or
+	// port out of range), or from a sensor beyond the 65,535th.
+	Rejected uint64
+	// Deltas, Packets and Bytes are everything applied since New (packets and bytes of
+	// both directions); a recorder reading them every second gets the ingest rate.
+	Deltas, Packets, Bytes uint64
+	// BucketEntries is the number of (flow, bucket) traffic entries held.
+	BucketEntries int
 }
+
+// numShards is a power of two; the top bits of a key's hash pick its shard.
+const (
+	shardBits = 4
+	numShards = 1 << shardBits
+)
+
+// Store is safe for concurrent use.
+type Store struct {
+	cfg     Config
+	width   int64 // bucket width, ns
+	shards  [numShards]shard
+	sensors sensorTable
+
+	flows    atomic.Int64
+	evictMu  sync.Mutex // one evictor at a time, so concurrent Applys do not over-evict
+	evicted  atomic.Uint64
+	expired  atomic.Uint64
+	rejected atomic.Uint64
+	deltas   atomic.Uint64
+	packets  atomic.Uint64
+	bytes    atomic.Uint64
+}
+
+// New builds an empty store; zero fields of cfg take their defaults. Call cfg.Check
+// first: New panics on a config Check refuses.
+func New(cfg Config) *Store {
+	if err := cfg.Check(); err != nil {
+		panic("store.New: " + err.Error())
+	}
+	cfg = cfg.withDefaults()
+	s := &Store{cfg: cfg, width: int64(cfg.BucketWidth)}
+	for i := range s.shards {
+		s.shards[i].init(uint8(i))
+	}
+	return s
+}
+
+// Config is the store's configuration with defaults filled in.
+func (s *Store) Config() Config { return s.cfg }
 
 // Apply adds one sensor's deltas, received at now.
 func (s *Store) Apply(sensorID string, deltas []*netwatchv1.FlowDelta, now time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	if len(deltas) == 0 {
+		return
+	}
+	sensor, ok := s.sensors.intern(sensorID)
+	if !ok {
+		s.rejected.Add(uint64(len(deltas)))
+		return
+	}
+	nowNs := now.UnixNano()
+	// Buckets older than what a window question can reach (a replayed old capture) or
+	// further ahead than that (a sensor clock far off) are not kept.
+	keep := int64(max(s.cfg.Retention, MaxWindow))
+	minBucket, maxBucket := s.bucketOf(nowNs-keep), s.bucketOf(nowNs+keep)
+	var added int64
+	var pk, by, rejected uint64
 	for _, d := range deltas {
-		k, ok := keyOf(sensorID, d)
+		k, ok := compactKeyOf(sensor, d)
 		if !ok {
+			rejected++
 			continue
 		}
-		f := s.flows[k]
-		if f == nil {
-			f = &Flow{Key: k, ID: flowmeta.ID(k.SensorID, k.Protocol, k.Src, k.SrcPort, k.Dst, k.DstPort, k.FirstSeen), VLAN: uint16(d.GetVlanId())}
-			s.flows[k] = f
+		h := k.hash()
+		sh := &s.shards[h>>(64-shardBits)]
+		u := update{
+			srcPackets: d.GetSrcPackets(), srcBytes: d.GetSrcBytes(),
+			dstPackets: d.GetDstPackets(), dstBytes: d.GetDstBytes(),
+			vlan: uint16(d.GetVlanId()), srcFlags: uint8(d.GetSrcTcpFlags()), dstFlags: uint8(d.GetDstTcpFlags()),
+			status: d.GetStatus(), end: d.GetEndReason(), received: nowNs,
+			lastSeen: k.firstSeen, bucket: noBucket,
 		}
-		f.SrcPackets += d.GetSrcPackets()
-		f.SrcBytes += d.GetSrcBytes()
-		f.DstPackets += d.GetDstPackets()
-		f.DstBytes += d.GetDstBytes()
-		if ls := d.GetLastSeen().AsTime().UnixNano(); ls > f.LastSeen {
-			f.LastSeen = ls
+		if ls := d.GetLastSeen(); ls != nil {
+			u.lastSeen = ls.AsTime().UnixNano()
 		}
-		f.SrcTCPFlags |= uint8(d.GetSrcTcpFlags())
-		f.DstTCPFlags |= uint8(d.GetDstTcpFlags())
-		f.Status = d.GetStatus()
-		if d.GetEndReason() != netwatchv1.EndReason_END_REASON_UNSPECIFIED {
-			f.EndReason = d.GetEndReason()
+		if b := s.bucketOf(u.lastSeen); b >= minBucket && b <= maxBucket {
+			u.bucket = b
 		}
-		f.ReceivedAt = now.UnixNano()
+		sh.mu.Lock()
+		if sh.apply(&k, h, &u) {
+			added++
+		}
+		sh.mu.Unlock()
+		pk += u.srcPackets + u.dstPackets
+		by += u.srcBytes + u.dstBytes
+	}
+	s.deltas.Add(uint64(len(deltas)) - rejected)
+	s.packets.Add(pk)
+	s.bytes.Add(by)
+	if rejected > 0 {
+		s.rejected.Add(rejected)
+	}
+	if s.flows.Add(added) > int64(s.cfg.MaxFlows) {
+		s.evict()
 	}
 }
 
-// Expire drops flows whose last update is older than the retention window.
-func (s *Store) Expire(now time.Time) (removed int) {
-	cutoff := now.Add(-s.cfg.Retention).UnixNano()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for k, f := range s.flows {
-		if f.ReceivedAt < cutoff {
-			delete(s.flows, k)
-			removed++
+// evict drops the flows idle the longest until the store is back at MaxFlows. Each
+// shard's oldest receive time is published atomically, so picking the globally
+// oldest flow takes one shard lock at a time.
+func (s *Store) evict() {
+	s.evictMu.Lock()
+	defer s.evictMu.Unlock()
+	for s.flows.Load() > int64(s.cfg.MaxFlows) {
+		oldest := -1
+		var at int64 = math.MaxInt64
+		for i := range s.shards {
+			if h := s.shards[i].headReceived.Load(); h < at {
+				oldest, at = i, h
+			}
+		}
+		if oldest < 0 {
+			return
+		}
+		sh := &s.shards[oldest]
+		sh.mu.Lock()
+		removed := sh.head != nilSlot
+		if removed {
+			sh.remove(sh.head)
+		}
+		sh.mu.Unlock()
+		if removed {
+			s.flows.Add(-1)
+			s.evicted.Add(1)
 		}
 	}
+}
+
+// Expire drops flows whose last update was received before now minus the retention,
+// and buckets too old for any window question. It returns the flows dropped.
+func (s *Store) Expire(now time.Time) (removed int) {
+	nowNs := now.UnixNano()
+	cutoff := nowNs - int64(s.cfg.Retention)
+	minBucket := s.bucketOf(nowNs - int64(max(s.cfg.Retention, MaxWindow)))
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		n := 0
+		for sh.head != nilSlot && sh.rec(sh.head).received < cutoff {
+			sh.remove(sh.head)
+			n++
+		}
+		sh.pruneBuckets(minBucket)
+		sh.mu.Unlock()
+		removed += n
+	}
+	s.flows.Add(int64(-removed))
+	s.expired.Add(uint64(removed))
 	return removed
 }
 
 // Len is the number of stored flows.
-func (s *Store) Len() int {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return len(s.flows)
+func (s *Store) Len() int { return int(s.flows.Load()) }
+
+// Stats reads the counters.
+func (s *Store) Stats() Stats {
+	st := Stats{
+		Flows: s.Len(), Evicted: s.evicted.Load(), Expired: s.expired.Load(), Rejected: s.rejected.Load(),
+		Deltas: s.deltas.Load(), Packets: s.packets.Load(), Bytes: s.bytes.Load(),
+	}
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.RLock()
+		st.BucketEntries += sh.bucketEntries
+		sh.mu.RUnlock()
+	}
+	return st
 }
 
-// Scan calls fn with a copy of every stored flow that match accepts.
-func (s *Store) Scan(match func(*Flow) bool, fn func(Flow)) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	for _, f := range s.flows {
-		if match(f) {
-			fn(*f)
+// bucketOf is the bucket number of a packet time (unix nanos); times before 1970 are
+// bucket 0, which is never kept.
+func (s *Store) bucketOf(ns int64) uint32 {
+	if ns < 0 {
+		return 0
+	}
+	b := ns / s.width
+	if b > math.MaxUint32-1 {
+		return math.MaxUint32 - 1
+	}
+	return uint32(b)
+}
+
+// sensorTable interns sensor ids as uint16. Readers use the published snapshot
+// without locking; ids are never reused.
+type sensorTable struct {
+	mu    sync.Mutex
+	ids   map[string]uint16
+	names atomic.Pointer[[]string]
+}
+
+func (t *sensorTable) intern(name string) (uint16, bool) {
+	if names := t.names.Load(); names != nil {
+		// Fast path: the last few sensors are the usual ones; a short linear look is
+		// cheaper than the lock when there are few sensors.
+		if n := *names; len(n) <= 8 {
+			for i, v := range n {
+				if v == name {
+					return uint16(i), true
+				}
+			}
 		}
 	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if id, ok := t.ids[name]; ok {
+		return id, true
+	}
+	var names []string
+	if p := t.names.Load(); p != nil {
+		names = *p
+	}
+	if len(names) > math.MaxUint16 {
+		return 0, false
+	}
+	if t.ids == nil {
+		t.ids = map[string]uint16{}
+	}
+	id := uint16(len(names))
+	t.ids[name] = id
+	grown := append(names[:len(names):len(names)], name)
+	t.names.Store(&grown)
+	return id, true
 }
 
-func keyOf(sensorID string, d *netwatchv1.FlowDelta) (Key, bool) {
-	k := d.GetKey()
-	src, ok1 := netip.AddrFromSlice(k.GetSrcAddr())
-	dst, ok2 := netip.AddrFromSlice(k.GetDstAddr())
-	if !ok1 || !ok2 || k.GetProtocol() > 255 || k.GetSrcPort() > 65535 || k.GetDstPort() > 65535 {
-		return Key{}, false
-	}
-	return Key{
-		SensorID: sensorID, Protocol: uint8(k.GetProtocol()),
-		Src: src, Dst: dst, SrcPort: uint16(k.GetSrcPort()), DstPort: uint16(k.GetDstPort()),
-		FirstSeen: d.GetFirstSeen().AsTime().UnixNano(),
-	}, true
+// lookup finds an interned id without adding it.
+func (t *sensorTable) lookup(name string) (uint16, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	id, ok := t.ids[name]
+	return id, ok
+}
+
+// name of an interned id.
+func (t *sensorTable) name(id uint16) string {
+	return (*t.names.Load())[id]
 }

@@ -1,0 +1,630 @@
+// Package ingest is the collector's end of the sensor link: the SensorService
+// stream, the registry of sensors and the durable log that makes an acknowledged
+// batch survive a crash.
+//
+// Every accepted batch goes through one path: it is appended to the log (group
+// commit), and once its record is durable the committer applies it to the store and
+// the dedup marks, in log order, and only then does the stream acknowledge it. Replay
+// at start runs the same apply, so memory and disk never disagree. A batch is keyed
+// by (sensor id, boot id, sequence): one at or below the boot's mark is acknowledged
+// again but not applied.
+package ingest
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	_ "google.golang.org/grpc/encoding/gzip" // sensors compress their batches
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"netwatch.dev/collector/internal/store"
+	netwatchv1 "netwatch.dev/proto/netwatch/v1"
+)
+
+// Config of the ingest service.
+type Config struct {
+	// DataDir holds the durable log; empty means memory only (a warning is logged).
+	DataDir string
+	// SegmentBytes: the log moves to a new segment, and snapshots, beyond this size.
+	// Default 64 MiB.
+	SegmentBytes int64
+	// SnapshotEvery: a non-empty segment older than this is also closed and
+	// snapshotted, so the log stays bounded by the retention window. Default 10 minutes.
+	SnapshotEvery time.Duration
+	// Retention: sensors, dedup marks and flows older than this are not kept in
+	// snapshots nor listed. Default 60 minutes.
+	Retention time.Duration
+	// MaxSensors caps the registry; a new sensor beyond it is refused. Default 1024.
+	MaxSensors int
+	// Tokens, when not empty, maps sensor id to the bearer token it must present.
+	Tokens map[string]string
+	// Version is sent to sensors in the welcome.
+	Version string
+}
+
+// DefaultConfig is the documented default.
+func DefaultConfig() Config {
+	return Config{
+		DataDir: "./netwatch-data", SegmentBytes: 64 << 20, SnapshotEvery: 10 * time.Minute,
+		Retention: 60 * time.Minute, MaxSensors: 1024, Version: "dev",
+	}
+}
+
+// Check validates c; errors name the field.
+func (c Config) Check() error {
+	switch {
+	case c.SegmentBytes < 1<<10:
+		return fmt.Errorf("segment-bytes: %d is below the minimum of 1024", c.SegmentBytes)
+	case c.SnapshotEvery < time.Second:
+		return fmt.Errorf("snapshot-every: %v is below the minimum of 1s", c.SnapshotEvery)
+	case c.Retention < time.Minute:
+		return fmt.Errorf("retention: %v is below the minimum of 1m", c.Retention)
+	case c.MaxSensors < 1:
+		return fmt.Errorf("max-sensors: %d must be at least 1", c.MaxSensors)
+	}
+	for id, tok := range c.Tokens {
+		if id == "" || tok == "" {
+			return fmt.Errorf("sensor-token-file: empty sensor id or token")
+		}
+	}
+	return nil
+}
+
+// ServerOptions are the gRPC server options the sensor link needs: a message size
+// cap, keepalives that drop a dead sensor within 10 s, and a ping policy that lets
+// sensors ping every 10 s (the gRPC client minimum).
+func ServerOptions(maxMessageBytes int) []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(maxMessageBytes),
+		grpc.MaxConcurrentStreams(64),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 5 * time.Second, Timeout: 5 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+	}
+}
+
+// bootState is the dedup mark of one (sensor, boot).
+type bootState struct {
+	accepted uint64 // highest sequence appended to the log
+	applied  uint64 // highest sequence durable and applied
+	lastAt   time.Time
+	loss     *netwatchv1.SpoolLoss // latest cumulative loss of this boot
+}
+
+// sensorEntry is the registry entry of one sensor id.
+type sensorEntry struct {
+	hello          *netwatchv1.SensorHello
+	sess           *session
+	connectedSince time.Time
+	lastSeen       time.Time // latest connect, disconnect or batch
+	lastBatchAt    time.Time
+	lagMs          int64
+	batches        uint64
+	stats          *netwatchv1.SensorStats
+}
+
+// session is one live stream.
+type session struct {
+	sensorID, bootID string
+	cancel           context.CancelFunc
+	done             chan struct{}
+	dead             bool // guarded by Service.mu: replaced or ended, appends no more
+	stopping         bool // guarded by Service.mu: ended by EndStreams, not replaced
+}
+
+// Service implements netwatchv1.SensorServiceServer.
+type Service struct {
+	netwatchv1.UnimplementedSensorServiceServer
+	cfg   Config
+	log   *slog.Logger
+	store *store.Store
+	now   func() time.Time
+
+	mu      sync.Mutex
+	sensors map[string]*sensorEntry
+	boots   map[[2]string]*bootState
+	wal     *wal
+	unlock  func() // releases the data directory
+}
+
+// New validates cfg and builds the service; it starts nothing and reads no file.
+func New(cfg Config, st *store.Store, log *slog.Logger, now func() time.Time) (*Service, error) {
+	if err := cfg.Check(); err != nil {
+		return nil, err
+	}
+	return &Service{cfg: cfg, log: log, store: st, now: now,
+		sensors: make(map[string]*sensorEntry), boots: make(map[[2]string]*bootState)}, nil
+}
+
+// Start replays the data directory into the store and starts the committer.
+func (s *Service) Start() error {
+	var next uint64
+	if s.cfg.DataDir == "" {
+		s.log.Warn("no data directory: flows are kept in memory only and a collector restart loses them; acknowledged batches are not durable")
+	} else {
+		if err := os.MkdirAll(s.cfg.DataDir, 0o750); err != nil {
+			return fmt.Errorf("data-dir %s: %w", s.cfg.DataDir, err)
+		}
+		unlock, err := lockDir(s.cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		s.unlock = unlock
+		start := time.Now()
+		var batches, flows int
+		next, err = recoverDir(s.cfg.DataDir, s.log, func(p []byte, _ bool) error {
+			r, err := parseRecord(p)
+			if err != nil {
+				s.log.Warn("durable log: unreadable record skipped", "err", err)
+				return nil
+			}
+			switch r.kind {
+			case recBatch:
+				b := &netwatchv1.FlowBatch{}
+				if err := proto.Unmarshal(r.body, b); err != nil {
+					s.log.Warn("durable log: undecodable batch skipped", "sensor", r.sensorID, "err", err)
+					return nil
+				}
+				batches++
+				s.applyBatch(r.sensorID, r.bootID, b, time.Unix(0, r.at))
+			case recFlow:
+				d := &netwatchv1.FlowDelta{}
+				if err := proto.Unmarshal(r.body, d); err == nil {
+					flows++
+					s.store.Apply(r.sensorID, []*netwatchv1.FlowDelta{d}, time.Unix(0, r.at))
+				}
+			case recMark:
+				loss := &netwatchv1.SpoolLoss{}
+				if len(r.body) > 0 && proto.Unmarshal(r.body, loss) != nil {
+					loss = nil
+				}
+				s.mu.Lock()
+				bs := s.bootLocked(r.sensorID, r.bootID)
+				bs.accepted, bs.applied, bs.lastAt, bs.loss = r.seq, r.seq, time.Unix(0, r.at), loss
+				e := s.entryLocked(r.sensorID)
+				e.lastSeen = later(e.lastSeen, bs.lastAt)
+				s.mu.Unlock()
+			}
+			return nil
+		})
+		if err != nil {
+			unlock()
+			return err
+		}
+		s.log.Info("durable log replayed", "dir", s.cfg.DataDir, "snapshot_flows", flows, "batches", batches,
+			"flows", s.store.Len(), "took", time.Since(start).Round(time.Millisecond))
+	}
+	w, err := openWAL(walConfig{Dir: s.cfg.DataDir, SegmentBytes: s.cfg.SegmentBytes, SnapshotEvery: s.cfg.SnapshotEvery},
+		next, s.log, s.now, s.capture)
+	if err != nil {
+		if s.unlock != nil {
+			s.unlock()
+		}
+		return err
+	}
+	s.wal = w
+	go w.run()
+	return nil
+}
+
+// EndStreams ends every live sensor stream (they never end by themselves); what
+// they queued is still committed and applied.
+func (s *Service) EndStreams() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range s.sensors {
+		if e.sess != nil {
+			e.sess.stopping = true
+			e.sess.cancel()
+		}
+	}
+}
+
+// Stop ends the live streams, commits what is queued and closes the log. Call it
+// after the gRPC server has stopped.
+func (s *Service) Stop() error {
+	s.EndStreams()
+	if s.wal == nil {
+		return nil
+	}
+	err := s.wal.close()
+	if s.unlock != nil {
+		s.unlock()
+		s.unlock = nil
+	}
+	return err
+}
+
+// WALStats reports group commit so far.
+func (s *Service) WALStats() WALStats { return s.wal.stats() }
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+func (s *Service) bootLocked(sensorID, bootID string) *bootState {
+	k := [2]string{sensorID, bootID}
+	bs := s.boots[k]
+	if bs == nil {
+		bs = &bootState{}
+		s.boots[k] = bs
+	}
+	return bs
+}
+
+func (s *Service) entryLocked(sensorID string) *sensorEntry {
+	e := s.sensors[sensorID]
+	if e == nil {
+		e = &sensorEntry{hello: &netwatchv1.SensorHello{SensorId: sensorID}}
+		s.sensors[sensorID] = e
+	}
+	return e
+}
+
+// applyBatch applies a durable batch once: to the store, the dedup mark and the
+// registry. It runs on the committer goroutine (or during replay).
+func (s *Service) applyBatch(sensorID, bootID string, b *netwatchv1.FlowBatch, at time.Time) {
+	s.mu.Lock()
+	bs := s.bootLocked(sensorID, bootID)
+	if b.GetSequence() <= bs.applied {
+		s.mu.Unlock()
+		return
+	}
+	bs.applied = b.GetSequence()
+	bs.accepted = max(bs.accepted, bs.applied)
+	bs.lastAt = at
+	if b.GetLoss() != nil {
+		bs.loss = b.GetLoss()
+	}
+	e := s.entryLocked(sensorID)
+	e.lastBatchAt, e.lastSeen = at, later(e.lastSeen, at)
+	e.batches++
+	if b.GetStats() != nil {
+		e.stats = b.GetStats()
+	}
+	if c := b.GetCreatedAt(); c != nil {
+		e.lagMs = at.Sub(c.AsTime()).Milliseconds()
+	}
+	s.mu.Unlock()
+	s.store.Apply(sensorID, b.GetDeltas(), at)
+}
+
+// capture is the snapshot of the state, taken on the committer goroutine.
+func (s *Service) capture() func(io.Writer) error {
+	now := s.now()
+	cutoff := now.Add(-s.cfg.Retention).UnixNano()
+	var flows []store.Flow
+	s.store.Scan(func(f *store.Flow) bool { return f.ReceivedAt >= cutoff }, func(f store.Flow) { flows = append(flows, f) })
+	var marks []record
+	s.mu.Lock()
+	for k, bs := range s.boots {
+		if bs.lastAt.UnixNano() < cutoff {
+			if e := s.sensors[k[0]]; e == nil || e.sess == nil || e.sess.bootID != k[1] {
+				delete(s.boots, k) // forgotten with the flows it fed
+			}
+			continue
+		}
+		var body []byte
+		if bs.loss != nil {
+			body = marshal(bs.loss)
+		}
+		marks = append(marks, record{kind: recMark, at: bs.lastAt.UnixNano(), seq: bs.applied, sensorID: k[0], bootID: k[1], body: body})
+	}
+	s.mu.Unlock()
+	return func(w io.Writer) error {
+		var buf []byte
+		for i := range flows {
+			r := record{kind: recFlow, at: flows[i].ReceivedAt, sensorID: flows[i].SensorID, body: marshal(flowDelta(&flows[i]))}
+			buf = appendFrame(buf[:0], r.appendPayload(nil))
+			if _, err := w.Write(buf); err != nil {
+				return err
+			}
+		}
+		for i := range marks {
+			if _, err := w.Write(marks[i].frame()); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// authorize checks the sensor's bearer token when tokens are configured.
+func (s *Service) authorize(ctx context.Context, sensorID string) error {
+	if len(s.cfg.Tokens) == 0 {
+		return nil
+	}
+	want, ok := s.cfg.Tokens[sensorID]
+	md, _ := metadata.FromIncomingContext(ctx)
+	var got string
+	if v := md.Get("authorization"); len(v) > 0 {
+		got = strings.TrimPrefix(v[0], "Bearer ")
+	}
+	if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
+		return status.Errorf(codes.Unauthenticated, "sensor %q: missing or wrong bearer token (check --token on the sensor and --sensor-token-file on the collector)", sensorID)
+	}
+	return nil
+}
+
+// attach registers sess as the live stream of its sensor id and returns the boot's
+// applied mark. A live stream of another boot refuses it; one of the same boot is
+// replaced (the sensor reconnected before the collector noticed the old one died).
+func (s *Service) attach(sess *session, hello *netwatchv1.SensorHello) (uint64, error) {
+	for {
+		s.mu.Lock()
+		e := s.sensors[sess.sensorID]
+		if e != nil && e.sess != nil {
+			old := e.sess
+			if old.bootID != sess.bootID {
+				s.mu.Unlock()
+				return 0, status.Errorf(codes.AlreadyExists,
+					"sensor id %q is already connected (boot %s, since %s); each sensor needs its own --sensor-id",
+					sess.sensorID, old.bootID, e.connectedSince.UTC().Format(time.RFC3339))
+			}
+			old.dead = true
+			e.sess = nil
+			s.mu.Unlock()
+			old.cancel()
+			select {
+			case <-old.done:
+			case <-time.After(10 * time.Second):
+				return 0, status.Errorf(codes.Unavailable, "sensor %q: previous stream of this boot did not end", sess.sensorID)
+			}
+			continue // another stream may have attached meanwhile
+		}
+		if e == nil && len(s.sensors) >= s.cfg.MaxSensors {
+			s.mu.Unlock()
+			return 0, status.Errorf(codes.ResourceExhausted, "collector holds its maximum of %d sensors", s.cfg.MaxSensors)
+		}
+		e = s.entryLocked(sess.sensorID)
+		e.sess, e.hello = sess, hello
+		now := s.now()
+		e.connectedSince, e.lastSeen = now, now
+		bs := s.bootLocked(sess.sensorID, sess.bootID)
+		pending := bs.accepted > bs.applied
+		s.mu.Unlock()
+		if pending { // a replaced stream's batches are still committing: wait for them
+			if err := s.wal.append(nil, nil).wait(); err != nil {
+				return 0, status.Errorf(codes.Unavailable, "durable log: %v", err)
+			}
+		}
+		s.mu.Lock()
+		applied := bs.applied
+		s.mu.Unlock()
+		return applied, nil
+	}
+}
+
+func (s *Service) detach(sess *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sess.dead = true
+	if e := s.sensors[sess.sensorID]; e != nil && e.sess == sess {
+		e.sess = nil
+		e.lastSeen = s.now()
+	}
+}
+
+type pendingAck struct {
+	seq   uint64
+	entry *walEntry // nil for a duplicate
+}
+
+// Ingest serves one sensor stream.
+func (s *Service) Ingest(stream netwatchv1.SensorService_IngestServer) error {
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	hello := first.GetHello()
+	switch {
+	case hello == nil:
+		return status.Error(codes.InvalidArgument, "the first message of a stream must be a hello")
+	case hello.GetSensorId() == "" || len(hello.GetSensorId()) > 256:
+		return status.Error(codes.InvalidArgument, "hello: sensor_id must be 1 to 256 bytes")
+	case hello.GetBootId() == "" || len(hello.GetBootId()) > 256:
+		return status.Error(codes.InvalidArgument, "hello: boot_id must be 1 to 256 bytes")
+	}
+	if err := s.authorize(stream.Context(), hello.GetSensorId()); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	sess := &session{sensorID: hello.GetSensorId(), bootID: hello.GetBootId(), cancel: cancel, done: make(chan struct{})}
+	defer close(sess.done)
+	applied, err := s.attach(sess, hello)
+	if err != nil {
+		return err
+	}
+	defer s.detach(sess)
+	log := s.log.With("sensor", sess.sensorID, "boot", sess.bootID)
+	log.Info("sensor connected", "hostname", hello.GetHostname(), "interface", hello.GetInterface(),
+		"version", hello.GetVersion(), "applied_through", applied)
+	if err := stream.Send(&netwatchv1.IngestResponse{Message: &netwatchv1.IngestResponse_Welcome{
+		Welcome: &netwatchv1.IngestWelcome{AppliedThrough: applied, CollectorVersion: s.cfg.Version}}}); err != nil {
+		return err
+	}
+
+	// The receiver appends to the log; this goroutine acknowledges in order once
+	// durable. The bounded channel is the flow control: a slow log stops the reads,
+	// and gRPC then slows the sensor.
+	pending := make(chan pendingAck, 256)
+	recvErr := make(chan error, 1)
+	go func() {
+		defer close(pending)
+		for {
+			req, err := stream.Recv()
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			b := req.GetBatch()
+			if b == nil || b.GetSequence() == 0 {
+				recvErr <- status.Error(codes.InvalidArgument, "expected a batch with a sequence number >= 1")
+				return
+			}
+			p, err := s.accept(sess, b)
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			select {
+			case pending <- p:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			s.mu.Lock()
+			stopping := sess.stopping
+			s.mu.Unlock()
+			if stopping {
+				log.Info("sensor stream ended: collector stopping")
+				return status.Error(codes.Unavailable, "collector stopping")
+			}
+			log.Info("sensor stream replaced by a newer stream of the same boot")
+			return status.Error(codes.Aborted, "stream replaced by a newer stream of the same sensor boot")
+		case p, ok := <-pending:
+			if !ok {
+				err := <-recvErr
+				if errors.Is(err, io.EOF) {
+					log.Info("sensor disconnected")
+					return nil
+				}
+				log.Info("sensor disconnected", "err", err)
+				return err
+			}
+			if p.entry != nil {
+				if err := p.entry.wait(); err != nil {
+					return status.Errorf(codes.Unavailable, "durable log: %v", err)
+				}
+			}
+			if err := stream.Send(&netwatchv1.IngestResponse{Message: &netwatchv1.IngestResponse_Ack{Ack: &netwatchv1.BatchAck{Sequence: p.seq}}}); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// accept dedups a batch and appends a new one to the log. The dedup check and the
+// append happen under the lock so a stream that replaces this one sees either the
+// batch or its mark, never neither.
+func (s *Service) accept(sess *session, b *netwatchv1.FlowBatch) (pendingAck, error) {
+	seq := b.GetSequence()
+	at := s.now()
+	var frame []byte
+	if s.cfg.DataDir != "" {
+		r := record{kind: recBatch, at: at.UnixNano(), seq: seq, sensorID: sess.sensorID, bootID: sess.bootID, body: marshal(b)}
+		frame = r.frame()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sess.dead {
+		return pendingAck{}, status.Error(codes.Aborted, "stream replaced")
+	}
+	bs := s.bootLocked(sess.sensorID, sess.bootID)
+	if seq <= bs.accepted {
+		return pendingAck{seq: seq}, nil
+	}
+	bs.accepted = seq
+	e := s.wal.append(frame, func() { s.applyBatch(sess.sensorID, sess.bootID, b, at) })
+	return pendingAck{seq: seq, entry: e}, nil
+}
+
+// Sensors is the registry, sorted by id: every sensor connected or heard from
+// within the retention window.
+func (s *Service) Sensors() []*netwatchv1.Sensor {
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*netwatchv1.Sensor, 0, len(s.sensors))
+	for id, e := range s.sensors {
+		if e.sess == nil && now.Sub(e.lastSeen) > s.cfg.Retention {
+			continue
+		}
+		interval := time.Duration(e.hello.GetExportIntervalMs()) * time.Millisecond
+		if interval <= 0 {
+			interval = time.Second
+		}
+		quiet := e.lastBatchAt
+		if e.sess != nil {
+			quiet = later(quiet, e.connectedSince)
+		}
+		v := &netwatchv1.Sensor{
+			SensorId: id, Hostname: e.hello.GetHostname(), Interface: e.hello.GetInterface(),
+			Version: e.hello.GetVersion(), BootId: e.hello.GetBootId(), Connected: e.sess != nil,
+			Stale: now.Sub(quiet) > 3*interval, LagMs: e.lagMs, Batches: e.batches,
+			KernelDrops: e.stats.GetKernelDrops(),
+		}
+		if e.sess != nil {
+			v.ConnectedSince = timestamppb.New(e.connectedSince)
+		}
+		if !e.lastBatchAt.IsZero() {
+			v.LastBatchAt = timestamppb.New(e.lastBatchAt)
+		}
+		for k, bs := range s.boots {
+			if k[0] == id && bs.loss != nil {
+				v.LostFlows += bs.loss.GetFlows()
+				v.LostPackets += bs.loss.GetPackets()
+				v.LostBytes += bs.loss.GetBytes()
+			}
+		}
+		if st := e.stats; st != nil {
+			var errs uint64
+			for _, c := range st.GetDecodeErrors() {
+				errs += c.GetValue()
+			}
+			v.Metrics = &netwatchv1.SystemMetrics{
+				Timestamp: v.LastBatchAt, CpuUsage: st.GetCpuPercent(), MemoryUsage: st.GetRssBytes(),
+				ActiveFlows: st.GetFlowsActive(), DroppedPackets: st.GetKernelDrops() + v.LostPackets,
+				CaptureErrors: errs, InterfaceStatus: st.GetInterfaceStatus(),
+			}
+		}
+		out = append(out, v)
+	}
+	slices.SortFunc(out, func(a, b *netwatchv1.Sensor) int { return strings.Compare(a.SensorId, b.SensorId) })
+	return out
+}
+
+// Loss is one sensor boot's reported spool loss: the window it covers is incomplete.
+type Loss struct {
+	SensorID, BootID      string
+	Flows, Packets, Bytes uint64
+	FirstLost, LastLost   time.Time
+}
+
+// Losses lists every boot that reported spool loss within the retention window.
+func (s *Service) Losses() []Loss {
+	cutoff := s.now().Add(-s.cfg.Retention)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Loss
+	for k, bs := range s.boots {
+		if bs.loss == nil || bs.loss.GetBatches() == 0 || bs.loss.GetLastLost().AsTime().Before(cutoff) {
+			continue
+		}
+		out = append(out, Loss{SensorID: k[0], BootID: k[1], Flows: bs.loss.GetFlows(), Packets: bs.loss.GetPackets(),
+			Bytes: bs.loss.GetBytes(), FirstLost: bs.loss.GetFirstLost().AsTime(), LastLost: bs.loss.GetLastLost().AsTime()})
+	}
+	return out
+}

@@ -1,0 +1,208 @@
+package query
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"netwatch.dev/collector/internal/store"
+	netwatchv1 "netwatch.dev/proto/netwatch/v1"
+)
+
+const (
+	defaultTopLimit    = 10
+	maxTopLimit        = 50
+	defaultTopDuration = 5 * time.Minute
+	minTopDuration     = time.Minute
+	maxTopDuration     = 60 * time.Minute
+	// TopFlowsPerHost is how many of a talker's largest flows (by bytes inside the
+	// window) come with it for drill-down.
+	TopFlowsPerHost = 5
+)
+
+// ListTopTalkers is GET /api/v1/top-talkers: hosts ranked by the bytes they sent and
+// received inside the window ending now (packet time, from the store's buckets, not
+// the flows' lifetime totals).
+//
+// A flow counts for both of its hosts, so percentage_of_total is a host's share of
+// all the bytes transferred in the window: the percentages of two hosts talking only
+// to each other are both 100. Each talker carries up to TopFlowsPerHost of its flows,
+// largest in the window first, as the stored records (their bytes are lifetime totals).
+func (s *Service) ListTopTalkers(_ context.Context, req *netwatchv1.ListTopTalkersRequest) (*netwatchv1.ListTopTalkersResponse, error) {
+	limit := defaultTopLimit
+	if v := req.GetLimit(); v != "" {
+		var err error
+		if limit, err = parseInt("limit", v, 1, maxTopLimit); err != nil {
+			return nil, err
+		}
+	}
+	window, err := parseWindow("duration", req.GetDuration(), defaultTopDuration, minTopDuration, maxTopDuration)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	talkers := TopTalkers(s.store, now.Add(-window), now, limit)
+	resp := &netwatchv1.ListTopTalkersResponse{
+		TopTalkers:  make([]*netwatchv1.TopTalker, 0, len(talkers)),
+		TimeWindow:  formatDuration(window),
+		GeneratedAt: timestamppb.New(now),
+	}
+	for i := range talkers {
+		t := &talkers[i]
+		tt := &netwatchv1.TopTalker{
+			Identifier: t.Host.String(), DisplayName: t.Host.String(),
+			TotalBytes: t.Bytes, TotalPackets: t.Packets, FlowCount: t.Flows,
+			Rank: uint32(i + 1), PercentageOfTotal: t.Percentage,
+			Flows: make([]*netwatchv1.NetworkFlow, 0, len(t.Top)),
+		}
+		for j := range t.Top {
+			tt.Flows = append(tt.Flows, ToNetworkFlow(&t.Top[j]))
+		}
+		resp.TopTalkers = append(resp.TopTalkers, tt)
+	}
+	return resp, nil
+}
+
+// Talker is one host's traffic inside a window.
+type Talker struct {
+	Host           netip.Addr
+	Bytes, Packets uint64 // sent and received inside the window
+	Flows          uint32 // flows with traffic inside the window
+	Percentage     float64
+	Top            []store.Flow // largest flows inside the window first
+}
+
+// hostSum accumulates one host. Its largest flows live apart in a hostTop, touched
+// only when a flow enters them, so the hot loop walks small records.
+type hostSum struct {
+	host           netip.Addr
+	bytes, packets uint64
+	flows          uint32
+	ntop           uint32
+	floor          uint64 // bytes of the smallest of a full top
+}
+
+type hostTop [TopFlowsPerHost]sized
+
+type sized struct {
+	bytes uint64
+	ref   store.FlowRef
+}
+
+func (h *hostSum) add(w *store.WindowFlow, top *hostTop) {
+	h.bytes += w.Bytes
+	h.packets += w.Packets
+	h.flows++
+	if h.ntop == TopFlowsPerHost && w.Bytes <= h.floor {
+		return
+	}
+	i := int(h.ntop)
+	for i > 0 && top[i-1].bytes < w.Bytes {
+		i--
+	}
+	if i == len(top) {
+		return
+	}
+	copy(top[i+1:], top[i:])
+	top[i] = sized{w.Bytes, w.Ref}
+	h.ntop = min(h.ntop+1, TopFlowsPerHost)
+	h.floor = top[h.ntop-1].bytes
+}
+
+// TopTalkers ranks the hosts of the flows that transferred something inside
+// [from, to] by bytes (ties: packets, then address) and returns the first limit.
+func TopTalkers(st *store.Store, from, to time.Time, limit int) []Talker {
+	var (
+		index = map[[16]byte]int32{} // As16: no pointer in the key, cheaper than netip.Addr
+		sums  []hostSum
+		tops  []hostTop
+		total uint64
+	)
+	add := func(a netip.Addr, w *store.WindowFlow) {
+		k := a.As16()
+		i, ok := index[k]
+		if !ok {
+			i = int32(len(sums))
+			index[k] = i
+			sums = append(sums, hostSum{host: a})
+			tops = append(tops, hostTop{})
+		}
+		sums[i].add(w, &tops[i])
+	}
+	st.Window(from, to, func(w store.WindowFlow) {
+		total += w.Bytes
+		add(w.Src, &w)
+		if w.Dst != w.Src {
+			add(w.Dst, &w)
+		}
+	})
+	order := make([]int32, len(sums))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(i, j int32) int {
+		a, b := &sums[i], &sums[j]
+		switch {
+		case a.bytes != b.bytes:
+			return cmpDesc(a.bytes, b.bytes)
+		case a.packets != b.packets:
+			return cmpDesc(a.packets, b.packets)
+		}
+		return a.host.Compare(b.host)
+	})
+	order = order[:min(limit, len(order))]
+	out := make([]Talker, 0, len(order))
+	for _, i := range order {
+		h := &sums[i]
+		t := Talker{Host: h.host, Bytes: h.bytes, Packets: h.packets, Flows: h.flows}
+		if total > 0 {
+			t.Percentage = float64(h.bytes) * 100 / float64(total)
+		}
+		for _, f := range tops[i][:h.ntop] {
+			if fl, ok := st.Get(f.ref); ok {
+				t.Top = append(t.Top, fl)
+			}
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+func cmpDesc(a, b uint64) int {
+	if a > b {
+		return -1
+	}
+	return 1
+}
+
+// parseWindow reads a duration parameter ("5m", "90s", "1h"); empty is def.
+func parseWindow(param, v string, def, lo, hi time.Duration) (time.Duration, error) {
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, paramError(param, "%q is not a duration such as 5m", v)
+	}
+	if d < lo || d > hi {
+		return 0, paramError(param, "%s is outside [%s, %s]", v, formatDuration(lo), formatDuration(hi))
+	}
+	return d, nil
+}
+
+// formatDuration spells a duration the way the API's parameters do: 1h, 15m, 5s.
+func formatDuration(d time.Duration) string {
+	switch {
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%dh", d/time.Hour)
+	case d%time.Minute == 0:
+		return fmt.Sprintf("%dm", d/time.Minute)
+	case d%time.Second == 0:
+		return fmt.Sprintf("%ds", d/time.Second)
+	}
+	return d.String()
+}
