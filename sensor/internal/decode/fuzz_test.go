@@ -1,0 +1,133 @@
+package decode_test
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+
+	"netwatch.dev/sensor/internal/decode"
+	"netwatch.dev/sensor/internal/flow"
+	"netwatch.dev/sensor/internal/pcapfile"
+)
+
+var fuzzTable = sync.OnceValues(func() (*flow.Table, error) {
+	cfg := flow.DefaultConfig()
+	cfg.MaxFlows, cfg.MaxFragments = 256, 64
+	return flow.New(cfg)
+})
+
+// FuzzDecode feeds arbitrary frames to the decoder (and what it accepts to a
+// flow table): no input may panic, and accepted packets must be consistent.
+// Seeds: testdata/fuzz/FuzzDecode, frames from the shared captures (see
+// TestWriteFuzzCorpus).
+func FuzzDecode(f *testing.F) {
+	f.Add(uint32(decode.LinkEthernet), []byte{})
+	f.Fuzz(func(t *testing.T, link uint32, frame []byte) {
+		var d decode.Decoder
+		var p decode.Packet
+		r := d.Decode(decode.LinkType(link), frame, &p)
+		if d.Counters.Frames != 1 || d.Counters.ByResult[r] != 1 {
+			t.Fatalf("counters %+v for result %v", d.Counters, r)
+		}
+		if !r.IsIP() {
+			return
+		}
+		switch {
+		case p.IsIPv6 && p.Length < 40:
+			t.Fatalf("IPv6 length %d < 40", p.Length)
+		case !p.IsIPv6 && (p.Src[10] != 0xff || p.Src[11] != 0xff):
+			t.Fatalf("IPv4 source not IPv4-mapped: %x", p.Src)
+		}
+		if p.Protocol != 6 && p.Protocol != 17 && p.Protocol != 132 && (p.SrcPort != 0 || p.DstPort != 0) {
+			t.Fatalf("protocol %d with ports %d/%d", p.Protocol, p.SrcPort, p.DstPort)
+		}
+		if p.FragOffset != 0 && (p.SrcPort != 0 || p.DstPort != 0) {
+			t.Fatalf("non-first fragment with ports")
+		}
+		tb, err := fuzzTable()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tb.Add(&p, 1)
+	})
+}
+
+// TestWriteFuzzCorpus regenerates testdata/fuzz/FuzzDecode from the shared
+// captures: per capture, the first frame of every distinct (link type,
+// result, protocol, frame length class) up to 8 frames, at most 512 bytes
+// each. Run with NETWATCH_WRITE_FUZZ_CORPUS=1.
+func TestWriteFuzzCorpus(t *testing.T) {
+	if os.Getenv("NETWATCH_WRITE_FUZZ_CORPUS") == "" {
+		t.Skip("set NETWATCH_WRITE_FUZZ_CORPUS=1 to regenerate the corpus")
+	}
+	dir := filepath.Join("testdata", "fuzz", "FuzzDecode")
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for _, pat := range []string{"*.pcap", "*.pcapng"} {
+		m, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "pcaps", pat))
+		paths = append(paths, m...)
+	}
+	slices.Sort(paths)
+	total := 0
+	for _, path := range paths {
+		n, err := corpusFrom(path, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += n
+	}
+	t.Logf("wrote %d seeds", total)
+	if total > 200 {
+		t.Fatalf("%d seeds, keep it at most 200", total)
+	}
+}
+
+func corpusFrom(path, dir string) (int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	r, err := pcapfile.NewReader(f)
+	if err != nil {
+		return 0, err
+	}
+	seen := map[string]bool{}
+	var rec pcapfile.Record
+	var d decode.Decoder
+	var p decode.Packet
+	n := 0
+	for n < 8 {
+		if err := r.Next(&rec); err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			return n, err
+		}
+		res := d.Decode(rec.LinkType, rec.Data, &p)
+		sig := fmt.Sprint(rec.LinkType, res, p.Protocol, p.IsFragment, p.HasVLAN, len(rec.Data)/256)
+		if seen[sig] {
+			continue
+		}
+		seen[sig] = true
+		data := rec.Data[:min(len(rec.Data), 512)]
+		name := fmt.Sprintf("%s-%03d", filepath.Base(path), r.Packets())
+		body := fmt.Sprintf("go test fuzz v1\nuint32(%d)\n[]byte(%s)\n", uint32(rec.LinkType), strconv.Quote(string(data)))
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
