@@ -22,9 +22,13 @@ type exporter interface {
 }
 
 // shard is one worker's decoder and flow table; only its own goroutine touches them.
+// Decoded packets are handed to the table in batches (AddBatch overlaps the cache
+// misses of a batch's lookups); sync hands over a partial batch.
 type shard struct {
 	dec   decode.Decoder
-	pkt   decode.Packet
+	pkts  [flow.BatchSize]decode.Packet
+	ts    [flow.BatchSize]int64
+	n     int
 	table *flow.Table
 	out   *outputs
 	id    int
@@ -45,13 +49,22 @@ func newShard(id int, cfg config, out *outputs) (*shard, error) {
 func (s *shard) add(link decode.LinkType, data []byte, ts int64, vlan uint16, vlanValid bool) {
 	var r decode.Result
 	if vlanValid {
-		r = s.dec.DecodeVLAN(link, data, vlan, &s.pkt)
+		r = s.dec.DecodeVLAN(link, data, vlan, &s.pkts[s.n])
 	} else {
-		r = s.dec.Decode(link, data, &s.pkt)
+		r = s.dec.Decode(link, data, &s.pkts[s.n])
 	}
 	if r.IsIP() {
-		s.table.Add(&s.pkt, ts)
+		s.ts[s.n] = ts
+		if s.n++; s.n == len(s.pkts) {
+			s.sync()
+		}
 	}
+}
+
+// sync adds the batched packets to the table.
+func (s *shard) sync() {
+	s.table.AddBatch(s.pkts[:s.n], s.ts[:s.n])
+	s.n = 0
 }
 
 // maybeExport exports when an export interval has passed since the previous export.
@@ -66,6 +79,7 @@ func (s *shard) maybeExport(now int64) {
 }
 
 func (s *shard) export(now int64) {
+	s.sync()
 	s.lastExport = now
 	s.out.publish(s.id, s.dec.Counters, s.table.Stats())
 	s.out.deliver(func(emit func(*flow.Delta)) { s.table.Export(now, emit) })
@@ -73,6 +87,7 @@ func (s *shard) export(now int64) {
 
 // flush ends every flow (sensor stopped or end of file).
 func (s *shard) flush() {
+	s.sync()
 	s.out.publish(s.id, s.dec.Counters, s.table.Stats())
 	s.out.deliver(func(emit func(*flow.Delta)) { s.table.Flush(flow.EndSensorStopped, emit) })
 }
