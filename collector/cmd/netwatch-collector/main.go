@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -33,6 +34,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory of the durable flow log (empty: memory only)")
 	fs.StringVar(&cfg.AuthToken, "auth-token", os.Getenv("NETWATCH_AUTH_TOKEN"), "bearer token required by the API (env NETWATCH_AUTH_TOKEN); without it the API stays on loopback")
 	fs.DurationVar(&cfg.Retention, "retention", cfg.Retention, "how long flows are kept after their last update")
+	fs.IntVar(&cfg.MaxFlows, "max-flows", envInt("NETWATCH_MAX_FLOWS", cfg.MaxFlows), "flows kept at most; the oldest-idle are evicted beyond it (env NETWATCH_MAX_FLOWS)")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate of the gRPC listener (turns on TLS)")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
 	fs.StringVar(&cfg.TLSClientCA, "tls-client-ca", "", "PEM CA that sensor and client certificates must be signed by (mTLS)")
@@ -81,4 +83,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// envInt reads an integer environment variable, or def when unset or not a number
+// (a bad value then fails the check of the flag it feeds).
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return v
+	}
+	return def
 }

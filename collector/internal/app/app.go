@@ -42,6 +42,9 @@ type Config struct {
 	AuthToken string
 	// Retention is how long flows are kept after their last update.
 	Retention time.Duration
+	// MaxFlows bounds the store; beyond it the oldest-idle flows are evicted (and
+	// counted). Default 10,000,000.
+	MaxFlows int
 	// Version is reported by /api/v1/health and to sensors.
 	Version string
 	// TLSCert and TLSKey (PEM files) turn on TLS for the gRPC listener. Without them
@@ -68,6 +71,7 @@ func DefaultConfig() Config {
 		HTTPListen: "127.0.0.1:8080",
 		DataDir:    "./netwatch-data",
 		Retention:  60 * time.Minute,
+		MaxFlows:   10_000_000,
 		Version:    "dev",
 
 		MaxMessageBytes: 16 << 20,
@@ -135,7 +139,12 @@ func New(cfg Config, log *slog.Logger) (*Collector, error) {
 	if err := cfg.Check(); err != nil {
 		return nil, err
 	}
-	st := store.New(store.Config{Retention: cfg.Retention})
+	scfg := store.DefaultConfig()
+	scfg.Retention, scfg.MaxFlows = cfg.Retention, cfg.MaxFlows
+	if err := scfg.Check(); err != nil {
+		return nil, err
+	}
+	st := store.New(scfg)
 	c := &Collector{cfg: cfg, log: log, store: st, query: query.New(st, cfg.Version, time.Now)}
 	icfg := ingest.DefaultConfig()
 	icfg.DataDir, icfg.Retention, icfg.MaxSensors, icfg.Version = cfg.DataDir, cfg.Retention, cfg.MaxSensors, cfg.Version
@@ -247,7 +256,11 @@ func (c *Collector) Start() error {
 		c.ingest.Stop()
 		return fmt.Errorf("http-listen %s: %w", c.cfg.HTTPListen, err)
 	}
-	c.wg.Add(2)
+	c.wg.Add(3)
+	go func() {
+		defer c.wg.Done()
+		c.housekeeping(ctx)
+	}()
 	go func() {
 		defer c.wg.Done()
 		if err := c.grpc.Serve(c.grpcLis); err != nil {
@@ -262,6 +275,23 @@ func (c *Collector) Start() error {
 	}()
 	c.log.Info("collector started", "grpc", c.grpcLis.Addr().String(), "http", "http://"+c.httpLis.Addr().String()+"/", "version", c.cfg.Version)
 	return nil
+}
+
+// housekeeping records a metrics point every second and drops flows past retention.
+func (c *Collector) housekeeping(ctx context.Context) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			c.query.SampleMetrics(now)
+			if n := c.store.Expire(now); n > 0 {
+				c.log.Debug("flows expired", "count", n)
+			}
+		}
+	}
 }
 
 // GRPCAddr is the bound gRPC address.
