@@ -181,10 +181,7 @@ func appendTimestamp(b []byte, m protoreflect.Message) []byte {
 	fields := m.Descriptor().Fields()
 	secs := m.Get(fields.ByName("seconds")).Int()
 	nanos := m.Get(fields.ByName("nanos")).Int()
-	t := time.Unix(secs, nanos).UTC()
-	b = append(b, '"')
-	b = t.AppendFormat(b, time.RFC3339Nano)
-	return append(b, '"')
+	return AppendTime(b, time.Unix(secs, nanos))
 }
 
 func appendFloat(b []byte, f float64, bits int) []byte {
@@ -200,6 +197,16 @@ func appendFloat(b []byte, f float64, bits int) []byte {
 }
 
 const hex = "0123456789abcdef"
+
+// AppendString appends s as a JSON string, escaped exactly as Marshal escapes it.
+func AppendString(b []byte, s string) []byte { return appendString(b, s) }
+
+// AppendTime appends t as Marshal writes a google.protobuf.Timestamp.
+func AppendTime(b []byte, t time.Time) []byte {
+	b = append(b, '"')
+	b = t.UTC().AppendFormat(b, time.RFC3339Nano)
+	return append(b, '"')
+}
 
 // appendString writes s as a JSON string. Invalid UTF-8 becomes U+FFFD; <, > and &
 // are escaped so the output is safe to embed in HTML.
