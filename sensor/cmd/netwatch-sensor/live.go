@@ -53,11 +53,13 @@ func runLive(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger
 	}
 	log.Info("capturing", "interface", cfg.Interface, "workers", cfg.Capture.Workers,
 		"ring_bytes_per_worker", cfg.Capture.BlockSize*cfg.Capture.NumBlocks, "filter", cfg.Capture.Filter)
+	out.start()
 	err = capt.Run(ctx, func(worker int) capture.Handler { return liveHandler{shards[worker]} })
 	// Run has returned: no worker touches its shard any more.
 	for _, sh := range shards {
 		sh.flush()
 	}
+	out.stop()
 	if out.jsonl != nil {
 		if ferr := out.jsonl.Flush(); ferr != nil && err == nil {
 			err = ferr
@@ -76,7 +78,7 @@ func runLive(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger
 	if err != nil && ctx.Err() == nil {
 		return err
 	}
-	return out.err
+	return out.firstErr()
 }
 
 func countersOf(s capture.Stats) captureCounters {

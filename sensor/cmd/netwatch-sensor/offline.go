@@ -41,6 +41,7 @@ func runOffline(ctx context.Context, cfg config, stdout, stderr io.Writer, log *
 		defer stopMetrics()
 	}
 	start := time.Now()
+	out.start()
 	var (
 		offset  int64 // added to every timestamp
 		packets uint64
@@ -66,13 +67,14 @@ func runOffline(ctx context.Context, cfg config, stdout, stderr io.Writer, log *
 		sh.export(lastTS)
 	}
 	sh.flush()
+	out.stop()
 	if out.jsonl != nil {
 		if err := out.jsonl.Flush(); err != nil {
 			return fmt.Errorf("write flows: %w", err)
 		}
 	}
-	if out.err != nil {
-		return out.err
+	if err := out.firstErr(); err != nil {
+		return err
 	}
 	// Offline, every batch must reach the collector: wait for all acknowledgements
 	// (Ctrl-C gives up, and the exit status then says so).

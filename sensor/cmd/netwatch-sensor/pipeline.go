@@ -82,20 +82,36 @@ func (s *shard) export(now int64) {
 	s.sync()
 	s.lastExport = now
 	s.out.publish(s.id, s.dec.Counters, s.table.Stats())
-	s.out.deliver(func(emit func(*flow.Delta)) { s.table.Export(now, emit) })
+	b := s.out.buffer()
+	s.table.Export(now, b.add)
+	s.out.work <- b
 }
 
 // flush ends every flow (sensor stopped or end of file).
 func (s *shard) flush() {
 	s.sync()
 	s.out.publish(s.id, s.dec.Counters, s.table.Stats())
-	s.out.deliver(func(emit func(*flow.Delta)) { s.table.Flush(flow.EndSensorStopped, emit) })
+	b := s.out.buffer()
+	s.table.Flush(flow.EndSensorStopped, b.add)
+	s.out.work <- b
 }
+
+// deltaBatch is one export of one shard: the deltas copied out of the table.
+type deltaBatch struct{ deltas []flow.Delta }
+
+func (b *deltaBatch) add(d *flow.Delta) { b.deltas = append(b.deltas, *d) }
 
 // outputs fans deltas out to the JSON-lines writer and the collector link, and keeps
 // the shards' latest counters for the sensor's stats.
+//
+// A capture worker must get back to its ring quickly: at 2 Mpps a 16 MiB ring holds
+// well under 100 ms of 64-byte frames. So a worker only copies its export's deltas
+// into a batch (tens of nanoseconds a flow) and hands it to the writer goroutine,
+// which turns them into JSON lines or protobufs and submits them. The work queue is
+// short, so a writer that falls behind slows the workers (and the kernel's drop
+// counter says so) instead of growing memory.
 type outputs struct {
-	mu       sync.Mutex
+	mu       sync.Mutex // guards the counters below and err
 	jsonl    *output.JSONL
 	exporter exporter
 	captured func() captureCounters // kernel and ring counters (live), nil offline
@@ -104,7 +120,10 @@ type outputs struct {
 	tables   []flow.Stats
 	cpu      procstat.Sampler
 	err      error
-	protos   []*netwatchv1.FlowDelta
+
+	work    chan *deltaBatch
+	free    chan *deltaBatch
+	stopped chan struct{}
 }
 
 // captureCounters are the capture's own counters.
@@ -115,7 +134,40 @@ type captureCounters struct {
 }
 
 func newOutputs(shards int, iface string) *outputs {
-	return &outputs{dec: make([]decode.Counters, shards), tables: make([]flow.Stats, shards), iface: iface}
+	return &outputs{
+		dec: make([]decode.Counters, shards), tables: make([]flow.Stats, shards), iface: iface,
+		work: make(chan *deltaBatch, 4), free: make(chan *deltaBatch, 4+shards), stopped: make(chan struct{}),
+	}
+}
+
+// start runs the writer; close the work queue with stop.
+func (o *outputs) start() {
+	go func() {
+		defer close(o.stopped)
+		for b := range o.work {
+			o.write(b.deltas)
+			b.deltas = b.deltas[:0]
+			select {
+			case o.free <- b:
+			default:
+			}
+		}
+	}()
+}
+
+// stop waits until every handed-over export is written. No shard may export after it.
+func (o *outputs) stop() {
+	close(o.work)
+	<-o.stopped
+}
+
+func (o *outputs) buffer() *deltaBatch {
+	select {
+	case b := <-o.free:
+		return b
+	default:
+		return &deltaBatch{}
+	}
 }
 
 func (o *outputs) publish(id int, dec decode.Counters, tab flow.Stats) {
@@ -124,37 +176,53 @@ func (o *outputs) publish(id int, dec decode.Counters, tab flow.Stats) {
 	o.mu.Unlock()
 }
 
-// deliver runs an export under the lock: table exports are short (the deltas of one
-// interval), and one lock keeps JSON lines whole and batches in order.
-func (o *outputs) deliver(export func(emit func(*flow.Delta))) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.protos = o.protos[:0]
-	export(func(d *flow.Delta) {
+// write runs on the writer goroutine.
+func (o *outputs) write(deltas []flow.Delta) {
+	var protos []*netwatchv1.FlowDelta
+	if o.exporter != nil {
+		protos = make([]*netwatchv1.FlowDelta, 0, len(deltas)) // the exporter owns it after Submit
+	}
+	for i := range deltas {
+		d := &deltas[i]
 		if o.jsonl != nil {
-			if err := o.jsonl.Add(d); err != nil && o.err == nil {
-				o.err = fmt.Errorf("write flows: %w", err)
+			if err := o.jsonl.Add(d); err != nil {
+				o.setErr(fmt.Errorf("write flows: %w", err))
 			}
 		}
 		if o.exporter != nil {
-			o.protos = append(o.protos, output.FlowDelta(d))
+			protos = append(protos, output.FlowDelta(d))
 		}
-	})
-	if o.exporter != nil {
-		o.exporter.Submit(o.protos, o.statsLocked(time.Now(), true))
-		o.protos = nil // the exporter owns the slice now
 	}
+	if o.exporter != nil {
+		o.exporter.Submit(protos, o.statsNow(time.Now(), true))
+	}
+}
+
+func (o *outputs) setErr(err error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.err == nil {
+		o.err = err
+	}
+}
+
+func (o *outputs) firstErr() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.err
 }
 
 // stats is the sensor's SensorStats now, without the CPU share (which is measured
 // between two batches).
 func (o *outputs) stats() *netwatchv1.SensorStats {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.statsLocked(time.Time{}, false)
+	return o.statsNow(time.Time{}, false)
 }
 
-func (o *outputs) statsLocked(now time.Time, sampleCPU bool) *netwatchv1.SensorStats {
+// statsNow builds the SensorStats; sampleCPU measures the CPU share since the previous
+// sample (once per batch, on the writer goroutine).
+func (o *outputs) statsNow(now time.Time, sampleCPU bool) *netwatchv1.SensorStats {
+	o.mu.Lock()
+	defer o.mu.Unlock()
 	st := &netwatchv1.SensorStats{Interface: o.iface}
 	var frames uint64
 	byResult := map[string]uint64{}
