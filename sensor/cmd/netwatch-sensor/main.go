@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"netwatch.dev/proto/flagconfig"
 	"netwatch.dev/sensor/internal/capture"
 	"netwatch.dev/sensor/internal/export"
 	"netwatch.dev/sensor/internal/flow"
@@ -45,6 +46,8 @@ type config struct {
 	SensorID       string
 	ExportInterval time.Duration
 	MetricsListen  string
+	LogLevel       string
+	LogFormat      string
 	// metricsExplicit: --metrics-listen was given (offline mode serves metrics only then).
 	metricsExplicit bool
 	Capture         capture.Config
@@ -69,7 +72,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return max(code, 0)
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	log, err := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		fmt.Fprintf(stderr, "netwatch-sensor: %v\n", err)
+		return exitUsage
+	}
 
 	if cfg.Read != "" {
 		err = runOffline(ctx, cfg, stdout, stderr, log)
@@ -102,7 +109,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (cfg config, code int, 
 	cfg.Export.Hostname, cfg.Export.Version = hostname, version
 	fs := flag.NewFlagSet("netwatch-sensor", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&cfg.Interface, "interface", os.Getenv("NETWATCH_INTERFACE"), "capture on this interface (env NETWATCH_INTERFACE)")
+	fs.StringVar(&cfg.Interface, "interface", "", "capture on this interface")
 	fs.StringVar(&cfg.Read, "read", "", "read a pcap or pcapng file instead of capturing")
 	fs.StringVar(&cfg.Collector, "collector", "", "stream flow deltas to this collector (host:port)")
 	fs.StringVar(&cfg.Output, "output", "", `"jsonl": print flows as JSON lines on stdout`)
@@ -118,21 +125,36 @@ func parseFlags(args []string, stdout, stderr io.Writer) (cfg config, code int, 
 	fs.StringVar(&cfg.Export.KeyFile, "tls-key", "", "client key (PEM) for mutual TLS")
 	fs.StringVar(&cfg.Export.ServerName, "tls-server-name", "", "name expected in the collector's certificate (default: its host)")
 	fs.BoolVar(&cfg.Export.Insecure, "insecure", false, "allow plaintext to a collector that is not on loopback")
-	fs.StringVar(&cfg.Export.Token, "token", os.Getenv("NETWATCH_SENSOR_TOKEN"), "bearer token for the collector (env NETWATCH_SENSOR_TOKEN)")
+	fs.StringVar(&cfg.Export.Token, "token", "", "bearer token for the collector (also NETWATCH_SENSOR_TOKEN)")
 	fs.StringVar(&cfg.Capture.Filter, "bpf", "", "capture filter in tcpdump syntax, run in the kernel")
 	fs.BoolVar(&cfg.Capture.Promisc, "promisc", cfg.Capture.Promisc, "put the interface in promiscuous mode")
 	fs.IntVar(&cfg.Capture.Workers, "fanout", cfg.Capture.Workers, "capture workers (PACKET_FANOUT hash), each with its own ring and flow table")
-	ringSize := fs.String("ring-size", envOr("NETWATCH_RING_BUFFER_SIZE", "16MiB"), "ring memory per worker (env NETWATCH_RING_BUFFER_SIZE), split into --ring-block-size blocks")
+	ringSize := fs.String("ring-size", "16MiB", "ring memory per worker (also NETWATCH_RING_BUFFER_SIZE), split into --ring-block-size blocks")
 	blockSize := fs.String("ring-block-size", "1MiB", "ring block size (power of two, multiple of the page size)")
 	fs.IntVar(&cfg.Capture.FrameSize, "ring-frame-size", cfg.Capture.FrameSize, "ring frame size (multiple of 16)")
 	fs.DurationVar(&cfg.Capture.BlockTimeout, "ring-block-timeout", cfg.Capture.BlockTimeout, "hand a partly filled block to the sensor after this long")
 	fs.DurationVar(&cfg.Flow.IdleTimeout, "idle-timeout", cfg.Flow.IdleTimeout, "end a flow after this long without packets")
 	fs.DurationVar(&cfg.Flow.ActiveTimeout, "active-timeout", cfg.Flow.ActiveTimeout, "export a long flow as an interim record after this long")
-	maxFlows := fs.String("max-flows", envOr("NETWATCH_MAX_FLOWS", strconv.Itoa(cfg.Flow.MaxFlows)), "flow table capacity; the longest-idle flow is evicted beyond it (env NETWATCH_MAX_FLOWS)")
+	maxFlows := fs.String("max-flows", strconv.Itoa(cfg.Flow.MaxFlows), "flow table capacity; the longest-idle flow is evicted beyond it")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	check := fs.Bool("check", false, "validate the configuration and exit")
-	if err := fs.Parse(args); err != nil {
-		return cfg, exitUsage, nil
+	printConfig := fs.Bool("print-config", false, "print the effective configuration (YAML) and exit")
+	fs.String("config", "", "YAML file of settings named like the flags (precedence: flags > NETWATCH_* environment > file > defaults)")
+	fs.StringVar(&cfg.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&cfg.LogFormat, "log-format", "text", "text or json")
+	if err := flagconfig.Parse(fs, args, flagconfig.Options{ConfigFlag: "config", Aliases: []flagconfig.Alias{
+		{Env: "NETWATCH_RING_BUFFER_SIZE", Flag: "ring-size"},
+		{Env: "NETWATCH_SENSOR_TOKEN", Flag: "token"},
+		{Env: "NETWATCH_METRICS_INTERVAL", Flag: "export-interval"},
+	}}); err != nil {
+		var bad *flagconfig.SettingError
+		switch {
+		case errors.Is(err, flag.ErrHelp):
+			return cfg, exitOK, nil
+		case errors.As(err, &bad):
+			return cfg, exitUsage, err
+		}
+		return cfg, exitUsage, nil // the flag package has printed the error and the usage
 	}
 	if *showVersion {
 		fmt.Fprintln(stdout, "netwatch-sensor", version)
@@ -171,6 +193,10 @@ func parseFlags(args []string, stdout, stderr io.Writer) (cfg config, code int, 
 	}
 	if err := cfg.check(); err != nil {
 		return cfg, exitUsage, err
+	}
+	if *printConfig {
+		fmt.Fprint(stdout, flagconfig.Print(fs))
+		return cfg, exitOK, nil
 	}
 	if *check {
 		fmt.Fprintln(stdout, "configuration ok")
@@ -242,9 +268,18 @@ func parseSize(field, s string) (int, error) {
 	return v * mult, nil
 }
 
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
+// newLogger builds the structured logger: level debug|info|warn|error, format text|json.
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log-level: %q is not one of debug, info, warn, error", level)
 	}
-	return def
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log-format: %q is not one of text, json", format)
 }
