@@ -1,7 +1,7 @@
 # Netwatch — build, test and run. `make help` lists the targets.
 SHELL      := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
-MODULES    := proto sensor collector webui
+MODULES    := proto sensor collector webui deploy
 VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS    := -s -w -X main.version=$(VERSION)
 GOBUILD    := CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)'
@@ -60,9 +60,10 @@ check-sensor-lean: bin/netwatch-sensor
 		echo "FAIL: bin/netwatch-sensor links code it must not (above)"; exit 1; fi
 	@echo "ok: bin/netwatch-sensor has no gateway, WebSocket or UI code"
 
-## bench: Go benchmarks (decode, aggregate, read path)
+## bench: Go benchmarks (sensor: decode, aggregate, read path; collector: ingest, store, queries at 1M flows)
 bench:
 	cd sensor && go test -run '^$$' -bench . -benchmem ./...
+	cd collector && go test -run '^$$' -bench . -benchmem ./...
 
 ## fuzz: run each fuzz target for FUZZTIME (default 30s)
 fuzz:

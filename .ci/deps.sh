@@ -9,6 +9,7 @@ declare -A need=(
   [ping]=iputils-ping
   [tcpreplay]=tcpreplay
   [column]=bsdextrautils
+  [systemd-analyze]=systemd
 )
 missing=()
 for cmd in "${!need[@]}"; do
