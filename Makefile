@@ -34,6 +34,19 @@ FORCE:
 run: build
 	@deploy/local/run.sh
 
+## demo: no privilege needed: the collector plus a sensor replaying a bundled capture in a loop
+demo: build
+	@deploy/local/run.sh demo
+
+## release: static linux/amd64 and linux/arm64 binaries with checksums in dist/
+release:
+	rm -rf dist && mkdir -p dist
+	@for arch in amd64 arm64; do for b in sensor collector; do \
+		echo "build netwatch-$$b $(VERSION) linux/$$arch"; \
+		(cd $$b && GOOS=linux GOARCH=$$arch $(GOBUILD) -o ../dist/netwatch-$$b-$(VERSION)-linux-$$arch ./cmd/netwatch-$$b); \
+	done; done
+	cd dist && sha256sum netwatch-* > SHA256SUMS && cat SHA256SUMS
+
 ## deps: install what the tests need (as root: apt-get; otherwise names what is missing)
 deps:
 	@.ci/deps.sh
@@ -67,8 +80,8 @@ bench:
 
 ## fuzz: run each fuzz target for FUZZTIME (default 30s)
 fuzz:
-	cd sensor && go test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/decode
-	cd sensor && go test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) ./internal/pcapfile
+	cd sensor && go test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./internal/decode
+	cd sensor && go test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./internal/pcapfile
 
 ## tools: install buf and the protoc plugins (pinned) into bin/tools
 tools: $(TOOLS)/buf $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc $(TOOLS)/protoc-gen-grpc-gateway $(TOOLS)/protoc-gen-openapiv2
@@ -109,4 +122,5 @@ fmt: tools
 clean:
 	rm -rf bin dist
 
-.PHONY: help build run deps test test-unit test-integration test-e2e check-sensor-lean bench fuzz tools generate check-generate lint fmt clean FORCE
+
+.PHONY: help build run demo release deps test test-unit test-integration test-e2e check-sensor-lean bench fuzz tools generate check-generate lint fmt clean FORCE

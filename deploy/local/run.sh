@@ -1,20 +1,29 @@
 #!/usr/bin/env bash
 # `make run`: the collector on 127.0.0.1 and a sensor on the default-route interface.
+# `make demo` (run.sh demo): no privilege needed, the sensor replays a bundled real capture
+# in a loop at its own pace with timestamps moved to now, and the collector keeps memory only.
 # Ctrl-C stops both cleanly. Overrides: NETWATCH_INTERFACE, NETWATCH_PORT (HTTP, 8080),
-# NETWATCH_GRPC_PORT (9090), NETWATCH_DATA_DIR (./netwatch-data).
+# NETWATCH_GRPC_PORT (9090), NETWATCH_DATA_DIR (./netwatch-data), NETWATCH_DEMO_PCAP.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+mode=${1:-run}
 
 iface=${NETWATCH_INTERFACE:-$(ip -o route show default 2>/dev/null | awk '{for (i=1;i<NF;i++) if ($i=="dev") {print $(i+1); exit}}')}
 http_port=${NETWATCH_PORT:-8080}
 grpc_port=${NETWATCH_GRPC_PORT:-9090}
 data_dir=${NETWATCH_DATA_DIR:-./netwatch-data}
 
-if [[ -z $iface ]]; then
+if [[ $mode == demo ]]; then
+  pcap=${NETWATCH_DEMO_PCAP:-sensor/testdata/pcaps/ndpi-alexa-app.pcapng}
+  data_dir=${NETWATCH_DATA_DIR:-}
+  sensor_args=(--read "$pcap" --loop --speed 1x --rebase-time --sensor-id demo)
+elif [[ -z $iface ]]; then
   echo "run: no default route, so no interface to capture on; set NETWATCH_INTERFACE=IF (ip -br link lists them)" >&2
   exit 2
+else
+  sensor_args=(--interface "$iface")
 fi
-if [[ $(id -u) -ne 0 ]] && ! getcap bin/netwatch-sensor 2>/dev/null | grep -q cap_net_raw; then
+if [[ $mode != demo && $(id -u) -ne 0 ]] && ! getcap bin/netwatch-sensor 2>/dev/null | grep -q cap_net_raw; then
   cat >&2 <<MSG
 run: live capture needs CAP_NET_RAW. Either
   sudo make run
@@ -39,10 +48,12 @@ for _ in $(seq 50); do
   (exec 3<>"/dev/tcp/127.0.0.1/$http_port") 2>/dev/null && break
   sleep 0.1
 done
-bin/netwatch-sensor --interface "$iface" --collector "127.0.0.1:$grpc_port" &
+bin/netwatch-sensor "${sensor_args[@]}" --collector "127.0.0.1:$grpc_port" &
 pids+=($!)
 
 echo
-echo "  Netwatch dashboard: http://127.0.0.1:$http_port/    (capturing on $iface; Ctrl-C stops)"
+what="capturing on $iface"
+[[ $mode == demo ]] && what="replaying $pcap in a loop"
+echo "  Netwatch dashboard: http://127.0.0.1:$http_port/    ($what; Ctrl-C stops)"
 echo
 wait -n "${pids[@]}" || true
