@@ -1,7 +1,6 @@
 package export
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -18,22 +17,18 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
+	"netwatch.dev/sensor/internal/testcollector"
 )
 
 // These tests run the real collector binary (built once from the workspace) and
@@ -42,137 +37,21 @@ import (
 var collectorBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "netwatch-export-test")
+	bin, cleanup, err := testcollector.Build()
 	if err != nil {
-		panic(err)
-	}
-	collectorBin = filepath.Join(dir, "netwatch-collector")
-	build := exec.Command("go", "build", "-o", collectorBin, "netwatch.dev/collector/cmd/netwatch-collector")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build the collector (these tests need the go.work workspace): %v\n%s", err, out)
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	collectorBin = bin
 	code := m.Run()
-	os.RemoveAll(dir)
+	cleanup()
 	os.Exit(code)
-}
-
-// syncBuffer collects a process's log.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
-type collectorProc struct {
-	t        *testing.T
-	addr     string
-	httpAddr string
-	dataDir  string
-	extra    []string
-	cmd      *exec.Cmd
-	log      *syncBuffer
-	exited   chan struct{}
-	tlsCreds credentials.TransportCredentials // for the test's own query client
-}
-
-func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // newCollector prepares a collector on a fixed loopback port (so it can restart
 // on the same address) and data directory.
-func newCollector(t *testing.T, extra ...string) *collectorProc {
-	c := &collectorProc{t: t, addr: freeAddr(t), httpAddr: freeAddr(t), dataDir: t.TempDir(), extra: extra, log: &syncBuffer{}}
-	t.Cleanup(func() {
-		c.kill()
-		if t.Failed() {
-			t.Logf("collector log:\n%s", c.log.String())
-		}
-	})
-	return c
-}
-
-func (c *collectorProc) start() {
-	c.t.Helper()
-	args := append([]string{"--grpc-listen", c.addr, "--http-listen", c.httpAddr, "--data-dir", c.dataDir}, c.extra...)
-	c.cmd = exec.Command(collectorBin, args...)
-	c.cmd.Stderr, c.cmd.Stdout = c.log, c.log
-	require.NoError(c.t, c.cmd.Start())
-	c.exited = make(chan struct{})
-	go func() { c.cmd.Wait(); close(c.exited) }()
-	require.Eventually(c.t, func() bool {
-		conn, err := net.Dial("tcp", c.addr)
-		if err == nil {
-			conn.Close()
-		}
-		return err == nil
-	}, 10*time.Second, 10*time.Millisecond, "collector listening")
-}
-
-func (c *collectorProc) signal(sig syscall.Signal) {
-	if c.cmd == nil || c.cmd.Process == nil {
-		return
-	}
-	c.cmd.Process.Signal(sig)
-	select {
-	case <-c.exited:
-	case <-time.After(15 * time.Second):
-		c.cmd.Process.Kill()
-		<-c.exited
-	}
-	c.cmd = nil
-}
-
-func (c *collectorProc) kill() { c.signal(syscall.SIGKILL) }
-func (c *collectorProc) term() { c.signal(syscall.SIGTERM) }
-
-func (c *collectorProc) query() netwatchv1.QueryServiceClient {
-	creds := c.tlsCreds
-	if creds == nil {
-		creds = insecure.NewCredentials()
-	}
-	conn, err := grpc.NewClient(c.addr, grpc.WithTransportCredentials(creds))
-	require.NoError(c.t, err)
-	c.t.Cleanup(func() { conn.Close() })
-	return netwatchv1.NewQueryServiceClient(conn)
-}
-
-// totals sums every stored flow of sensor.
-func (c *collectorProc) totals(sensor string) (flows int, packets, bytes uint64) {
-	q := c.query()
-	for off := 0; ; off += 1000 {
-		resp, err := q.ListFlows(context.Background(), &netwatchv1.ListFlowsRequest{Sensor: sensor, Limit: "1000", Offset: fmt.Sprint(off)})
-		require.NoError(c.t, err)
-		for _, f := range resp.GetFlows() {
-			flows++
-			packets += f.GetPackets()
-			bytes += f.GetBytes()
-		}
-		if !resp.GetPagination().GetHasMore() {
-			return
-		}
-	}
-}
-
-func (c *collectorProc) sensor(id string) *netwatchv1.Sensor {
-	resp, err := c.query().ListSensors(context.Background(), &netwatchv1.ListSensorsRequest{})
-	require.NoError(c.t, err)
-	for _, s := range resp.GetSensors() {
-		if s.GetSensorId() == id {
-			return s
-		}
-	}
-	return nil
+func newCollector(t *testing.T, extra ...string) *testcollector.Proc {
+	return testcollector.New(t, collectorBin, extra...)
 }
 
 func testConfig(addr, id string) Config {
@@ -231,8 +110,8 @@ func (g *gen) next() []*netwatchv1.FlowDelta {
 
 func TestDeliveredExactlyOnceAcrossGracefulRestartAndKill9(t *testing.T) {
 	c := newCollector(t)
-	c.start()
-	e := newExporter(t, testConfig(c.addr, "s1"))
+	c.Start()
+	e := newExporter(t, testConfig(c.Addr(), "s1"))
 	g := &gen{keys: 300, perBatch: 40}
 	submit := func(n int) {
 		for range n {
@@ -241,21 +120,21 @@ func TestDeliveredExactlyOnceAcrossGracefulRestartAndKill9(t *testing.T) {
 		}
 	}
 	submit(40)
-	c.term() // graceful stop mid-stream
+	c.Term() // graceful stop mid-stream
 	submit(20)
 	assert.False(t, e.Stats().Connected)
-	c.start()
+	c.Start()
 	submit(40)
-	c.kill() // kill -9: acknowledged batches must survive
+	c.Kill() // kill -9: acknowledged batches must survive
 	submit(20)
 	time.Sleep(300 * time.Millisecond)
-	c.start()
+	c.Start()
 	submit(40)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	require.NoError(t, e.Drain(ctx))
-	flows, packets, bytes := c.totals("s1")
+	flows, packets, bytes := c.Totals("s1")
 	assert.Equal(t, []uint64{uint64(len(g.flows)), g.packets, g.bytes}, []uint64{uint64(flows), packets, bytes},
 		"flows, packets, bytes: nothing lost, nothing doubled")
 	st := e.Stats()
@@ -263,17 +142,17 @@ func TestDeliveredExactlyOnceAcrossGracefulRestartAndKill9(t *testing.T) {
 	assert.Equal(t, uint64(0), st.BatchesDropped)
 	assert.Zero(t, st.SpoolBatches)
 	assert.GreaterOrEqual(t, st.Connects, uint64(3))
-	s := c.sensor("s1")
+	s := c.Sensor("s1")
 	require.NotNil(t, s)
 	assert.Equal(t, "host-s1", s.GetHostname())
 	assert.True(t, s.GetConnected())
 	assert.Equal(t, uint64(3), s.GetKernelDrops())
-	assert.Contains(t, c.log.String(), "durable log replayed")
+	assert.Contains(t, c.Log(), "durable log replayed")
 }
 
 func TestSpoolOverflowDropsOldestAndTheLossReachesTheCollector(t *testing.T) {
 	c := newCollector(t) // not started: the sensor spools
-	cfg := testConfig(c.addr, "lossy")
+	cfg := testConfig(c.Addr(), "lossy")
 	cfg.SpoolBytes = 64 << 10
 	e := newExporter(t, cfg)
 	g := &gen{keys: 1 << 20, perBatch: 100} // distinct flows: the store holds exactly what arrived
@@ -293,21 +172,21 @@ func TestSpoolOverflowDropsOldestAndTheLossReachesTheCollector(t *testing.T) {
 	assert.Equal(t, wantLost, st.Loss.Packets)
 	assert.Equal(t, st.BatchesDropped*100, st.Loss.Flows)
 
-	c.start()
+	c.Start()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	require.NoError(t, e.Drain(ctx))
-	_, packets, bytes := c.totals("lossy")
+	_, packets, bytes := c.Totals("lossy")
 	assert.Equal(t, g.packets-st.Loss.Packets, packets, "what arrived + what the sensor reports lost = what was captured")
 	assert.Equal(t, g.bytes-st.Loss.Bytes, bytes)
-	s := c.sensor("lossy")
+	s := c.Sensor("lossy")
 	require.NotNil(t, s)
 	assert.Equal(t, st.Loss.Packets, s.GetLostPackets(), "the registry shows the loss")
 	assert.Equal(t, st.Loss.Flows, s.GetLostFlows())
 	assert.Equal(t, st.Loss.Bytes, s.GetLostBytes())
 
 	// The REST API says so too, and the health marks the window incomplete.
-	resp, err := http.Get("http://" + c.httpAddr + "/api/v1/sensors")
+	resp, err := http.Get("http://" + c.HTTPAddr() + "/api/v1/sensors")
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	var body struct {
@@ -317,7 +196,7 @@ func TestSpoolOverflowDropsOldestAndTheLossReachesTheCollector(t *testing.T) {
 	require.Len(t, body.Sensors, 1)
 	assert.Equal(t, "lossy", body.Sensors[0]["sensorId"], "%v", body.Sensors[0])
 	assert.Equal(t, float64(st.Loss.Packets), body.Sensors[0]["lostPackets"])
-	h, err := c.query().GetHealth(context.Background(), &netwatchv1.GetHealthRequest{})
+	h, err := c.Query().GetHealth(context.Background(), &netwatchv1.GetHealthRequest{})
 	require.NoError(t, err)
 	assert.True(t, h.GetIncomplete())
 	assert.Equal(t, "degraded", h.GetStatus())
@@ -326,19 +205,19 @@ func TestSpoolOverflowDropsOldestAndTheLossReachesTheCollector(t *testing.T) {
 
 func TestSecondSensorWithTheSameIDIsRefused(t *testing.T) {
 	c := newCollector(t)
-	c.start()
-	e1 := newExporter(t, testConfig(c.addr, "same"))
+	c.Start()
+	e1 := newExporter(t, testConfig(c.Addr(), "same"))
 	e1.Submit(nil, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	require.NoError(t, e1.Drain(ctx))
-	e2 := newExporter(t, testConfig(c.addr, "same"))
+	e2 := newExporter(t, testConfig(c.Addr(), "same"))
 	e2.Submit(nil, nil)
 	time.Sleep(500 * time.Millisecond)
 	assert.Zero(t, e2.Stats().Connects, "refused")
 	assert.Equal(t, 1, e2.Stats().SpoolBatches, "kept for when the id is free")
 	assert.True(t, e1.Stats().Connected)
-	assert.Equal(t, e1.BootID(), c.sensor("same").GetBootId())
+	assert.Equal(t, e1.BootID(), c.Sensor("same").GetBootId())
 }
 
 func TestTLSAndMutualTLS(t *testing.T) {
@@ -352,13 +231,13 @@ func TestTLSAndMutualTLS(t *testing.T) {
 
 	c := newCollector(t, "--tls-cert", filepath.Join(dir, "server.pem"), "--tls-key", filepath.Join(dir, "server-key.pem"),
 		"--tls-client-ca", filepath.Join(dir, "ca.pem"))
-	c.start()
+	c.Start()
 	clientCert, err := tls.LoadX509KeyPair(filepath.Join(dir, "client.pem"), filepath.Join(dir, "client-key.pem"))
 	require.NoError(t, err)
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)
-	c.tlsCreds = credentials.NewTLS(&tls.Config{RootCAs: pool, Certificates: []tls.Certificate{clientCert}})
-	cfg := testConfig(c.addr, "tls")
+	c.SetQueryCreds(credentials.NewTLS(&tls.Config{RootCAs: pool, Certificates: []tls.Certificate{clientCert}}))
+	cfg := testConfig(c.Addr(), "tls")
 	cfg.CAFile = filepath.Join(dir, "ca.pem")
 	cfg.CertFile, cfg.KeyFile = filepath.Join(dir, "client.pem"), filepath.Join(dir, "client-key.pem")
 	e := newExporter(t, cfg)
@@ -377,7 +256,7 @@ func TestTLSAndMutualTLS(t *testing.T) {
 		},
 		"plaintext to TLS": func(c *Config) { c.CAFile, c.CertFile, c.KeyFile = "", "", "" },
 	} {
-		bad := testConfig(c.addr, "bad-"+strings.ReplaceAll(name, " ", "-"))
+		bad := testConfig(c.Addr(), "bad-"+strings.ReplaceAll(name, " ", "-"))
 		bad.CAFile, bad.CertFile, bad.KeyFile = cfg.CAFile, cfg.CertFile, cfg.KeyFile
 		mutate(&bad)
 		eb := newExporter(t, bad)
@@ -387,7 +266,7 @@ func TestTLSAndMutualTLS(t *testing.T) {
 		scancel()
 		assert.Zero(t, eb.Stats().Connects, name)
 	}
-	assert.Nil(t, c.sensor("bad-no-client-cert"))
+	assert.Nil(t, c.Sensor("bad-no-client-cert"))
 }
 
 func TestConfigCheckNamesTheField(t *testing.T) {
