@@ -502,6 +502,10 @@ func (s *Service) Ingest(stream netwatchv1.SensorService_IngestServer) error {
 				log.Info("sensor stream ended: collector stopping")
 				return status.Error(codes.Unavailable, "collector stopping")
 			}
+			if stream.Context().Err() != nil { // the sensor went away (or its link did)
+				log.Info("sensor disconnected", "err", context.Cause(stream.Context()))
+				return stream.Context().Err()
+			}
 			log.Info("sensor stream replaced by a newer stream of the same boot")
 			return status.Error(codes.Aborted, "stream replaced by a newer stream of the same sensor boot")
 		case p, ok := <-pending:
