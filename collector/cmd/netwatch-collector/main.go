@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -32,7 +33,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.GRPCListen, "grpc-listen", cfg.GRPCListen, "address for sensors and gRPC clients")
 	fs.StringVar(&cfg.HTTPListen, "http-listen", cfg.HTTPListen, "address of the REST API and dashboard")
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory of the durable flow log (empty: memory only)")
-	fs.StringVar(&cfg.AuthToken, "auth-token", os.Getenv("NETWATCH_AUTH_TOKEN"), "bearer token required by the API (env NETWATCH_AUTH_TOKEN); without it the API stays on loopback")
+	fs.StringVar(&cfg.AuthToken, "api-token", os.Getenv("NETWATCH_AUTH_TOKEN"), "bearer token required by the API and /metrics (env NETWATCH_AUTH_TOKEN); without it the API stays on loopback")
+	fs.StringVar(&cfg.AuthToken, "auth-token", cfg.AuthToken, "alias of --api-token")
+	tokenFile := fs.String("api-token-file", "", "file holding the API token (first line), instead of --api-token")
+	fs.BoolVar(&cfg.AllowUnauthenticated, "allow-unauthenticated", false, "serve the API on a non-loopback --http-listen without a token (logs a warning)")
+	fs.IntVar(&cfg.RateLimit.Remote, "rate-limit", cfg.RateLimit.Remote, "API requests per minute per remote client IP (0: no limit)")
+	fs.IntVar(&cfg.RateLimit.Local, "rate-limit-local", cfg.RateLimit.Local, "API requests per minute per loopback client (0: no limit)")
+	corsOrigins := fs.String("cors-origin", "", "comma-separated origins (scheme://host[:port]) allowed to call the API cross-origin; empty: same-origin only")
 	fs.DurationVar(&cfg.Retention, "retention", cfg.Retention, "how long flows are kept after their last update")
 	fs.IntVar(&cfg.MaxFlows, "max-flows", envInt("NETWATCH_MAX_FLOWS", cfg.MaxFlows), "flows kept at most; the oldest-idle are evicted beyond it (env NETWATCH_MAX_FLOWS)")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate of the gRPC listener (turns on TLS)")
@@ -43,6 +50,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.SensorTokenFile, "sensor-token-file", "", "file of \"sensor-id token\" lines; every sensor must then present its bearer token")
 	fs.IntVar(&cfg.MaxMessageBytes, "max-message-bytes", cfg.MaxMessageBytes, "largest gRPC message accepted, in bytes")
 	fs.IntVar(&cfg.MaxSensors, "max-sensors", cfg.MaxSensors, "most sensors the collector keeps in its registry")
+	fs.Func("allowed-origins", "comma-separated host patterns (path.Match, e.g. *.example.com) whose pages may open the live WebSocket; default: same origin only", func(v string) error {
+		for _, o := range strings.Split(v, ",") {
+			if o = strings.TrimSpace(o); o != "" {
+				cfg.Live.AllowedOrigins = append(cfg.Live.AllowedOrigins, o)
+			}
+		}
+		return nil
+	})
+	fs.IntVar(&cfg.Live.MaxClients, "ws-max-clients", cfg.Live.MaxClients, "most concurrent live WebSocket clients")
+	fs.DurationVar(&cfg.Live.IdleTimeout, "ws-idle-timeout", cfg.Live.IdleTimeout, "close a live client that reads nothing for this long")
+	fs.Uint64Var(&cfg.Live.Alerts.BandwidthBits, "alert-bandwidth-bps", cfg.Live.Alerts.BandwidthBits, "raise a high-bandwidth alert above this ingest rate, in bits per second (0: off)")
+	fs.Float64Var(&cfg.Live.Alerts.CPUPercent, "alert-cpu", cfg.Live.Alerts.CPUPercent, "raise an alert when a sensor uses more CPU than this, in percent of one core")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	check := fs.Bool("check", false, "validate the configuration and exit")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
@@ -52,6 +71,27 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *showVersion {
 		fmt.Fprintln(stdout, "netwatch-collector", version)
 		return 0
+	}
+	if *tokenFile != "" {
+		if cfg.AuthToken != "" {
+			fmt.Fprintln(stderr, "netwatch-collector: api-token-file: give either --api-token (or NETWATCH_AUTH_TOKEN) or --api-token-file")
+			return 2
+		}
+		b, err := os.ReadFile(*tokenFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "netwatch-collector: api-token-file: %v\n", err)
+			return 2
+		}
+		line, _, _ := strings.Cut(string(b), "\n")
+		if cfg.AuthToken = strings.TrimSpace(line); cfg.AuthToken == "" {
+			fmt.Fprintf(stderr, "netwatch-collector: api-token-file: %s holds no token on its first line\n", *tokenFile)
+			return 2
+		}
+	}
+	for _, o := range strings.Split(*corsOrigins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			cfg.CORSOrigins = append(cfg.CORSOrigins, o)
+		}
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {

@@ -1,5 +1,7 @@
-// Package api serves the REST API (grpc-gateway over the query service), with the
-// seed's error body, request ids and optional bearer-token authentication.
+// Package api serves the REST API (grpc-gateway over the query service, the CSV
+// download and the OpenAPI document), with the seed's error body, request ids,
+// optional bearer-token authentication, per-client rate limits, CORS and the seed's
+// security headers.
 package api
 
 import (
@@ -17,8 +19,10 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"netwatch.dev/collector/internal/telemetry"
 	gw "netwatch.dev/proto/gateway/netwatch/v1"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
+	"netwatch.dev/proto/openapi"
 	"netwatch.dev/proto/restjson"
 )
 
@@ -27,18 +31,47 @@ const RequestIDHeader = "X-Request-Id"
 
 // Options of the HTTP API.
 type Options struct {
-	// Token, when set, is required as "Authorization: Bearer TOKEN" on every API
-	// call but /api/v1/health.
+	// Token, when set, is required as "Authorization: Bearer TOKEN" on every /api/
+	// call but /api/v1/health, and on /metrics.
 	Token string
-	// Now is the clock for error timestamps.
+	// Now is the clock for error timestamps and the rate limit.
 	Now func() time.Time
 	// UI serves everything outside /api/ (the embedded dashboard); nil: 404.
 	UI  http.Handler
 	Log *slog.Logger
+	// RateLimit per client IP on /api/ and /metrics; zero fields: no limit.
+	RateLimit RateLimit
+	// CORSOrigins may call the API from their pages; empty: same-origin only.
+	CORSOrigins []string
+	// Metrics serves /metrics (Prometheus); nil: not served.
+	Metrics http.Handler
+	// Latency, when set, records the time of every query-service request.
+	Latency *telemetry.Latency
+	// Routes are further handlers under /api/ by exact path (e.g. the WebSocket at
+	// /api/v1/ws), behind the same CORS, rate limit and token check as the rest.
+	Routes map[string]http.Handler
 }
 
-// NewHandler builds the HTTP handler for /api/v1 and the UI.
-func NewHandler(ctx context.Context, qs netwatchv1.QueryServiceServer, opts Options) (http.Handler, error) {
+// OpenAPIPath serves the generated OpenAPI document (proto/openapi).
+const OpenAPIPath = "/api/v1/openapi.json"
+
+// Handler is the collector's HTTP handler: /api/ (gateway, CSV, OpenAPI), /metrics
+// and the UI, with request ids, security headers, CORS, rate limits and the token.
+type Handler struct {
+	http.Handler
+	limiter *limiter
+}
+
+// RateLimited is the number of requests refused by the rate limit since start.
+func (h *Handler) RateLimited() uint64 { return h.limiter.limited.Load() }
+
+// NewHandler builds the HTTP handler for /api/v1, /metrics and the UI.
+//
+// Order, outermost first: request id and security headers (every response), then for
+// /api/: CORS (a preflight carries no token), rate limit (before the token check, so
+// guessing tokens is rate limited too), token, unknown-parameter check, latency, and
+// the endpoint: CSV download, OpenAPI document, extra routes, or the gateway.
+func NewHandler(ctx context.Context, qs netwatchv1.QueryServiceServer, opts Options) (*Handler, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -46,20 +79,80 @@ func NewHandler(ctx context.Context, qs netwatchv1.QueryServiceServer, opts Opti
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	eh := errorHandler{now: opts.Now, log: opts.Log}
-	mux := runtime.NewServeMux(
+	gwmux := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, restMarshaler{}),
 		runtime.WithErrorHandler(eh.handle),
 		runtime.WithRoutingErrorHandler(eh.routing),
 	)
-	if err := gw.RegisterQueryServiceHandlerServer(ctx, mux, qs); err != nil {
+	if err := gw.RegisterQueryServiceHandlerServer(ctx, gwmux, qs); err != nil {
 		return nil, err
 	}
+	routes := routeParams()
+	var flows http.Handler = gwmux
+	if fs, ok := qs.(FlowStreamer); ok {
+		csvh := csvFlows(fs, eh, opts.Now)
+		flows = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodGet && r.URL.Query().Get("format") == "csv" {
+				csvh.ServeHTTP(w, r)
+				return
+			}
+			gwmux.ServeHTTP(w, r)
+		})
+	}
+	api := http.NewServeMux()
+	api.Handle("/api/", instrument(opts.Latency, routes, gwmux))
+	api.Handle("/api/v1/flows", instrument(opts.Latency, routes, flows))
+	api.Handle(OpenAPIPath, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			eh.routing(r.Context(), nil, nil, w, r, http.StatusMethodNotAllowed)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(openapi.JSON)
+	}))
+	routes[OpenAPIPath] = nil
+	for path, h := range opts.Routes {
+		api.Handle(path, h)
+	}
+	lim := newLimiter(opts.RateLimit, opts.Now)
 	root := http.NewServeMux()
-	root.Handle("/api/", authenticate(opts.Token, eh, mux))
+	root.Handle("/api/", cors(opts.CORSOrigins, eh, rateLimit(lim, eh, authenticate(opts.Token, eh, checkParams(routes, eh, api)))))
+	if opts.Metrics != nil {
+		root.Handle("/metrics", rateLimit(lim, eh, authenticate(opts.Token, eh, opts.Metrics)))
+	}
 	if opts.UI != nil {
 		root.Handle("/", opts.UI)
 	}
-	return withRequestID(root), nil
+	return &Handler{Handler: withRequestID(securityHeaders(root)), limiter: lim}, nil
+}
+
+// instrument records the latency of query-service requests by path (the REST routes;
+// anything else under /api/ is "other", so the label set stays bounded). A CSV
+// download is its own endpoint.
+func instrument(l *telemetry.Latency, routes map[string][]string, next http.Handler) http.Handler {
+	if l == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		next.ServeHTTP(w, r)
+		name := r.URL.Path
+		if _, ok := routes[name]; !ok {
+			name = "other"
+		} else if name == "/api/v1/flows" && r.URL.Query().Get("format") == "csv" {
+			name += "?format=csv"
+		}
+		l.Observe(telemetry.Endpoint{API: "rest", Name: name}, time.Since(start))
+	})
+}
+
+// RESTEndpoints are the latency series pre-created for the REST API.
+func RESTEndpoints() []telemetry.Endpoint {
+	var out []telemetry.Endpoint
+	for path := range routeParams() {
+		out = append(out, telemetry.Endpoint{API: "rest", Name: path})
+	}
+	return append(out, telemetry.Endpoint{API: "rest", Name: "/api/v1/flows?format=csv"})
 }
 
 func withRequestID(next http.Handler) http.Handler {
@@ -72,7 +165,6 @@ func withRequestID(next http.Handler) http.Handler {
 			r.Header.Set(RequestIDHeader, id)
 		}
 		w.Header().Set(RequestIDHeader, id)
-		w.Header().Set("X-Content-Type-Options", "nosniff")
 		next.ServeHTTP(w, r)
 	})
 }
@@ -83,6 +175,8 @@ func authenticate(token string, eh errorHandler, next http.Handler) http.Handler
 	}
 	want := []byte("Bearer " + token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Health stays open: load balancers and orchestrators probe it without
+		// credentials, and it says nothing about the traffic.
 		if r.URL.Path == "/api/v1/health" {
 			next.ServeHTTP(w, r)
 			return

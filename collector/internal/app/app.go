@@ -20,11 +20,14 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/reflection"
 
 	"netwatch.dev/collector/internal/api"
 	"netwatch.dev/collector/internal/ingest"
+	"netwatch.dev/collector/internal/live"
 	"netwatch.dev/collector/internal/query"
 	"netwatch.dev/collector/internal/store"
+	"netwatch.dev/collector/internal/telemetry"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 	"netwatch.dev/webui"
 )
@@ -37,9 +40,19 @@ type Config struct {
 	HTTPListen string
 	// DataDir holds the durable flow log; empty means memory only.
 	DataDir string
-	// AuthToken, when set, is required as a bearer token by the API. Without it the
-	// API must listen on a loopback address.
+	// AuthToken, when set, is required as a bearer token by the API and /metrics.
+	// Without it the API must listen on a loopback address, unless
+	// AllowUnauthenticated is set.
 	AuthToken string
+	// AllowUnauthenticated lets the API listen beyond loopback without a token (a
+	// warning is logged).
+	AllowUnauthenticated bool
+	// RateLimit is API requests per minute per client IP (Remote: seed 100; Local,
+	// loopback clients: seed 1000). Zero: no limit.
+	RateLimit api.RateLimit
+	// CORSOrigins may call the API from their pages ("https://host:port"); empty:
+	// same-origin only.
+	CORSOrigins []string
 	// Retention is how long flows are kept after their last update.
 	Retention time.Duration
 	// MaxFlows bounds the store; beyond it the oldest-idle flows are evicted (and
@@ -62,6 +75,8 @@ type Config struct {
 	MaxMessageBytes int
 	// MaxSensors caps the sensor registry. Default 1024.
 	MaxSensors int
+	// Live is the WebSocket push (GET /api/v1/ws); its Token is AuthToken.
+	Live live.Config
 }
 
 // DefaultConfig is the documented default configuration.
@@ -76,6 +91,8 @@ func DefaultConfig() Config {
 
 		MaxMessageBytes: 16 << 20,
 		MaxSensors:      1024,
+		Live:            live.DefaultConfig(),
+		RateLimit:       api.RateLimit{Remote: 100, Local: 1000},
 	}
 }
 
@@ -86,8 +103,8 @@ func (c Config) Check() error {
 		if err != nil || port == "" {
 			return fmt.Errorf("%s: %q is not host:port", f.name, f.addr)
 		}
-		if f.name == "http-listen" && c.AuthToken == "" && !isLoopback(host) {
-			return fmt.Errorf("%s: %q is not a loopback address; set an auth token (--auth-token or NETWATCH_AUTH_TOKEN) to serve the API beyond this host", f.name, f.addr)
+		if f.name == "http-listen" && c.AuthToken == "" && !c.AllowUnauthenticated && !isLoopback(host) {
+			return fmt.Errorf("%s: %q is not a loopback address; set an API token (--api-token, --api-token-file or NETWATCH_AUTH_TOKEN) to serve the API beyond this host, or --allow-unauthenticated", f.name, f.addr)
 		}
 		if f.name == "grpc-listen" && c.TLSCert == "" && !c.Insecure && !isLoopback(host) {
 			return fmt.Errorf("%s: %q is not a loopback address; set --tls-cert/--tls-key (or --insecure to allow plaintext)", f.name, f.addr)
@@ -105,10 +122,13 @@ func (c Config) Check() error {
 	if c.MaxSensors < 1 {
 		return fmt.Errorf("max-sensors: %d must be at least 1", c.MaxSensors)
 	}
+	if c.RateLimit.Remote < 0 || c.RateLimit.Local < 0 {
+		return fmt.Errorf("rate-limit: %d and %d per minute: must not be negative (0 turns the limit off)", c.RateLimit.Remote, c.RateLimit.Local)
+	}
 	if c.Retention < time.Minute {
 		return fmt.Errorf("retention: %v is below the minimum of 1m", c.Retention)
 	}
-	return nil
+	return c.Live.Check()
 }
 
 func isLoopback(host string) bool {
@@ -128,6 +148,9 @@ type Collector struct {
 	ingest *ingest.Service
 	grpc   *grpc.Server
 	http   *http.Server
+	live   *live.Hub
+
+	latency *telemetry.Latency
 
 	grpcLis, httpLis net.Listener
 	wg               sync.WaitGroup
@@ -161,6 +184,9 @@ func New(cfg Config, log *slog.Logger) (*Collector, error) {
 	}
 	c.ingest = in
 	c.query.SetSensors(in)
+	if c.live, err = newLive(c); err != nil {
+		return nil, err
+	}
 	opts := ingest.ServerOptions(cfg.MaxMessageBytes)
 	if cfg.TLSCert != "" {
 		tc, err := serverTLS(cfg)
@@ -173,9 +199,15 @@ func New(cfg Config, log *slog.Logger) (*Collector, error) {
 			log.Warn("insecure: sensors and gRPC clients talk to this collector in plaintext", "grpc-listen", cfg.GRPCListen)
 		}
 	}
+	if host, _, _ := net.SplitHostPort(cfg.HTTPListen); cfg.AuthToken == "" && !isLoopback(host) {
+		log.Warn("allow-unauthenticated: the API and /metrics answer anyone who can reach them", "http-listen", cfg.HTTPListen)
+	}
+	c.latency = telemetry.NewLatency(append(api.RESTEndpoints(), grpcEndpoints()...)...)
+	opts = append(opts, grpc.ChainUnaryInterceptor(observeQueries(c.latency)))
 	c.grpc = grpc.NewServer(opts...)
 	netwatchv1.RegisterQueryServiceServer(c.grpc, c.query)
 	netwatchv1.RegisterSensorServiceServer(c.grpc, c.ingest)
+	reflection.Register(c.grpc) // grpcurl and other tools list and describe the services
 	return c, nil
 }
 
@@ -233,14 +265,23 @@ func readTokens(path string) (map[string]string, error) {
 func (c *Collector) Start() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
+	var h *api.Handler
+	metrics := telemetry.Handler(telemetry.Sources{
+		Store: c.store, Latency: c.latency, Sensors: c.ingest.Sensors, RSS: query.RSSBytes,
+		Counters: []telemetry.Counter{{
+			Name: "netwatch_collector_http_rate_limited_total", Help: "API requests refused with 429 by the per-client rate limit.",
+			Value: func() uint64 { return h.RateLimited() },
+		}},
+	})
 	h, err := api.NewHandler(ctx, c.query, api.Options{
-		Token: c.cfg.AuthToken, Log: c.log, UI: http.FileServerFS(webui.FS()),
+		Token: c.cfg.AuthToken, Log: c.log, UI: webui.Handler(),
+		RateLimit: c.cfg.RateLimit, CORSOrigins: c.cfg.CORSOrigins, Metrics: metrics, Latency: c.latency,
 	})
 	if err != nil {
 		cancel()
 		return err
 	}
-	c.http = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
+	c.http = newHTTPServer(c.withLive(h))
 	if err := c.ingest.Start(); err != nil {
 		cancel()
 		return err
@@ -256,6 +297,7 @@ func (c *Collector) Start() error {
 		c.ingest.Stop()
 		return fmt.Errorf("http-listen %s: %w", c.cfg.HTTPListen, err)
 	}
+	c.live.Start()
 	c.wg.Add(3)
 	go func() {
 		defer c.wg.Done()
@@ -275,6 +317,41 @@ func (c *Collector) Start() error {
 	}()
 	c.log.Info("collector started", "grpc", c.grpcLis.Addr().String(), "http", "http://"+c.httpLis.Addr().String()+"/", "version", c.cfg.Version)
 	return nil
+}
+
+// newHTTPServer sets the timeouts that keep slow clients (slowloris) from holding
+// connections: headers within 10 s, a request within 30 s, a response within 60 s
+// (a CSV download extends its own deadline chunk by chunk), idle keep-alives 2 min.
+func newHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler: h, MaxHeaderBytes: 64 << 10,
+		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute,
+	}
+}
+
+// grpcEndpoints are the latency series pre-created for the gRPC query methods.
+func grpcEndpoints() []telemetry.Endpoint {
+	var out []telemetry.Endpoint
+	for _, m := range netwatchv1.QueryService_ServiceDesc.Methods {
+		out = append(out, telemetry.Endpoint{API: "grpc", Name: m.MethodName})
+	}
+	return out
+}
+
+// observeQueries records the latency of the gRPC query methods (not ingest).
+func observeQueries(l *telemetry.Latency) grpc.UnaryServerInterceptor {
+	prefix := "/" + netwatchv1.QueryService_ServiceDesc.ServiceName + "/"
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		name, ok := strings.CutPrefix(info.FullMethod, prefix)
+		if !ok {
+			return handler(ctx, req)
+		}
+		start := time.Now()
+		resp, err := handler(ctx, req)
+		l.Observe(telemetry.Endpoint{API: "grpc", Name: name}, time.Since(start))
+		return resp, err
+	}
 }
 
 // housekeeping records a metrics point every second and drops flows past retention.
@@ -302,6 +379,7 @@ func (c *Collector) HTTPAddr() string { return c.httpLis.Addr().String() }
 
 // Stop stops serving (HTTP first, then gRPC) and waits, at most until ctx is done.
 func (c *Collector) Stop(ctx context.Context) error {
+	c.live.Stop() // WebSocket connections are hijacked: Shutdown does not close them
 	err := c.http.Shutdown(ctx)
 	stopped := make(chan struct{})
 	// Sensor streams never end by themselves: end them (the committer still commits

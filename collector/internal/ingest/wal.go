@@ -37,6 +37,8 @@ const (
 	frameHeader = 8
 	// maxRecord bounds one record; a larger length in a header means corruption.
 	maxRecord = 256 << 20
+	// readChunk is how much of a record's payload recovery reads (and allocates) at once.
+	readChunk = 1 << 20
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -70,12 +72,18 @@ func readFrames(r io.Reader, fn func(payload []byte) error) (good int64, err err
 		if size > maxRecord {
 			return good, fmt.Errorf("%w: length %d", errTorn, size)
 		}
-		if cap(buf) < int(size) {
-			buf = make([]byte, size)
-		}
-		buf = buf[:size]
-		if _, err := io.ReadFull(br, buf); err != nil {
-			return good, fmt.Errorf("%w: payload cut short", errTorn)
+		// The buffer grows with the payload actually read, a chunk at a time: a corrupt
+		// length in a short file must not make recovery allocate up to maxRecord
+		// (256 MiB) before finding the payload cut short.
+		buf = buf[:0]
+		for remaining := int(size); remaining > 0; {
+			chunk := min(remaining, readChunk)
+			buf = slices.Grow(buf, chunk)
+			if _, err := io.ReadFull(br, buf[len(buf):len(buf)+chunk]); err != nil {
+				return good, fmt.Errorf("%w: payload cut short", errTorn)
+			}
+			buf = buf[:len(buf)+chunk]
+			remaining -= chunk
 		}
 		if crc32.Checksum(buf, castagnoli) != binary.BigEndian.Uint32(hdr[4:]) {
 			return good, fmt.Errorf("%w: checksum mismatch", errTorn)

@@ -98,6 +98,35 @@ func (h *MetricsHistory) Latest(sensorID string) (MetricsPoint, time.Time, bool)
 	}, time.Unix(s.last, 0).UTC(), true
 }
 
+// DroppedIncrease is how much a series' cumulative drops grew over the seconds
+// (now-window, now]: the newest point's drops minus the oldest's in that span (0 with
+// fewer than two points, or when the counter went back, e.g. a sensor restart).
+func (h *MetricsHistory) DroppedIncrease(sensorID string, now time.Time, window time.Duration) uint64 {
+	end := now.Unix()
+	start := end - int64(window/time.Second) + 1
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := h.series[sensorID]
+	if s == nil {
+		return 0
+	}
+	var first, last *point
+	for sec := max(start, 1); sec <= end; sec++ {
+		p := &s.pts[sec%int64(h.span)]
+		if int64(p.t) != sec {
+			continue
+		}
+		if first == nil {
+			first = p
+		}
+		last = p
+	}
+	if first == nil || last.drops < first.drops {
+		return 0
+	}
+	return last.drops - first.drops
+}
+
 // forget drops the series not recorded since before cutoff (unix seconds).
 func (h *MetricsHistory) forget(cutoff int64) {
 	h.mu.Lock()
@@ -240,7 +269,7 @@ func (s *Service) SampleMetrics(now time.Time) {
 	sm := &s.sampler
 	sm.mu.Lock()
 	cpu := sm.cpuUsed()
-	p := MetricsPoint{Memory: rssBytes(), ActiveFlows: uint64(st.Flows)}
+	p := MetricsPoint{Memory: RSSBytes(), ActiveFlows: uint64(st.Flows)}
 	if sm.havePrevious {
 		if secs := now.Sub(sm.at).Seconds(); secs > 0 {
 			p.PacketsPerSecond = uint64(float64(st.Packets-sm.packets) / secs)

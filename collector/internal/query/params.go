@@ -2,6 +2,7 @@ package query
 
 import (
 	"fmt"
+	"math"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -19,7 +20,12 @@ import (
 // paramError is an InvalidArgument status naming the parameter, so the REST error
 // body can say which one was wrong.
 func paramError(param, format string, args ...any) error {
-	st := status.New(codes.InvalidArgument, param+": "+fmt.Sprintf(format, args...))
+	return paramStatus(codes.InvalidArgument, param, format, args...)
+}
+
+// paramStatus is a status of code naming the parameter it is about.
+func paramStatus(code codes.Code, param, format string, args ...any) error {
+	st := status.New(code, param+": "+fmt.Sprintf(format, args...))
 	if withDetails, err := st.WithDetails(&errdetails.BadRequest{
 		FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: param, Description: fmt.Sprintf(format, args...)}},
 	}); err == nil {
@@ -184,6 +190,16 @@ func parseTime(param, v string) (int64, error) {
 	}
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02"} {
 		if t, err := time.Parse(layout, v); err == nil {
+			// UnixNano wraps outside the years 1678-2262 (time_end=3000-01-01 became a
+			// date in 1831), and 0 means "open": clamp to [1 ns after the epoch, the
+			// last representable instant]. No flow is older than the epoch, so the
+			// clamped bound keeps the same flows.
+			switch {
+			case !t.After(time.Unix(0, 0)):
+				return 1, nil
+			case t.After(time.Unix(0, math.MaxInt64)):
+				return math.MaxInt64, nil
+			}
 			return t.UnixNano(), nil
 		}
 	}

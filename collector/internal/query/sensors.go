@@ -2,6 +2,8 @@ package query
 
 import (
 	"context"
+	"fmt"
+	"time"
 
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 )
@@ -25,33 +27,94 @@ func (s *Service) ListSensors(context.Context, *netwatchv1.ListSensorsRequest) (
 	return resp, nil
 }
 
-// addSensorHealth fills the sensor part of the health: "healthy" needs a connected,
-// capturing sensor, none stale, no interface down and no reported loss in the
-// retention window (the window is then incomplete).
+// Health thresholds.
+const (
+	// DropWindow is how far back the health looks for packet drops.
+	DropWindow = 5 * time.Minute
+	// NearCapPercent of --max-flows stored makes the health "degraded": evictions
+	// of the oldest-idle flows are near (or happening).
+	NearCapPercent = 90
+)
+
+// Health statuses.
+const (
+	StatusHealthy   = "healthy"
+	StatusDegraded  = "degraded"
+	StatusUnhealthy = "unhealthy"
+)
+
+// addSensorHealth fills the health from the registry and the store, with a reason for
+// every problem found:
+//   - "unhealthy" when nothing is being captured: no sensor connected, or every
+//     connected sensor stale or its interface not up;
+//   - "degraded" when some part is missing or lossy: a stale sensor, an interface not
+//     up, packets dropped in the last DropWindow, spool loss reported within the
+//     retention window (the window is then incomplete), or the store at
+//     NearCapPercent of --max-flows;
+//   - "healthy" otherwise.
 func (s *Service) addSensorHealth(r *netwatchv1.GetHealthResponse) {
-	if s.sensors == nil {
-		return
+	r.Reasons = []string{}
+	var sensors []*netwatchv1.Sensor
+	if s.sensors != nil {
+		sensors = s.sensors.Sensors()
 	}
 	worst := netwatchv1.InterfaceStatus_INTERFACE_STATUS_UNSPECIFIED
-	for _, v := range s.sensors.Sensors() {
+	capturing := 0
+	for _, v := range sensors {
+		id := v.GetSensorId()
 		if v.GetStale() {
 			r.SensorsStale++
+			r.Reasons = append(r.Reasons, fmt.Sprintf("sensor %s is stale: no batch for three export intervals", id))
 		}
-		if v.GetLostFlows() > 0 || v.GetLostPackets() > 0 || v.GetLostBytes() > 0 {
+		if lost := v.GetLostFlows(); lost > 0 || v.GetLostPackets() > 0 {
 			r.Incomplete = true
+			r.Reasons = append(r.Reasons, fmt.Sprintf("sensor %s lost %d flows (%d packets) from a full spool: the window is incomplete", id, lost, v.GetLostPackets()))
+		}
+		if n := s.history.DroppedIncrease(id, s.now(), DropWindow); n > 0 {
+			r.Reasons = append(r.Reasons, fmt.Sprintf("sensor %s dropped %d packets in the last %s", id, n, formatDuration(DropWindow)))
 		}
 		if !v.GetConnected() {
 			continue
 		}
 		r.SensorsConnected++
-		if !v.GetStale() {
-			r.CaptureActive = true
-		}
+		ifs := v.GetMetrics().GetInterfaceStatus()
 		// UP < DOWN < ERROR: the larger value is the worse state.
-		worst = max(worst, v.GetMetrics().GetInterfaceStatus())
+		worst = max(worst, ifs)
+		if ifs > netwatchv1.InterfaceStatus_INTERFACE_STATUS_UP {
+			r.Reasons = append(r.Reasons, fmt.Sprintf("sensor %s: interface %s is %s", id, v.GetInterface(), restEnum(ifs)))
+		}
+		if !v.GetStale() && ifs <= netwatchv1.InterfaceStatus_INTERFACE_STATUS_UP {
+			capturing++
+		}
 	}
 	r.InterfaceStatus = worst
-	if r.CaptureActive && r.SensorsStale == 0 && !r.Incomplete && worst <= netwatchv1.InterfaceStatus_INTERFACE_STATUS_UP {
-		r.Status = "healthy"
+	r.CaptureActive = capturing > 0
+	if st, limit := s.store.Len(), s.store.Config().MaxFlows; st*100 >= limit*NearCapPercent {
+		r.Reasons = append(r.Reasons, fmt.Sprintf("store holds %d flows, %d%% of --max-flows %d: the oldest-idle flows are evicted beyond it", st, st*100/limit, limit))
 	}
+	switch {
+	case r.SensorsConnected == 0:
+		r.Status = StatusUnhealthy
+		r.Reasons = append([]string{"no sensor connected: nothing is being captured"}, r.Reasons...)
+	case capturing == 0:
+		r.Status = StatusUnhealthy
+		r.Reasons = append([]string{"no connected sensor is capturing"}, r.Reasons...)
+	case len(r.Reasons) > 0:
+		r.Status = StatusDegraded
+	default:
+		r.Status = StatusHealthy
+	}
+}
+
+// restEnum is an enum value as the REST API spells it ("down", "error").
+func restEnum(v netwatchv1.InterfaceStatus) string {
+	switch v {
+	case netwatchv1.InterfaceStatus_INTERFACE_STATUS_UP:
+		return "up"
+	case netwatchv1.InterfaceStatus_INTERFACE_STATUS_DOWN:
+		return "down"
+	case netwatchv1.InterfaceStatus_INTERFACE_STATUS_ERROR:
+		return "in error"
+	}
+	return "unknown"
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"netwatch.dev/collector/internal/store"
@@ -32,16 +33,10 @@ func New(st *store.Store, version string, now func() time.Time) *Service {
 	return &Service{store: st, version: version, now: now, history: NewMetricsHistory(st.Config().Retention)}
 }
 
-// GetHealth reports the collector's health. With no sensor connected nothing is
-// being captured, so the status is "degraded", not "healthy".
+// GetHealth reports the collector's health, with the reasons it is not healthy (see
+// addSensorHealth).
 func (s *Service) GetHealth(context.Context, *netwatchv1.GetHealthRequest) (*netwatchv1.GetHealthResponse, error) {
-	resp := &netwatchv1.GetHealthResponse{
-		Status:          "degraded",
-		Timestamp:       timestamppb.New(s.now()),
-		CaptureActive:   false,
-		InterfaceStatus: netwatchv1.InterfaceStatus_INTERFACE_STATUS_UNSPECIFIED,
-		Version:         s.version,
-	}
+	resp := &netwatchv1.GetHealthResponse{Timestamp: timestamppb.New(s.now()), Version: s.version}
 	s.addSensorHealth(resp)
 	return resp, nil
 }
@@ -66,13 +61,55 @@ func (s *Service) ListFlows(_ context.Context, req *netwatchv1.ListFlowsRequest)
 	return resp, nil
 }
 
-// GetMetrics reports the collector's own process metrics and stored flows.
-func (s *Service) GetMetrics(context.Context, *netwatchv1.GetMetricsRequest) (*netwatchv1.GetMetricsResponse, error) {
-	return &netwatchv1.GetMetricsResponse{Metrics: &netwatchv1.SystemMetrics{
-		Timestamp:   timestamppb.New(s.now()),
-		MemoryUsage: rssBytes(),
-		ActiveFlows: uint64(s.store.Len()),
-	}}, nil
+// GetMetrics reports the current metrics. Collector-wide (no sensor): the newest
+// point of the once-a-second history (CPU and memory of the collector plus the
+// sensors', ingest rates, the sensors' drops and errors), with the stored flows and
+// the collector's memory read now. With sensor: what that sensor last reported
+// (its registry entry, rates from its history); an unknown sensor is NOT_FOUND naming
+// the parameter.
+func (s *Service) GetMetrics(_ context.Context, req *netwatchv1.GetMetricsRequest) (*netwatchv1.GetMetricsResponse, error) {
+	if id := req.GetSensor(); id != "" {
+		return s.sensorMetrics(id)
+	}
+	m := &netwatchv1.SystemMetrics{Timestamp: timestamppb.New(s.now())}
+	if p, _, ok := s.history.Latest(""); ok {
+		fillPoint(m, p)
+	}
+	m.MemoryUsage = max(m.MemoryUsage, RSSBytes())
+	m.ActiveFlows = uint64(s.store.Len())
+	return &netwatchv1.GetMetricsResponse{Metrics: m}, nil
+}
+
+func (s *Service) sensorMetrics(id string) (*netwatchv1.GetMetricsResponse, error) {
+	var m *netwatchv1.SystemMetrics
+	if s.sensors != nil {
+		for _, v := range s.sensors.Sensors() {
+			if v.GetSensorId() == id {
+				m = v.GetMetrics()
+				if m == nil {
+					m = &netwatchv1.SystemMetrics{Timestamp: v.GetLastBatchAt()}
+				}
+				break
+			}
+		}
+	}
+	p, at, ok := s.history.Latest(id)
+	switch {
+	case m == nil && !ok:
+		return nil, paramStatus(codes.NotFound, "sensor", "no sensor %q within the retention window", id)
+	case m == nil:
+		m = &netwatchv1.SystemMetrics{Timestamp: timestamppb.New(at)}
+		fillPoint(m, p)
+	case ok:
+		m.PacketsPerSecond, m.BytesPerSecond = p.PacketsPerSecond, p.BytesPerSecond
+	}
+	return &netwatchv1.GetMetricsResponse{Metrics: m}, nil
+}
+
+func fillPoint(m *netwatchv1.SystemMetrics, p MetricsPoint) {
+	m.CpuUsage, m.MemoryUsage, m.ActiveFlows = p.CPU, p.Memory, p.ActiveFlows
+	m.PacketsPerSecond, m.BytesPerSecond = p.PacketsPerSecond, p.BytesPerSecond
+	m.DroppedPackets, m.CaptureErrors = p.Dropped, p.Errors
 }
 
 // Filter is q's filters for the store; flows received before now minus the
@@ -190,9 +227,9 @@ func ToNetworkFlow(f *store.Flow) *netwatchv1.NetworkFlow {
 	}
 }
 
-// rssBytes is the process's resident set size from /proc (Linux), or the Go
+// RSSBytes is the process's resident set size from /proc (Linux), or the Go
 // runtime's view of memory obtained from the OS elsewhere.
-func rssBytes() uint64 {
+func RSSBytes() uint64 {
 	if b, err := os.ReadFile("/proc/self/statm"); err == nil {
 		if f := strings.Fields(string(b)); len(f) > 1 {
 			var pages uint64
@@ -205,4 +242,22 @@ func rssBytes() uint64 {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return ms.Sys
+}
+
+// StreamFlows parses req like ListFlows (the same errors) and calls fn with every
+// matching flow in the requested order, chunk at a time, ignoring limit and offset
+// (which are still validated): the CSV download. fn runs with no store lock held.
+func (s *Service) StreamFlows(req *netwatchv1.ListFlowsRequest, chunk int, fn func([]*netwatchv1.NetworkFlow) error) error {
+	fq, err := ParseFlowQuery(req)
+	if err != nil {
+		return err
+	}
+	out := make([]*netwatchv1.NetworkFlow, 0, chunk)
+	return s.store.Stream(fq.Filter(s.now(), s.store.Config().Retention), fq.Order(), chunk, func(flows []store.Flow) error {
+		out = out[:0]
+		for i := range flows {
+			out = append(out, ToNetworkFlow(&flows[i]))
+		}
+		return fn(out)
+	})
 }

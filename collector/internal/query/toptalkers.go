@@ -44,8 +44,18 @@ func (s *Service) ListTopTalkers(_ context.Context, req *netwatchv1.ListTopTalke
 	if err != nil {
 		return nil, err
 	}
+	var side Side
+	switch v := req.GetBy(); v {
+	case "", "any":
+	case "src":
+		side = SideSrc
+	case "dst":
+		side = SideDst
+	default:
+		return nil, paramError("by", "%q is not one of src, dst, any", v)
+	}
 	now := s.now()
-	talkers := TopTalkers(s.store, now.Add(-window), now, limit)
+	talkers := TopTalkers(s.store, now.Add(-window), now, limit, side)
 	resp := &netwatchv1.ListTopTalkersResponse{
 		TopTalkers:  make([]*netwatchv1.TopTalker, 0, len(talkers)),
 		TimeWindow:  formatDuration(window),
@@ -113,9 +123,21 @@ func (h *hostSum) add(w *store.WindowFlow, top *hostTop) {
 	h.floor = top[h.ntop-1].bytes
 }
 
+// Side is which end of a flow a host is counted for.
+type Side uint8
+
+// Sides.
+const (
+	SideAny Side = iota // both ends
+	SideSrc             // the initiator only
+	SideDst             // the responder only
+)
+
 // TopTalkers ranks the hosts of the flows that transferred something inside
-// [from, to] by bytes (ties: packets, then address) and returns the first limit.
-func TopTalkers(st *store.Store, from, to time.Time, limit int) []Talker {
+// [from, to] by bytes (ties: packets, then address) and returns the first limit. A
+// flow counts for its initiator, its responder or both, as side says; the
+// percentages are shares of all the bytes in the window either way.
+func TopTalkers(st *store.Store, from, to time.Time, limit int, side Side) []Talker {
 	var (
 		index = map[[16]byte]int32{} // As16: no pointer in the key, cheaper than netip.Addr
 		sums  []hostSum
@@ -135,8 +157,10 @@ func TopTalkers(st *store.Store, from, to time.Time, limit int) []Talker {
 	}
 	st.Window(from, to, func(w store.WindowFlow) {
 		total += w.Bytes
-		add(w.Src, &w)
-		if w.Dst != w.Src {
+		if side != SideDst {
+			add(w.Src, &w)
+		}
+		if side == SideDst || (side == SideAny && w.Dst != w.Src) {
 			add(w.Dst, &w)
 		}
 	})

@@ -440,3 +440,65 @@ func (s *Store) Window(from, to time.Time, fn func(WindowFlow)) {
 		sh.mu.RUnlock()
 	}
 }
+
+// Stream calls fn with every flow f selects, in order o (the order of Query, so the
+// rows are Query's pages laid end to end), chunk flows at a time. The matching flows
+// are picked and sorted in one scan (16 bytes per match); each chunk is then copied
+// out under the shards' read locks and fn runs with no lock held, so a slow consumer
+// (a CSV download) never holds up ingest. A flow dropped between the scan and its
+// chunk is left out. Stream stops at fn's first error and returns it.
+func (s *Store) Stream(f Filter, o Order, chunk int, fn func([]Flow) error) error {
+	c := s.compile(&f)
+	if c.none {
+		return nil
+	}
+	var (
+		wg  sync.WaitGroup
+		mu  sync.Mutex
+		all []cand
+	)
+	for i := range s.shards {
+		wg.Add(1)
+		go func(sh *shard) {
+			defer wg.Done()
+			var mine []cand
+			sh.mu.RLock()
+			for slot := uint32(0); slot < sh.nslots; slot++ {
+				r := sh.rec(slot)
+				if !c.match(r) {
+					continue
+				}
+				key := sortKey(r, o.By)
+				if o.Desc {
+					key = ^key
+				}
+				mine = append(mine, cand{k: key, ref: makeRef(sh.id, slot, r.gen)})
+			}
+			sh.mu.RUnlock()
+			mu.Lock()
+			all = append(all, mine...)
+			mu.Unlock()
+		}(&s.shards[i])
+	}
+	wg.Wait()
+	slices.SortFunc(all, candCmp)
+	chunk = max(chunk, 1)
+	buf := make([]Flow, 0, min(chunk, len(all)))
+	for len(all) > 0 {
+		n := min(chunk, len(all))
+		buf = buf[:0]
+		for _, m := range all[:n] {
+			if fl, ok := s.Get(m.ref); ok {
+				buf = append(buf, fl)
+			}
+		}
+		all = all[n:]
+		if len(buf) == 0 {
+			continue
+		}
+		if err := fn(buf); err != nil {
+			return err
+		}
+	}
+	return nil
+}

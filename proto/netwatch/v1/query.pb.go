@@ -74,7 +74,10 @@ type GetHealthResponse struct {
 	SensorsConnected uint32          `protobuf:"varint,6,opt,name=sensors_connected,proto3" json:"sensors_connected,omitempty"`
 	SensorsStale     uint32          `protobuf:"varint,7,opt,name=sensors_stale,proto3" json:"sensors_stale,omitempty"`
 	// True when some sensor reported loss inside the retention window.
-	Incomplete    bool `protobuf:"varint,8,opt,name=incomplete,proto3" json:"incomplete,omitempty"`
+	Incomplete bool `protobuf:"varint,8,opt,name=incomplete,proto3" json:"incomplete,omitempty"`
+	// Why the status is not "healthy", one sentence each (empty when healthy), e.g.
+	// "no sensor connected", "sensor s1 is stale", "sensor s1 reported 12 kernel drops".
+	Reasons       []string `protobuf:"bytes,9,rep,name=reasons,proto3" json:"reasons,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -165,20 +168,28 @@ func (x *GetHealthResponse) GetIncomplete() bool {
 	return false
 }
 
-// ListFlowsRequest is GET /api/v1/flows. Filters AND together.
+func (x *GetHealthResponse) GetReasons() []string {
+	if x != nil {
+		return x.Reasons
+	}
+	return nil
+}
+
+// ListFlowsRequest is GET /api/v1/flows. Filters AND together. The REST query
+// parameters are the seed's snake_case names (json_name), and only those.
 type ListFlowsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Source (initiator) address: IP or CIDR, IPv4 or IPv6.
-	SrcIp string `protobuf:"bytes,1,opt,name=src_ip,json=srcIp,proto3" json:"src_ip,omitempty"`
+	SrcIp string `protobuf:"bytes,1,opt,name=src_ip,proto3" json:"src_ip,omitempty"`
 	// Destination (responder) address: IP or CIDR.
-	DstIp string `protobuf:"bytes,2,opt,name=dst_ip,json=dstIp,proto3" json:"dst_ip,omitempty"`
+	DstIp string `protobuf:"bytes,2,opt,name=dst_ip,proto3" json:"dst_ip,omitempty"`
 	// Protocol number or name (tcp, udp, icmp, icmpv6, sctp, gre...).
 	Protocol string `protobuf:"bytes,3,opt,name=protocol,proto3" json:"protocol,omitempty"`
 	// Port on either side.
 	Port string `protobuf:"bytes,4,opt,name=port,proto3" json:"port,omitempty"`
 	// ISO 8601; flows overlapping [time_start, time_end].
-	TimeStart string `protobuf:"bytes,5,opt,name=time_start,json=timeStart,proto3" json:"time_start,omitempty"`
-	TimeEnd   string `protobuf:"bytes,6,opt,name=time_end,json=timeEnd,proto3" json:"time_end,omitempty"`
+	TimeStart string `protobuf:"bytes,5,opt,name=time_start,proto3" json:"time_start,omitempty"`
+	TimeEnd   string `protobuf:"bytes,6,opt,name=time_end,proto3" json:"time_end,omitempty"`
 	// Sensor id.
 	Sensor string `protobuf:"bytes,7,opt,name=sensor,proto3" json:"sensor,omitempty"`
 	// active, idle or closed.
@@ -187,9 +198,9 @@ type ListFlowsRequest struct {
 	Limit  string `protobuf:"bytes,9,opt,name=limit,proto3" json:"limit,omitempty"`
 	Offset string `protobuf:"bytes,10,opt,name=offset,proto3" json:"offset,omitempty"`
 	// bytes, packets, duration, first_seen, last_seen (default).
-	SortBy string `protobuf:"bytes,11,opt,name=sort_by,json=sortBy,proto3" json:"sort_by,omitempty"`
+	SortBy string `protobuf:"bytes,11,opt,name=sort_by,proto3" json:"sort_by,omitempty"`
 	// asc or desc (default).
-	SortOrder string `protobuf:"bytes,12,opt,name=sort_order,json=sortOrder,proto3" json:"sort_order,omitempty"`
+	SortOrder string `protobuf:"bytes,12,opt,name=sort_order,proto3" json:"sort_order,omitempty"`
 	// Free text in the search syntax: "src_ip:192.168.1.0/24 protocol:tcp port:443".
 	Q string `protobuf:"bytes,13,opt,name=q,proto3" json:"q,omitempty"`
 	// "json" (default) or "csv" (REST only: a download of all matching rows).
@@ -1003,7 +1014,11 @@ type ListTopTalkersRequest struct {
 	// Default 10, at most 50.
 	Limit string `protobuf:"bytes,1,opt,name=limit,proto3" json:"limit,omitempty"`
 	// Window: default 5m, from 1m to 60m.
-	Duration      string `protobuf:"bytes,2,opt,name=duration,proto3" json:"duration,omitempty"`
+	Duration string `protobuf:"bytes,2,opt,name=duration,proto3" json:"duration,omitempty"`
+	// Which end of a flow counts for a host: "src" (the flows it initiated), "dst"
+	// (the flows it answered) or "any" (default: both). A flow's bytes are both
+	// directions' either way.
+	By            string `protobuf:"bytes,3,opt,name=by,proto3" json:"by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1048,6 +1063,13 @@ func (x *ListTopTalkersRequest) GetLimit() string {
 func (x *ListTopTalkersRequest) GetDuration() string {
 	if x != nil {
 		return x.Duration
+	}
+	return ""
+}
+
+func (x *ListTopTalkersRequest) GetBy() string {
+	if x != nil {
+		return x.By
 	}
 	return ""
 }
@@ -1594,7 +1616,7 @@ var File_netwatch_v1_query_proto protoreflect.FileDescriptor
 const file_netwatch_v1_query_proto_rawDesc = "" +
 	"\n" +
 	"\x17netwatch/v1/query.proto\x12\vnetwatch.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16netwatch/v1/flow.proto\"\x12\n" +
-	"\x10GetHealthRequest\"\xe5\x02\n" +
+	"\x10GetHealthRequest\"\xff\x02\n" +
 	"\x11GetHealthResponse\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\tR\x06status\x128\n" +
 	"\ttimestamp\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp\x12&\n" +
@@ -1605,23 +1627,26 @@ const file_netwatch_v1_query_proto_rawDesc = "" +
 	"\rsensors_stale\x18\a \x01(\rR\rsensors_stale\x12\x1e\n" +
 	"\n" +
 	"incomplete\x18\b \x01(\bR\n" +
-	"incomplete\"\xe6\x02\n" +
-	"\x10ListFlowsRequest\x12\x15\n" +
-	"\x06src_ip\x18\x01 \x01(\tR\x05srcIp\x12\x15\n" +
-	"\x06dst_ip\x18\x02 \x01(\tR\x05dstIp\x12\x1a\n" +
+	"incomplete\x12\x18\n" +
+	"\areasons\x18\t \x03(\tR\areasons\"\xec\x02\n" +
+	"\x10ListFlowsRequest\x12\x16\n" +
+	"\x06src_ip\x18\x01 \x01(\tR\x06src_ip\x12\x16\n" +
+	"\x06dst_ip\x18\x02 \x01(\tR\x06dst_ip\x12\x1a\n" +
 	"\bprotocol\x18\x03 \x01(\tR\bprotocol\x12\x12\n" +
-	"\x04port\x18\x04 \x01(\tR\x04port\x12\x1d\n" +
+	"\x04port\x18\x04 \x01(\tR\x04port\x12\x1e\n" +
 	"\n" +
-	"time_start\x18\x05 \x01(\tR\ttimeStart\x12\x19\n" +
-	"\btime_end\x18\x06 \x01(\tR\atimeEnd\x12\x16\n" +
+	"time_start\x18\x05 \x01(\tR\n" +
+	"time_start\x12\x1a\n" +
+	"\btime_end\x18\x06 \x01(\tR\btime_end\x12\x16\n" +
 	"\x06sensor\x18\a \x01(\tR\x06sensor\x12\x16\n" +
 	"\x06status\x18\b \x01(\tR\x06status\x12\x14\n" +
 	"\x05limit\x18\t \x01(\tR\x05limit\x12\x16\n" +
 	"\x06offset\x18\n" +
-	" \x01(\tR\x06offset\x12\x17\n" +
-	"\asort_by\x18\v \x01(\tR\x06sortBy\x12\x1d\n" +
+	" \x01(\tR\x06offset\x12\x18\n" +
+	"\asort_by\x18\v \x01(\tR\asort_by\x12\x1e\n" +
 	"\n" +
-	"sort_order\x18\f \x01(\tR\tsortOrder\x12\f\n" +
+	"sort_order\x18\f \x01(\tR\n" +
+	"sort_order\x12\f\n" +
 	"\x01q\x18\r \x01(\tR\x01q\x12\x16\n" +
 	"\x06format\x18\x0e \x01(\tR\x06format\"|\n" +
 	"\x11ListFlowsResponse\x12.\n" +
@@ -1684,10 +1709,11 @@ const file_netwatch_v1_query_proto_rawDesc = "" +
 	"\x19GetMetricsHistoryResponse\x124\n" +
 	"\ametrics\x18\x01 \x03(\v2\x1a.netwatch.v1.SystemMetricsR\ametrics\x12\x1a\n" +
 	"\binterval\x18\x02 \x01(\tR\binterval\x12\x1a\n" +
-	"\bduration\x18\x03 \x01(\tR\bduration\"I\n" +
+	"\bduration\x18\x03 \x01(\tR\bduration\"Y\n" +
 	"\x15ListTopTalkersRequest\x12\x14\n" +
 	"\x05limit\x18\x01 \x01(\tR\x05limit\x12\x1a\n" +
-	"\bduration\x18\x02 \x01(\tR\bduration\"\xb4\x01\n" +
+	"\bduration\x18\x02 \x01(\tR\bduration\x12\x0e\n" +
+	"\x02by\x18\x03 \x01(\tR\x02by\"\xb4\x01\n" +
 	"\x16ListTopTalkersResponse\x128\n" +
 	"\vtop_talkers\x18\x01 \x03(\v2\x16.netwatch.v1.TopTalkerR\vtop_talkers\x12 \n" +
 	"\vtime_window\x18\x02 \x01(\tR\vtime_window\x12>\n" +

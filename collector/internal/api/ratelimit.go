@@ -1,0 +1,116 @@
+package api
+
+import (
+	"math"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// RateLimit is requests per minute per client IP; zero turns the limit off.
+type RateLimit struct {
+	// Remote applies to every client but loopback ones (seed: 100).
+	Remote int
+	// Local applies to loopback clients (seed: 1000): the dashboard on this host.
+	Local int
+}
+
+// limiter is a token bucket per client IP: a client may burst its whole minute's
+// allowance, which refills continuously. The client is the connection's peer
+// address (X-Forwarded-For is not trusted: anyone can write it).
+type limiter struct {
+	limits   RateLimit
+	now      func() time.Time
+	mu       sync.Mutex
+	buckets  map[netip.Addr]*tokenBucket
+	lastScan time.Time
+	limited  atomic.Uint64
+}
+
+type tokenBucket struct {
+	tokens float64
+	at     time.Time
+}
+
+// maxClients bounds the buckets kept; beyond it the full ones are dropped first.
+const maxClients = 100_000
+
+func newLimiter(l RateLimit, now func() time.Time) *limiter {
+	return &limiter{limits: l, now: now, buckets: map[netip.Addr]*tokenBucket{}}
+}
+
+// allow takes a token for ip; when there is none it returns how long until one.
+func (l *limiter) allow(ip netip.Addr) (time.Duration, bool) {
+	perMin := l.limits.Remote
+	if ip.IsLoopback() {
+		perMin = l.limits.Local
+	}
+	if perMin <= 0 {
+		return 0, true
+	}
+	rate := float64(perMin) / float64(time.Minute) // tokens per nanosecond
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.buckets[ip]
+	if b == nil {
+		if len(l.buckets) >= maxClients {
+			l.sweep(now)
+		}
+		b = &tokenBucket{tokens: float64(perMin), at: now}
+		l.buckets[ip] = b
+	}
+	if d := now.Sub(b.at); d > 0 {
+		b.tokens = math.Min(float64(perMin), b.tokens+float64(d)*rate)
+		b.at = now
+	}
+	if b.tokens >= 1 {
+		b.tokens--
+		return 0, true
+	}
+	l.limited.Add(1)
+	return time.Duration(math.Ceil((1 - b.tokens) / rate)), false
+}
+
+// sweep drops the buckets that have refilled (their clients are not limited), and if
+// that is not enough, all of them: the limit then restarts for everyone.
+func (l *limiter) sweep(now time.Time) {
+	for ip, b := range l.buckets {
+		if now.Sub(b.at) >= time.Minute {
+			delete(l.buckets, ip)
+		}
+	}
+	if len(l.buckets) >= maxClients {
+		clear(l.buckets)
+	}
+}
+
+// clientIP is the peer address of r.
+func clientIP(r *http.Request) netip.Addr {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	a, _ := netip.ParseAddr(host)
+	return a.Unmap()
+}
+
+// rateLimit answers 429 with Retry-After (whole seconds, at least 1) and the error
+// body when the client is over its limit.
+func rateLimit(l *limiter, eh errorHandler, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		wait, ok := l.allow(clientIP(r))
+		if !ok {
+			secs := max(int64(math.Ceil(wait.Seconds())), 1)
+			w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+			eh.write(w, r, http.StatusTooManyRequests, "RESOURCE_EXHAUSTED",
+				"rate limit exceeded: retry in "+strconv.FormatInt(secs, 10)+"s", map[string]string{"retryAfterSeconds": strconv.FormatInt(secs, 10)})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
