@@ -4,10 +4,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strconv"
@@ -16,6 +18,7 @@ import (
 	"time"
 
 	"netwatch.dev/collector/internal/app"
+	"netwatch.dev/proto/flagconfig"
 )
 
 // version is stamped by the build (-ldflags "-X main.version=...").
@@ -33,7 +36,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.GRPCListen, "grpc-listen", cfg.GRPCListen, "address for sensors and gRPC clients")
 	fs.StringVar(&cfg.HTTPListen, "http-listen", cfg.HTTPListen, "address of the REST API and dashboard")
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory of the durable flow log (empty: memory only)")
-	fs.StringVar(&cfg.AuthToken, "api-token", os.Getenv("NETWATCH_AUTH_TOKEN"), "bearer token required by the API and /metrics (env NETWATCH_AUTH_TOKEN); without it the API stays on loopback")
+	fs.StringVar(&cfg.AuthToken, "api-token", "", "bearer token required by the API and /metrics (also NETWATCH_AUTH_TOKEN); without it the API stays on loopback")
 	fs.StringVar(&cfg.AuthToken, "auth-token", cfg.AuthToken, "alias of --api-token")
 	tokenFile := fs.String("api-token-file", "", "file holding the API token (first line), instead of --api-token")
 	fs.BoolVar(&cfg.AllowUnauthenticated, "allow-unauthenticated", false, "serve the API on a non-loopback --http-listen without a token (logs a warning)")
@@ -41,7 +44,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.RateLimit.Local, "rate-limit-local", cfg.RateLimit.Local, "API requests per minute per loopback client (0: no limit)")
 	corsOrigins := fs.String("cors-origin", "", "comma-separated origins (scheme://host[:port]) allowed to call the API cross-origin; empty: same-origin only")
 	fs.DurationVar(&cfg.Retention, "retention", cfg.Retention, "how long flows are kept after their last update")
-	fs.IntVar(&cfg.MaxFlows, "max-flows", envInt("NETWATCH_MAX_FLOWS", cfg.MaxFlows), "flows kept at most; the oldest-idle are evicted beyond it (env NETWATCH_MAX_FLOWS)")
+	fs.IntVar(&cfg.MaxFlows, "max-flows", cfg.MaxFlows, "flows kept at most; the oldest-idle are evicted beyond it")
+	fs.DurationVar(&cfg.CleanupInterval, "cleanup-interval", cfg.CleanupInterval, "how often flows past the retention window are removed (also NETWATCH_CLEANUP_INTERVAL)")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate of the gRPC listener (turns on TLS)")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
 	fs.StringVar(&cfg.TLSClientCA, "tls-client-ca", "", "PEM CA that sensor and client certificates must be signed by (mTLS)")
@@ -65,8 +69,41 @@ func run(args []string, stdout, stderr io.Writer) int {
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	check := fs.Bool("check", false, "validate the configuration and exit")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
+	logFormat := fs.String("log-format", "text", "text or json")
+	printConfig := fs.Bool("print-config", false, "print the effective configuration (YAML) and exit")
+	fs.String("config", "", "YAML file of settings named like the flags (precedence: flags > NETWATCH_* environment > file > defaults)")
+	if err := flagconfig.Parse(fs, args, flagconfig.Options{ConfigFlag: "config", Aliases: []flagconfig.Alias{
+		{Env: "NETWATCH_AUTH_TOKEN", Flag: "api-token"},
+		{Env: "NETWATCH_PORT", Flag: "http-listen", Convert: func(v string) (string, error) {
+			if n, err := strconv.Atoi(v); err != nil || n < 1 || n > 65535 {
+				return "", fmt.Errorf("%q is not a port number (1-65535)", v)
+			}
+			return net.JoinHostPort("127.0.0.1", v), nil
+		}},
+	}}); err != nil {
+		var bad *flagconfig.SettingError
+		if errors.As(err, &bad) {
+			fmt.Fprintf(stderr, "netwatch-collector: %v\n", err)
+		}
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
+	}
+	if v := os.Getenv("NETWATCH_AUTH_ENABLED"); v != "" {
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			fmt.Fprintf(stderr, "netwatch-collector: environment NETWATCH_AUTH_ENABLED: %q is not true or false\n", v)
+			return 2
+		}
+		if on && cfg.AuthToken == "" && *tokenFile == "" {
+			fmt.Fprintln(stderr, "netwatch-collector: api-token: NETWATCH_AUTH_ENABLED is true but no token is set (--api-token, NETWATCH_AUTH_TOKEN or --api-token-file)")
+			return 2
+		}
+	}
+	if *printConfig {
+		fmt.Fprint(stdout, flagconfig.Print(fs))
+		return 0
 	}
 	if *showVersion {
 		fmt.Fprintln(stdout, "netwatch-collector", version)
@@ -98,7 +135,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "netwatch-collector: log-level: %q is not one of debug, info, warn, error\n", *logLevel)
 		return 2
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	var log *slog.Logger
+	switch *logFormat {
+	case "text":
+		log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	case "json":
+		log = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	default:
+		fmt.Fprintf(stderr, "netwatch-collector: log-format: %q is not one of text, json\n", *logFormat)
+		return 2
+	}
 	c, err := app.New(cfg, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "netwatch-collector: %v\n", err)
@@ -123,13 +169,4 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-// envInt reads an integer environment variable, or def when unset or not a number
-// (a bad value then fails the check of the flag it feeds).
-func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
-		return v
-	}
-	return def
 }

@@ -58,6 +58,9 @@ type Config struct {
 	// MaxFlows bounds the store; beyond it the oldest-idle flows are evicted (and
 	// counted). Default 10,000,000.
 	MaxFlows int
+	// CleanupInterval is how often flows past retention are removed (memory is freed
+	// then; queries never show them). Default 1 s; 1 s to 1 min.
+	CleanupInterval time.Duration
 	// Version is reported by /api/v1/health and to sensors.
 	Version string
 	// TLSCert and TLSKey (PEM files) turn on TLS for the gRPC listener. Without them
@@ -82,12 +85,13 @@ type Config struct {
 // DefaultConfig is the documented default configuration.
 func DefaultConfig() Config {
 	return Config{
-		GRPCListen: "127.0.0.1:9090",
-		HTTPListen: "127.0.0.1:8080",
-		DataDir:    "./netwatch-data",
-		Retention:  60 * time.Minute,
-		MaxFlows:   10_000_000,
-		Version:    "dev",
+		GRPCListen:      "127.0.0.1:9090",
+		HTTPListen:      "127.0.0.1:8080",
+		DataDir:         "./netwatch-data",
+		Retention:       60 * time.Minute,
+		MaxFlows:        10_000_000,
+		CleanupInterval: time.Second,
+		Version:         "dev",
 
 		MaxMessageBytes: 16 << 20,
 		MaxSensors:      1024,
@@ -98,6 +102,9 @@ func DefaultConfig() Config {
 
 // Check validates c; errors name the field.
 func (c Config) Check() error {
+	if c.CleanupInterval < time.Second || c.CleanupInterval > time.Minute {
+		return fmt.Errorf("cleanup-interval: %v is outside [1s, 1m]", c.CleanupInterval)
+	}
 	for _, f := range []struct{ name, addr string }{{"grpc-listen", c.GRPCListen}, {"http-listen", c.HTTPListen}} {
 		host, port, err := net.SplitHostPort(f.addr)
 		if err != nil || port == "" {
@@ -354,16 +361,22 @@ func observeQueries(l *telemetry.Latency) grpc.UnaryServerInterceptor {
 	}
 }
 
-// housekeeping records a metrics point every second and drops flows past retention.
+// housekeeping records a metrics point every second (the history's resolution) and
+// drops flows past retention every CleanupInterval.
 func (c *Collector) housekeeping(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	var lastCleanup time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
 			c.query.SampleMetrics(now)
+			if now.Sub(lastCleanup) < c.cfg.CleanupInterval {
+				continue
+			}
+			lastCleanup = now
 			if n := c.store.Expire(now); n > 0 {
 				c.log.Debug("flows expired", "count", n)
 			}
