@@ -52,7 +52,7 @@ deps:
 	@.ci/deps.sh
 
 ## test: all tests (installs what it lacks when run as root)
-test: deps test-unit test-integration check-sensor-lean
+test: deps test-unit test-integration check-sensor-lean test-e2e
 
 ## test-unit: the Go tests of every module, without the live-capture tests (-short)
 test-unit:
@@ -63,9 +63,10 @@ test-unit:
 test-integration:
 	cd sensor && go test -count=1 -run 'Live' ./...
 
-## test-e2e: end-to-end browser tests (issue 5/7)
-test-e2e:
-	@echo "no browser tests yet: the dashboard arrives with issue 5/7"
+## test-e2e: dashboard JS unit tests, then the browser tests (real collector and sensors, Debian's chromium via playwright-core)
+test-e2e: bin/netwatch-collector bin/netwatch-sensor
+	cd webui && npm test
+	cd webui && NETWATCH_BIN=$(CURDIR)/bin npm run test:e2e
 
 ## check-sensor-lean: the sensor binary must not contain grpc-gateway, WebSocket or UI code
 check-sensor-lean: bin/netwatch-sensor
@@ -78,10 +79,28 @@ bench:
 	cd sensor && go test -run '^$$' -bench . -benchmem ./...
 	cd collector && go test -run '^$$' -bench . -benchmem ./...
 
-## fuzz: run each fuzz target for FUZZTIME (default 30s)
-fuzz:
-	cd sensor && go test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./internal/decode
-	cd sensor && go test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./internal/pcapfile
+# FUZZ_TARGETS: module:package:target, one per fuzz target; fuzz-ci fails if a Fuzz
+# function exists that this list lacks.
+FUZZ_TARGETS := \
+	sensor:./internal/decode:FuzzDecode \
+	sensor:./internal/pcapfile:FuzzReader \
+	collector:./internal/query:FuzzParseFlowQuery \
+	collector:./internal/query:FuzzParseSearch \
+	collector:./internal/ingest:FuzzIngest
+
+## fuzz-ci: run every fuzz target for FUZZTIME (default 30s) each; a crasher lands in the package's testdata/fuzz
+fuzz-ci:
+	@listed="$(foreach t,$(FUZZ_TARGETS),$(lastword $(subst :, ,$(t))))"; \
+	for f in $$(grep -rhoE '^func Fuzz[A-Za-z0-9_]+' --include='*_test.go' sensor collector | sed 's/^func //' | sort -u); do \
+		case " $$listed " in *" $$f "*) ;; *) echo "FAIL: $$f is not in FUZZ_TARGETS (Makefile)"; exit 1;; esac; \
+	done
+	@for t in $(FUZZ_TARGETS); do IFS=: read -r mod pkg fn <<< "$$t"; \
+		echo "== fuzz $$fn ($$mod/$${pkg#./}) for $(FUZZTIME)"; \
+		(cd $$mod && go test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s $$pkg) || exit 1; \
+	done
+
+## fuzz: alias of fuzz-ci
+fuzz: fuzz-ci
 
 ## tools: install buf and the protoc plugins (pinned) into bin/tools
 tools: $(TOOLS)/buf $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc $(TOOLS)/protoc-gen-grpc-gateway $(TOOLS)/protoc-gen-openapiv2
@@ -123,4 +142,4 @@ clean:
 	rm -rf bin dist
 
 
-.PHONY: help build run demo release deps test test-unit test-integration test-e2e check-sensor-lean bench fuzz tools generate check-generate lint fmt clean FORCE
+.PHONY: help build run demo release deps test test-unit test-integration test-e2e check-sensor-lean bench fuzz fuzz-ci soak tools generate check-generate lint fmt clean FORCE

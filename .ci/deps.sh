@@ -10,6 +10,9 @@ declare -A need=(
   [tcpreplay]=tcpreplay
   [column]=bsdextrautils
   [systemd-analyze]=systemd
+  [chromium]=chromium   # the browser tests drive Debian's chromium (playwright cannot download one)
+  [node]=nodejs
+  [npm]=npm
 )
 missing=()
 for cmd in "${!need[@]}"; do
@@ -19,15 +22,25 @@ if ! command -v go >/dev/null 2>&1; then
   echo "deps: Go is not installed (https://go.dev/doc/install); Netwatch needs Go 1.26" >&2
   exit 1
 fi
-if ((${#missing[@]} == 0)); then
-  exit 0
+if ((${#missing[@]} > 0)); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "deps: missing Debian packages: ${missing[*]}" >&2
+    echo "deps: install them with: sudo apt-get install -y ${missing[*]}   (or run make test as root)" >&2
+    exit 1
+  fi
+  echo "deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-if [[ $(id -u) -ne 0 ]]; then
-  echo "deps: missing Debian packages: ${missing[*]}" >&2
-  echo "deps: install them with: sudo apt-get install -y ${missing[*]}   (or run make test as root)" >&2
-  exit 1
+
+# The dashboard's test dependencies (playwright-core, and chart.js to check the
+# vendored copy), pinned by webui/package-lock.json; npm ci needs no root.
+webui="$(cd "$(dirname "$0")/../webui" && pwd)"
+if [[ ! -d "$webui/node_modules/playwright-core" || "$webui/package-lock.json" -nt "$webui/node_modules/.package-lock.json" ]]; then
+  echo "deps: npm ci in webui/"
+  if ! (cd "$webui" && npm ci --no-audit --no-fund --loglevel=error); then
+    echo "deps: npm ci failed in webui/: the browser tests need playwright-core from the npm registry" >&2
+    exit 1
+  fi
 fi
-echo "deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -66,7 +67,14 @@ func checkParams(routes map[string][]string, eh errorHandler, next http.Handler)
 			next.ServeHTTP(w, r)
 			return
 		}
-		values := r.URL.Query()
+		// r.URL.Query() drops every pair it cannot decode ("src_ip=10.0.0.1%", a bad
+		// escape, a ';'), so such a filter would silently vanish from the answer.
+		values, err := url.ParseQuery(r.URL.RawQuery)
+		if err != nil {
+			k := undecodableParam(r.URL.RawQuery)
+			eh.write(w, r, http.StatusBadRequest, "INVALID_ARGUMENT", k+": the query string does not decode: "+err.Error(), map[string]string{"parameter": k})
+			return
+		}
 		keys := make([]string, 0, len(values))
 		for k := range values {
 			keys = append(keys, k)
@@ -90,4 +98,20 @@ func checkParams(routes map[string][]string, eh errorHandler, next http.Handler)
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// undecodableParam names the first parameter of a raw query string whose name or value
+// does not decode (as sent, when the name itself does not decode).
+func undecodableParam(raw string) string {
+	for _, pair := range strings.Split(raw, "&") {
+		k, v, _ := strings.Cut(pair, "=")
+		name, kerr := url.QueryUnescape(k)
+		if kerr != nil {
+			name = k
+		}
+		if _, verr := url.QueryUnescape(v); kerr != nil || verr != nil || strings.Contains(pair, ";") {
+			return name
+		}
+	}
+	return raw
 }

@@ -14,12 +14,16 @@ func newLive(c *Collector) (*live.Hub, error) {
 	return live.New(cfg, live.Deps{Query: c.query, Store: c.store, Log: c.log, Now: time.Now})
 }
 
-// withLive routes GET /api/v1/ws to the live push, everything else to next. The
-// hub checks origin and token itself: a browser cannot put a token in a WebSocket's
+// withLive routes /api/v1/ws to the live push, everything else, untouched, to next
+// (no ServeMux: its path cleaning and redirects are the API's business). The hub
+// checks origin and token itself: a browser cannot put a token in a WebSocket's
 // headers (see live.Subprotocol).
 func (c *Collector) withLive(next http.Handler) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("/api/v1/ws", c.live)
-	mux.Handle("/", next)
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/v1/ws" {
+			c.live.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }

@@ -209,9 +209,20 @@ func (h *Hub) Stop() {
 // Clients is the number of connected clients.
 func (h *Hub) Clients() int { return int(h.n.Load()) }
 
-// ServeHTTP upgrades GET /api/v1/ws. Refusals, in order: a foreign Origin (403), a
-// missing or wrong token (401), too many clients (503).
+// ServeHTTP upgrades GET /api/v1/ws. Refusals, in order: not a GET (405), not a
+// WebSocket handshake (426), a foreign Origin (403), a missing or wrong token (401),
+// too many clients (503).
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		writeError(w, r, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", r.Method+" is not allowed on "+r.URL.Path)
+		return
+	}
+	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		w.Header().Set("Upgrade", "websocket")
+		writeError(w, r, http.StatusUpgradeRequired, "UPGRADE_REQUIRED", r.URL.Path+" is a WebSocket: open it with new WebSocket(...)")
+		return
+	}
 	if err := h.checkOrigin(r); err != nil {
 		writeError(w, r, http.StatusForbidden, "PERMISSION_DENIED", err.Error())
 		return
@@ -228,6 +239,13 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer h.n.Add(-1)
+	// The server's read and write timeouts were set on the connection for this
+	// request. net/http clears them on hijack today but documents that a hijacked
+	// connection may keep them (the stream would then die after ReadTimeout): clear
+	// them here. The client's idle timeout and per-write deadlines take over.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Time{})
+	_ = rc.SetWriteDeadline(time.Time{})
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		Subprotocols:   []string{Subprotocol},
 		OriginPatterns: h.cfg.AllowedOrigins,

@@ -69,6 +69,8 @@ func newFixture(t *testing.T, tweak func(*Config), smallBuffers bool) *fixture {
 	h, err := New(cfg, Deps{Query: q, Store: st})
 	require.NoError(t, err)
 	srv := httptest.NewUnstartedServer(h)
+	// As in the collector: the stream must outlive the server's request timeouts.
+	srv.Config.ReadTimeout, srv.Config.WriteTimeout = 400*time.Millisecond, 400*time.Millisecond
 	if smallBuffers {
 		srv.Listener = smallBufferListener{srv.Listener}
 	}
@@ -310,7 +312,8 @@ func TestIdleClientIsClosed(t *testing.T) {
 	require.NoError(t, err)
 	active, _, err := f.dial(nil)
 	require.NoError(t, err)
-	// The active client reads (and so answers pings) for longer than the timeout.
+	// The active client reads (and so answers pings) for longer than the idle timeout
+	// and the server's read and write timeouts.
 	stop := time.Now().Add(1500 * time.Millisecond)
 	for time.Now().Before(stop) {
 		_, err := read(t, active, time.Second)
@@ -354,6 +357,19 @@ func TestTokenIsRequired(t *testing.T) {
 	c, _, err := f.dial(&websocket.DialOptions{Subprotocols: []string{Subprotocol, TokenSubprotocolPrefix + base64.RawURLEncoding.EncodeToString([]byte("s3cret"))}})
 	require.NoError(t, err, "token subprotocol (browsers)")
 	require.Equal(t, Subprotocol, c.Subprotocol(), "the token is never echoed back")
+}
+
+func TestPlainHTTPIsRefused(t *testing.T) {
+	f := newFixture(t, nil, false)
+	resp, err := http.Get(f.srv.URL + "/api/v1/ws")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusUpgradeRequired, resp.StatusCode)
+	require.Equal(t, "application/json", resp.Header.Get("Content-Type"))
+	resp, err = http.Post(f.srv.URL+"/api/v1/ws", "text/plain", strings.NewReader("x"))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
 }
 
 func TestClientCap(t *testing.T) {

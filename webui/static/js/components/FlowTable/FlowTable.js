@@ -1,0 +1,305 @@
+// Flows: the seed's search syntax, filter controls, server-side sort and paging,
+// row detail, live updates (subscription) or paused, CSV export of the filter.
+import { h, replace, setText, frame } from '../../utils/dom.js';
+import { formatBytes, formatNumber, formatDuration, formatTime, endpoint } from '../../utils/format.js';
+import { parseSearch, formatSearch, flowParams, checkValue } from '../../utils/search.js';
+import { getToken } from '../../services/api.js';
+import { flowDetail } from './FlowDetail.js';
+
+// Flows over this many bytes, or ended by a reset, are highlighted.
+export const HOT_BYTES = 10 * 1024 * 1024;
+const SORTABLE = { bytes: 'Bytes', packets: 'Packets', duration: 'Duration', first_seen: 'First seen', last_seen: 'Last seen' };
+const RANGES = [['', 'All (60 min)'], ['5', 'Last 5 min'], ['15', 'Last 15 min'], ['30', 'Last 30 min']];
+const REFETCH_MS = 2000;
+
+export class FlowTable {
+  constructor(root, ctx) {
+    this.ctx = ctx;
+    this.filter = {};
+    this.range = '';
+    this.sortBy = 'last_seen';
+    this.sortOrder = 'desc';
+    this.limit = 50;
+    this.offset = 0;
+    this.rows = [];
+    this.expanded = new Set();
+    this.live = true;
+    this.lastFetch = 0;
+    this.dirty = false;
+    this.updates = 0;
+
+    this.search = h('input', {
+      id: 'search', type: 'search', class: 'search', spellcheck: 'false', autocomplete: 'off',
+      placeholder: 'src_ip:192.168.1.0/24 protocol:tcp port:443', 'aria-label': 'Search flows (field:value terms)',
+    });
+    this.searchError = h('p', { id: 'search-error', class: 'error-text', role: 'alert' });
+    const form = h('form', { class: 'searchbar', id: 'search-form' }, h('span', { class: 'prompt', 'aria-hidden': 'true', text: '>' }), this.search,
+      h('button', { type: 'submit', class: 'btn primary', text: 'Search' }));
+    form.addEventListener('submit', (e) => { e.preventDefault(); this.applySearch(); });
+
+    const input = (id, label, placeholder) => h('label', null, label, h('input', { id, placeholder, spellcheck: 'false', autocomplete: 'off' }));
+    const select = (id, label, opts) => h('label', null, label, h('select', { id }, opts.map(([v, t]) => h('option', { value: v, text: t }))));
+    this.controls = h('form', { class: 'filters', id: 'filters' },
+      input('f-src_ip', 'Source', '10.0.0.0/8'),
+      input('f-dst_ip', 'Destination', 'CIDR or IP'),
+      select('f-protocol', 'Protocol', [['', 'any'], ['tcp', 'tcp'], ['udp', 'udp'], ['icmp', 'icmp'], ['icmpv6', 'icmpv6'], ['sctp', 'sctp'], ['gre', 'gre']]),
+      input('f-port', 'Port', '443'),
+      select('f-range', 'Time', RANGES),
+      input('f-sensor', 'Sensor', 'sensor id'),
+      select('f-status', 'Status', [['', 'any'], ['active', 'active'], ['idle', 'idle'], ['closed', 'closed']]),
+      h('button', { type: 'submit', class: 'btn', text: 'Apply' }),
+      h('button', { type: 'button', class: 'btn', id: 'f-clear', text: 'Clear', onclick: () => this.setFilter({}, '') }));
+    this.controls.addEventListener('submit', (e) => { e.preventDefault(); this.applyControls(); });
+    this.controls.addEventListener('change', (e) => { if (e.target.tagName === 'SELECT') this.applyControls(); });
+
+    this.liveBtn = h('button', { type: 'button', class: 'btn', id: 'live-toggle', 'aria-pressed': 'true', onclick: () => this.setLive(!this.live) });
+    this.csv = h('a', { class: 'btn', id: 'csv-export', download: 'flows.csv', text: '↓ CSV' });
+    this.csv.addEventListener('click', (e) => this.exportCSV(e));
+    this.count = h('span', { id: 'flow-count', class: 'count' });
+    this.updatesEl = h('span', { id: 'live-updates', class: 'muted' });
+
+    const head = h('tr', null, h('th', { class: 'expand', scope: 'col' }, h('span', { class: 'sr', text: 'Details' })));
+    this.sortHeads = {};
+    const col = (label, key, cls) => {
+      if (!key) return h('th', { scope: 'col', class: cls, text: label });
+      const b = h('button', { type: 'button', class: 'sort', dataset: { sort: key }, text: label });
+      b.addEventListener('click', () => this.sort(key));
+      const th = h('th', { scope: 'col', class: cls, 'aria-sort': 'none' }, b);
+      this.sortHeads[key] = th;
+      return th;
+    };
+    head.append(col('Source'), col('Destination'), col('Proto'), col('Bytes', 'bytes', 'num'), col('Packets', 'packets', 'num'),
+      col('Duration', 'duration', 'num'), col('First seen', 'first_seen'), col('Last seen', 'last_seen'), col('Status'), col('Sensor'));
+    this.tbody = h('tbody');
+    this.table = h('table', { class: 'grid flows', id: 'flows-table' }, h('thead', null, head), this.tbody);
+
+    this.prev = h('button', { type: 'button', class: 'btn', id: 'page-prev', text: '◀ Prev', onclick: () => this.page(-1) });
+    this.next = h('button', { type: 'button', class: 'btn', id: 'page-next', text: 'Next ▶', onclick: () => this.page(1) });
+    this.pageInfo = h('span', { id: 'page-info' });
+    const size = h('select', { id: 'page-size', 'aria-label': 'Rows per page' }, [25, 50, 100, 250].map((n) => h('option', { value: n, text: `${n} rows`, selected: n === this.limit })));
+    size.addEventListener('change', () => { this.limit = Number(size.value); this.offset = 0; this.fetch(); });
+
+    root.append(form, this.searchError, this.controls,
+      h('div', { class: 'toolbar' }, this.liveBtn, this.csv, this.count, this.updatesEl),
+      h('div', { class: 'table-wrap' }, this.table),
+      h('div', { class: 'pager' }, this.prev, this.pageInfo, this.next, size));
+
+    this.render = frame(() => this.renderRows());
+    ctx.live.on('flows', (d) => this.onFlows(d));
+    ctx.live.on('lost', () => { this.dirty = true; this.scheduleRefetch(); });
+    ctx.live.on('open', () => { if (this.visible) this.fetch(); });
+    ctx.live.on('error', (d) => { if (d.field) this.showError(`live filter: ${d.message}`); });
+    this.setLive(true, true);
+  }
+
+  /** show is called when the tab is selected, with the route's parameters. */
+  show(params) {
+    this.visible = true;
+    if (params && [...params.keys()].length) {
+      const filter = {};
+      for (const [k, v] of params) if (!checkValue(k, v)) filter[k] = v;
+      this.setFilter(filter, '');
+      return;
+    }
+    this.subscribe();
+    this.fetch();
+  }
+
+  hide() {
+    this.visible = false;
+    this.ctx.live.subscribe(null);
+  }
+
+  focusSearch() {
+    this.search.focus();
+    this.search.select();
+  }
+
+  effectiveFilter() {
+    const f = { ...this.filter };
+    if (this.range && !f.time_start) f.time_start = new Date(Date.now() - Number(this.range) * 60000).toISOString();
+    return f;
+  }
+
+  setFilter(filter, range) {
+    this.filter = filter;
+    if (range !== undefined) this.range = range;
+    this.offset = 0;
+    this.expanded.clear();
+    this.search.value = formatSearch(filter);
+    this.showError('');
+    for (const k of ['src_ip', 'dst_ip', 'protocol', 'port', 'sensor', 'status']) {
+      const el = this.controls.querySelector('#f-' + k);
+      el.value = filter[k] || '';
+    }
+    this.controls.querySelector('#f-range').value = this.range;
+    this.subscribe();
+    this.fetch();
+  }
+
+  applySearch() {
+    const { filter, errors } = parseSearch(this.search.value);
+    if (errors.length) {
+      this.showError(errors.join('; '));
+      return;
+    }
+    this.setFilter(filter);
+  }
+
+  applyControls() {
+    const filter = {};
+    const errors = [];
+    for (const k of ['src_ip', 'dst_ip', 'protocol', 'port', 'sensor', 'status']) {
+      const v = this.controls.querySelector('#f-' + k).value.trim();
+      if (!v) continue;
+      const why = checkValue(k, v);
+      if (why) errors.push(why);
+      else filter[k] = v;
+    }
+    if (errors.length) {
+      this.showError(errors.join('; '));
+      return;
+    }
+    this.setFilter(filter, this.controls.querySelector('#f-range').value);
+  }
+
+  showError(msg) {
+    setText(this.searchError, msg ? '⚠ ' + msg : '');
+  }
+
+  sort(key) {
+    if (this.sortBy === key) this.sortOrder = this.sortOrder === 'desc' ? 'asc' : 'desc';
+    else { this.sortBy = key; this.sortOrder = 'desc'; }
+    this.offset = 0;
+    this.fetch();
+  }
+
+  page(dir) {
+    this.offset = Math.max(0, this.offset + dir * this.limit);
+    this.fetch();
+  }
+
+  setLive(on, quiet) {
+    this.live = on;
+    this.liveBtn.setAttribute('aria-pressed', String(on));
+    setText(this.liveBtn, on ? '● Live' : '❚❚ Paused');
+    this.liveBtn.classList.toggle('on', on);
+    if (!quiet) {
+      this.subscribe();
+      if (on) this.fetch();
+    }
+  }
+
+  subscribe() {
+    if (!this.visible) return;
+    this.ctx.live.subscribe(this.live ? this.effectiveFilter() : null);
+  }
+
+  params(extra) {
+    return flowParams(this.effectiveFilter(), { limit: this.limit, offset: this.offset, sortBy: this.sortBy, sortOrder: this.sortOrder, ...extra });
+  }
+
+  async fetch() {
+    const seq = (this.seq = (this.seq || 0) + 1);
+    this.lastFetch = Date.now();
+    this.dirty = false;
+    this.updateCSV();
+    try {
+      const res = await this.ctx.api.flows(this.params());
+      if (seq !== this.seq) return;
+      this.rows = res.flows || [];
+      this.total = res.pagination ? res.pagination.total_count : this.rows.length;
+      this.hasMore = res.pagination ? res.pagination.has_more : false;
+      this.render();
+    } catch (e) {
+      if (seq !== this.seq) return;
+      this.showError(e.parameter ? `${e.message}` : `cannot load flows: ${e.message}`);
+    }
+  }
+
+  updateCSV() {
+    const p = this.params({ format: 'csv' });
+    p.delete('limit');
+    p.delete('offset');
+    this.csv.href = this.ctx.api.url('flows', p);
+  }
+
+  /** exportCSV: with a token the download needs the Authorization header. */
+  async exportCSV(e) {
+    if (!getToken()) return;
+    e.preventDefault();
+    const text = await this.ctx.api.text('flows', new URLSearchParams(new URL(this.csv.href, location.href).search));
+    const url = URL.createObjectURL(new Blob([text], { type: 'text/csv' }));
+    const a = h('a', { href: url, download: 'flows.csv' });
+    a.click();
+    setTimeout(() => URL.revokeObjectURL(url), 1000);
+  }
+
+  onFlows(d) {
+    if (!this.live || !this.visible) return;
+    const byKey = new Map(this.rows.map((r, i) => [r.flowKey, i]));
+    let outside = Number(d.more) > 0;
+    for (const f of d.flows || []) {
+      const i = byKey.get(f.flowKey);
+      if (i === undefined) outside = true;
+      else this.rows[i] = f;
+    }
+    this.updates += (d.flows || []).length + Number(d.more || 0);
+    setText(this.updatesEl, `${formatNumber(this.updates)} live updates`);
+    this.render();
+    if (outside) {
+      this.dirty = true;
+      this.scheduleRefetch();
+    }
+  }
+
+  scheduleRefetch() {
+    if (this.refetchTimer || !this.live) return;
+    const wait = Math.max(0, REFETCH_MS - (Date.now() - this.lastFetch));
+    this.refetchTimer = setTimeout(() => {
+      this.refetchTimer = null;
+      if (this.dirty && this.visible && this.live) this.fetch();
+    }, wait);
+  }
+
+  renderRows() {
+    for (const [key, th] of Object.entries(this.sortHeads)) {
+      const on = key === this.sortBy;
+      th.setAttribute('aria-sort', on ? (this.sortOrder === 'asc' ? 'ascending' : 'descending') : 'none');
+      setText(th.firstChild, SORTABLE[key] + (on ? (this.sortOrder === 'asc' ? ' ▲' : ' ▼') : ''));
+    }
+    const frag = [];
+    for (const f of this.rows) {
+      const open = this.expanded.has(f.flowKey);
+      const hot = f.bytes >= HOT_BYTES;
+      const rst = f.endReason === 'rst';
+      const toggle = h('button', { type: 'button', class: 'expander', 'aria-expanded': String(open), 'aria-label': 'Details', text: open ? '▾' : '▸' });
+      const tr = h('tr', { class: ['flow', hot ? 'hot' : '', rst ? 'rst' : '', open ? 'open' : ''].join(' ').trim(), dataset: { key: f.flowKey } },
+        h('td', { class: 'expand' }, toggle),
+        h('td', { class: 'addr', text: endpoint(f.srcIP, f.srcPort, f.protocolName) }),
+        h('td', { class: 'addr', text: endpoint(f.dstIP, f.dstPort, f.protocolName) }),
+        h('td', { text: f.protocolName || f.protocol }),
+        h('td', { class: 'num' }, hot ? h('span', { class: 'flag warn', title: `over ${formatBytes(HOT_BYTES)}`, text: '▲ ' }) : null, formatBytes(f.bytes)),
+        h('td', { class: 'num', text: formatNumber(f.packets) }),
+        h('td', { class: 'num', text: formatDuration(f.duration) }),
+        h('td', { text: formatTime(f.firstSeen) }),
+        h('td', { text: formatTime(f.lastSeen) }),
+        h('td', null, f.status || '–', rst ? h('span', { class: 'flag err', text: ' ✖ RST' }) : null),
+        h('td', { class: 'sensor', text: f.sensorId }));
+      tr.addEventListener('click', () => {
+        if (this.expanded.has(f.flowKey)) this.expanded.delete(f.flowKey);
+        else this.expanded.add(f.flowKey);
+        this.renderRows();
+      });
+      frag.push(tr);
+      if (open) frag.push(h('tr', { class: 'detail', dataset: { key: f.flowKey } }, h('td', { colspan: 11 }, flowDetail(f))));
+    }
+    if (!this.rows.length) frag.push(h('tr', null, h('td', { colspan: 11, class: 'empty', id: 'no-flows', text: 'No flows match criteria' })));
+    this.tbody.replaceChildren(...frag);
+    const total = this.total || 0;
+    setText(this.count, `${formatNumber(total)} flow${total === 1 ? '' : 's'}`);
+    setText(this.pageInfo, total ? `${formatNumber(this.offset + 1)}–${formatNumber(this.offset + this.rows.length)} of ${formatNumber(total)}` : '0 of 0');
+    this.prev.disabled = this.offset === 0;
+    this.next.disabled = !this.hasMore;
+  }
+}
