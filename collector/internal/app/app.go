@@ -29,6 +29,7 @@ import (
 	"netwatch.dev/collector/internal/store"
 	"netwatch.dev/collector/internal/telemetry"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
+	"netwatch.dev/proto/procstat"
 	"netwatch.dev/webui"
 )
 
@@ -274,7 +275,7 @@ func (c *Collector) Start() error {
 	c.cancel = cancel
 	var h *api.Handler
 	metrics := telemetry.Handler(telemetry.Sources{
-		Store: c.store, Latency: c.latency, Sensors: c.ingest.Sensors, RSS: query.RSSBytes,
+		Store: c.store, Latency: c.latency, Sensors: c.ingest.Sensors, RSS: procstat.RSS,
 		Counters: []telemetry.Counter{{
 			Name: "netwatch_collector_http_rate_limited_total", Help: "API requests refused with 429 by the per-client rate limit.",
 			Value: func() uint64 { return h.RateLimited() },

@@ -3,13 +3,13 @@ package query
 import (
 	"context"
 	"math"
-	"runtime/metrics"
 	"sync"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
+	"netwatch.dev/proto/procstat"
 )
 
 // MetricsPoint is one second of SystemMetrics, as recorded.
@@ -242,21 +242,13 @@ type sampler struct {
 	at             time.Time
 	packets, bytes uint64
 	cpuSeconds     float64
-	cpuSample      []metrics.Sample
 	havePrevious   bool
 }
 
-// cpuUsed is the CPU time the Go runtime has used (total minus idle), in seconds.
-func (sm *sampler) cpuUsed() float64 {
-	if sm.cpuSample == nil {
-		sm.cpuSample = []metrics.Sample{{Name: "/cpu/classes/total:cpu-seconds"}, {Name: "/cpu/classes/idle:cpu-seconds"}}
-	}
-	metrics.Read(sm.cpuSample)
-	if sm.cpuSample[0].Value.Kind() != metrics.KindFloat64 || sm.cpuSample[1].Value.Kind() != metrics.KindFloat64 {
-		return 0
-	}
-	return sm.cpuSample[0].Value.Float64() - sm.cpuSample[1].Value.Float64()
-}
+// cpuUsed is the CPU time this process has used (user + system, from /proc), in
+// seconds. (The Go runtime's /cpu/classes metrics are estimates refreshed only at
+// garbage collections: between two GCs they stand still and the collector read 0 %.)
+func (sm *sampler) cpuUsed() float64 { return procstat.CPUTime().Seconds() }
 
 // SampleMetrics records the points of the second now falls in; the app calls it once
 // a second. The collector-wide point is: CPU of the collector process (the Go
@@ -269,7 +261,7 @@ func (s *Service) SampleMetrics(now time.Time) {
 	sm := &s.sampler
 	sm.mu.Lock()
 	cpu := sm.cpuUsed()
-	p := MetricsPoint{Memory: RSSBytes(), ActiveFlows: uint64(st.Flows)}
+	p := MetricsPoint{Memory: procstat.RSS(), ActiveFlows: uint64(st.Flows)}
 	if sm.havePrevious {
 		if secs := now.Sub(sm.at).Seconds(); secs > 0 {
 			p.PacketsPerSecond = uint64(float64(st.Packets-sm.packets) / secs)

@@ -3,8 +3,6 @@ package query
 
 import (
 	"context"
-	"os"
-	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -15,6 +13,7 @@ import (
 	"netwatch.dev/collector/internal/store"
 	"netwatch.dev/proto/flowmeta"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
+	"netwatch.dev/proto/procstat"
 )
 
 // Service answers queries. It is safe for concurrent use.
@@ -75,7 +74,7 @@ func (s *Service) GetMetrics(_ context.Context, req *netwatchv1.GetMetricsReques
 	if p, _, ok := s.history.Latest(""); ok {
 		fillPoint(m, p)
 	}
-	m.MemoryUsage = max(m.MemoryUsage, RSSBytes())
+	m.MemoryUsage = max(m.MemoryUsage, procstat.RSS())
 	m.ActiveFlows = uint64(s.store.Len())
 	return &netwatchv1.GetMetricsResponse{Metrics: m}, nil
 }
@@ -225,23 +224,6 @@ func ToNetworkFlow(f *store.Flow) *netwatchv1.NetworkFlow {
 		SrcTcpFlags:  flowmeta.TCPFlags(f.SrcTCPFlags),
 		DstTcpFlags:  flowmeta.TCPFlags(f.DstTCPFlags),
 	}
-}
-
-// RSSBytes is the process's resident set size from /proc (Linux), or the Go
-// runtime's view of memory obtained from the OS elsewhere.
-func RSSBytes() uint64 {
-	if b, err := os.ReadFile("/proc/self/statm"); err == nil {
-		if f := strings.Fields(string(b)); len(f) > 1 {
-			var pages uint64
-			for _, c := range f[1] {
-				pages = pages*10 + uint64(c-'0')
-			}
-			return pages * uint64(os.Getpagesize())
-		}
-	}
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.Sys
 }
 
 // StreamFlows parses req like ListFlows (the same errors) and calls fn with every

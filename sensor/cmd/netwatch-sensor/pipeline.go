@@ -12,7 +12,7 @@ import (
 	"netwatch.dev/sensor/internal/export"
 	"netwatch.dev/sensor/internal/flow"
 	"netwatch.dev/sensor/internal/output"
-	"netwatch.dev/sensor/internal/procstat"
+	"netwatch.dev/proto/procstat"
 )
 
 // exporter is what the sensor hands each export interval's deltas to (the collector

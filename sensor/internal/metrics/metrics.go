@@ -10,7 +10,7 @@ import (
 	"strings"
 
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
-	"netwatch.dev/sensor/internal/procstat"
+	"netwatch.dev/proto/procstat"
 )
 
 // Handler serves /metrics from a snapshot function.
