@@ -8,11 +8,11 @@ import (
 	"time"
 
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
+	"netwatch.dev/proto/procstat"
 	"netwatch.dev/sensor/internal/decode"
 	"netwatch.dev/sensor/internal/export"
 	"netwatch.dev/sensor/internal/flow"
 	"netwatch.dev/sensor/internal/output"
-	"netwatch.dev/proto/procstat"
 )
 
 // exporter is what the sensor hands each export interval's deltas to (the collector
