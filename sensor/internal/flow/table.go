@@ -741,12 +741,20 @@ func (t *Table) emitEvicted(emit func(*Delta)) {
 }
 
 // Flush emits every remaining flow with the given end reason (normally
-// EndSensorStopped) and empties the table. Flows come out roughly
+// EndSensorStopped; FIN or RST for flows that had closed and were lingering)
+// and empties the table. Flows come out roughly
 // longest-idle first.
 func (t *Table) Flush(reason EndReason, emit func(*Delta)) {
 	t.emitEvicted(emit)
 	for idx := t.head; idx != nilIdx; idx = t.entries[idx].next {
-		t.fill(&t.delta, idx, t.entries[idx].status(), reason)
+		e := &t.entries[idx]
+		why := reason
+		if e.is(stClosed) {
+			// FIN both ways or RST was seen: that is how the flow ended, even if
+			// its linger had not run out when the sensor stopped.
+			why = e.closeReason()
+		}
+		t.fill(&t.delta, idx, e.status(), why)
 		emit(&t.delta)
 		t.stats.Flushed++
 	}

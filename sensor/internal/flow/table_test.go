@@ -487,3 +487,31 @@ func TestStrings(t *testing.T) {
 		assert.False(t, strings.Contains(r.String(), " "))
 	}
 }
+
+// TestFlushKeepsHowAClosedFlowEnded: a TCP flow that closed (FIN both ways) and was
+// still lingering when the sensor stopped is reported as ended by FIN, not by the stop.
+func TestFlushKeepsHowAClosedFlowEnded(t *testing.T) {
+	cfg := DefaultConfig()
+	tbl, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tbl.Close()
+	var a, b decode.Packet
+	a.Src, a.Dst = netipAddr16(10, 0, 0, 1), netipAddr16(10, 0, 0, 2)
+	a.Protocol, a.SrcPort, a.DstPort, a.Length = 6, 40000, 80, 40
+	b = a
+	b.Src, b.Dst, b.SrcPort, b.DstPort = a.Dst, a.Src, a.DstPort, a.SrcPort
+	a.TCPFlags, b.TCPFlags = 0x11, 0x11 // FIN|ACK each way
+	tbl.Add(&a, 1)
+	tbl.Add(&b, 2)
+	var reasons []EndReason
+	tbl.Flush(EndSensorStopped, func(d *Delta) { reasons = append(reasons, d.EndReason) })
+	if len(reasons) != 1 || reasons[0] != EndFIN {
+		t.Fatalf("end reasons %v, want [fin]", reasons)
+	}
+}
+
+func netipAddr16(a, b, c, d byte) [16]byte {
+	return [16]byte{10: 0xff, 11: 0xff, 12: a, 13: b, 14: c, 15: d}
+}
