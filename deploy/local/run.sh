@@ -36,19 +36,24 @@ fi
 pids=()
 stop() {
   trap - INT TERM EXIT
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  # Sensor first (it flushes its flows and waits for the collector's acks), then the collector.
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    kill -TERM "${pids[i]}" 2>/dev/null || true
+    wait "${pids[i]}" 2>/dev/null || true
+  done
   echo "run: stopped"
 }
 trap stop INT TERM EXIT
 
-bin/netwatch-collector --grpc-listen "127.0.0.1:$grpc_port" --http-listen "127.0.0.1:$http_port" --data-dir "$data_dir" &
+# Each binary in its own session: Ctrl-C reaches only this script, which then stops them
+# in order instead of both at once.
+setsid bin/netwatch-collector --grpc-listen "127.0.0.1:$grpc_port" --http-listen "127.0.0.1:$http_port" --data-dir "$data_dir" &
 pids+=($!)
 for _ in $(seq 50); do
   (exec 3<>"/dev/tcp/127.0.0.1/$http_port") 2>/dev/null && break
   sleep 0.1
 done
-bin/netwatch-sensor "${sensor_args[@]}" --collector "127.0.0.1:$grpc_port" &
+setsid bin/netwatch-sensor "${sensor_args[@]}" --collector "127.0.0.1:$grpc_port" &
 pids+=($!)
 
 echo

@@ -76,9 +76,16 @@ func runOffline(ctx context.Context, cfg config, stdout, stderr io.Writer, log *
 	if err := out.firstErr(); err != nil {
 		return err
 	}
-	// Offline, every batch must reach the collector: wait for all acknowledgements
-	// (Ctrl-C gives up, and the exit status then says so).
-	if err := stopExporter(ctx, exp, cfg.Collector, log); err != nil {
+	// Offline, every batch must reach the collector: at the end of the file wait for
+	// all acknowledgements, as long as it takes (Ctrl-C gives up, and the exit status
+	// says so). Interrupted earlier (Ctrl-C, SIGTERM), give the collector 5 s, as live.
+	drainCtx := ctx
+	if ctx.Err() != nil {
+		var cancel context.CancelFunc
+		drainCtx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+	}
+	if err := stopExporter(drainCtx, exp, cfg.Collector, log); err != nil {
 		return err
 	}
 	elapsed := time.Since(start)
