@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -40,6 +41,13 @@ func startCollector(t *testing.T, mutate func(*Config)) *Collector {
 
 func getJSON(t *testing.T, url string, header http.Header) (int, map[string]any, http.Header) {
 	t.Helper()
+	return fetchJSON(t, url, header, false)
+}
+
+// fetchJSON GETs url with header and decodes the JSON object it answers (numbers as
+// json.Number when useNumber).
+func fetchJSON(t *testing.T, url string, header http.Header, useNumber bool) (int, map[string]any, http.Header) {
+	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, url, nil)
 	require.NoError(t, err)
 	for k, v := range header {
@@ -50,8 +58,12 @@ func getJSON(t *testing.T, url string, header http.Header) (int, map[string]any,
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if useNumber {
+		dec.UseNumber()
+	}
 	var out map[string]any
-	require.NoError(t, json.Unmarshal(body, &out), "body: %s", body)
+	require.NoError(t, dec.Decode(&out), "body: %s", body)
 	return resp.StatusCode, out, resp.Header
 }
 

@@ -44,19 +44,7 @@ func flowKey(f *oracle.Flow) string {
 // get fetches url and decodes the JSON body with numbers kept as json.Number.
 func get(t *testing.T, rawURL string, header http.Header) (int, map[string]any, http.Header) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, rawURL, nil)
-	require.NoError(t, err)
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	dec := json.NewDecoder(resp.Body)
-	dec.UseNumber()
-	var out map[string]any
-	require.NoError(t, dec.Decode(&out))
-	return resp.StatusCode, out, resp.Header
+	return fetchJSON(t, rawURL, header, true)
 }
 
 // allPages reads every page of a flows query (limit 1000) and checks the

@@ -27,17 +27,7 @@ import (
 
 var collectorBin string
 
-func TestMain(m *testing.M) {
-	bin, cleanup, err := testcollector.Build()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	collectorBin = bin
-	code := m.Run()
-	cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testcollector.Main(m, &collectorBin)) }
 
 // storedRecords reads every flow record the collector holds for sensor, as oracle
 // records.

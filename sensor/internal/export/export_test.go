@@ -10,7 +10,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
-	"fmt"
 	"log/slog"
 	"math/big"
 	"net"
@@ -36,17 +35,7 @@ import (
 
 var collectorBin string
 
-func TestMain(m *testing.M) {
-	bin, cleanup, err := testcollector.Build()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	collectorBin = bin
-	code := m.Run()
-	cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testcollector.Main(m, &collectorBin)) }
 
 // newCollector prepares a collector on a fixed loopback port (so it can restart
 // on the same address) and data directory.

@@ -47,6 +47,21 @@ func Build() (path string, cleanup func(), err error) {
 	return path, cleanup, nil
 }
 
+// Main is a TestMain body for packages whose tests run the collector: it builds the
+// binary into *bin, runs the tests and removes the binary. Use it as
+//
+//	func TestMain(m *testing.M) { os.Exit(testcollector.Main(m, &collectorBin)) }
+func Main(m *testing.M, bin *string) int {
+	path, cleanup, err := Build()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer cleanup()
+	*bin = path
+	return m.Run()
+}
+
 // Buffer collects a process's log; it is safe for concurrent writes and reads.
 type Buffer struct {
 	mu sync.Mutex
