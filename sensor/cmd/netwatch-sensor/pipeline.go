@@ -35,6 +35,9 @@ type shard struct {
 
 	exportEvery int64
 	lastExport  int64
+	// wholeRecords: nothing needs deltas of flows that go on (JSON lines only, no
+	// collector), so exports emit only the records that end.
+	wholeRecords bool
 }
 
 func newShard(id int, cfg config, out *outputs) (*shard, error) {
@@ -42,7 +45,7 @@ func newShard(id int, cfg config, out *outputs) (*shard, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &shard{id: id, table: t, out: out, exportEvery: int64(cfg.ExportInterval)}, nil
+	return &shard{id: id, table: t, out: out, exportEvery: int64(cfg.ExportInterval), wholeRecords: cfg.Collector == ""}, nil
 }
 
 // add decodes one frame and counts it into the table.
@@ -83,7 +86,11 @@ func (s *shard) export(now int64) {
 	s.lastExport = now
 	s.out.publish(s.id, s.dec.Counters, s.table.Stats())
 	b := s.out.buffer()
-	s.table.Export(now, b.add)
+	if s.wholeRecords {
+		s.table.ExportEnded(now, b.add)
+	} else {
+		s.table.Export(now, b.add)
+	}
 	s.out.work <- b
 }
 

@@ -672,7 +672,15 @@ func (e *entry) closeReason() EndReason {
 // the delta of every other flow that changed since the last call, marking
 // those whose record has been open for ActiveTimeout as interim records
 // (EndActiveTimeout). The Delta passed to emit is reused: copy what you keep.
-func (t *Table) Export(now int64, emit func(*Delta)) {
+func (t *Table) Export(now int64, emit func(*Delta)) { t.export(now, emit, true) }
+
+// ExportEnded is Export for consumers that want whole records (--output jsonl):
+// only the records that end (including interim active-timeout records) are
+// emitted, each with its counters since the record started; flows that go on
+// keep accumulating and are not emitted.
+func (t *Table) ExportEnded(now int64, emit func(*Delta)) { t.export(now, emit, false) }
+
+func (t *Table) export(now int64, emit func(*Delta), changes bool) {
 	t.emitEvicted(emit)
 
 	// Idle expiry from the LRU head (longest idle to within one epoch,
@@ -719,7 +727,7 @@ func (t *Table) Export(now int64, emit func(*Delta)) {
 			emit(&t.delta)
 			t.stats.ActiveTimeouts++
 			e.recordStart = now
-		case changed:
+		case changed && changes:
 			t.fill(&t.delta, idx, e.status(), EndNone)
 			emit(&t.delta)
 		}

@@ -515,3 +515,31 @@ func TestFlushKeepsHowAClosedFlowEnded(t *testing.T) {
 func netipAddr16(a, b, c, d byte) [16]byte {
 	return [16]byte{10: 0xff, 11: 0xff, 12: a, 13: b, 14: c, 15: d}
 }
+
+// TestExportEndedEmitsWholeRecords: ExportEnded holds back the deltas of flows that go
+// on, so each record comes out once, with all its counters, when it ends.
+func TestExportEndedEmitsWholeRecords(t *testing.T) {
+	cfg := DefaultConfig()
+	tbl, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tbl.Close()
+	var p decode.Packet
+	p.Src, p.Dst = netipAddr16(10, 0, 0, 1), netipAddr16(10, 0, 0, 2)
+	p.Protocol, p.SrcPort, p.DstPort, p.Length = 17, 5000, 53, 100
+	var got []Delta
+	emit := func(d *Delta) { got = append(got, *d) }
+	sec := int64(1e9)
+	for i := int64(0); i < 5; i++ { // a packet a second: the flow goes on
+		tbl.Add(&p, i*sec)
+		tbl.ExportEnded(i*sec+sec/2, emit)
+	}
+	if len(got) != 0 {
+		t.Fatalf("a flow that goes on was emitted: %+v", got)
+	}
+	tbl.ExportEnded(4*sec+cfg.IdleTimeout.Nanoseconds()+sec, emit)
+	if len(got) != 1 || got[0].SrcPackets != 5 || got[0].SrcBytes != 500 || got[0].EndReason != EndIdleTimeout {
+		t.Fatalf("got %+v, want one idle-timeout record of 5 packets, 500 bytes", got)
+	}
+}

@@ -97,6 +97,7 @@ type JSONL struct {
 	w        *bufio.Writer
 	sensorID string
 	open     map[recordKey]*record
+	one      record
 	buf      []byte
 	written  uint64
 }
@@ -111,6 +112,13 @@ func (j *JSONL) Add(d *flow.Delta) error {
 	k := recordKey{src: d.SrcAddr, dst: d.DstAddr, srcPort: d.SrcPort, dstPort: d.DstPort, proto: d.Protocol, firstSeen: d.FirstSeen}
 	r := j.open[k]
 	if r == nil {
+		if d.EndReason != flow.EndNone {
+			// A whole record in one delta (always so with Table.ExportEnded): write
+			// it without going through the map.
+			j.one = record{d: *d, srcPkts: d.SrcPackets, srcBytes: d.SrcBytes, dstPkts: d.DstPackets,
+				dstBytes: d.DstBytes, srcFlags: d.SrcTCPFlags, dstFlags: d.DstTCPFlags}
+			return j.write(&j.one)
+		}
 		r = &record{}
 		j.open[k] = r
 	}
@@ -207,7 +215,7 @@ func appendRecord(b []byte, sensorID string, r *record) []byte {
 	b = append(b, `,"duration":`...)
 	b = strconv.AppendInt(b, (d.LastSeen-d.FirstSeen)/int64(time.Millisecond), 10)
 	b = append(b, `,"status":`...)
-	b = restjson.AppendString(b, restjson.EnumString(statusDesc, protoreflect.EnumNumber(Status(d.Status))))
+	b = restjson.AppendString(b, statusNames[Status(d.Status)])
 	b = append(b, `,"srcPackets":`...)
 	b = strconv.AppendUint(b, r.srcPkts, 10)
 	b = append(b, `,"srcBytes":`...)
@@ -217,7 +225,7 @@ func appendRecord(b []byte, sensorID string, r *record) []byte {
 	b = append(b, `,"dstBytes":`...)
 	b = strconv.AppendUint(b, r.dstBytes, 10)
 	b = append(b, `,"endReason":`...)
-	b = restjson.AppendString(b, restjson.EnumString(endReasonDesc, protoreflect.EnumNumber(EndReason(d.EndReason))))
+	b = restjson.AppendString(b, endReasonNames[EndReason(d.EndReason)])
 	b = append(b, `,"sensorId":`...)
 	b = restjson.AppendString(b, sensorID)
 	b = append(b, `,"vlanId":`...)
@@ -229,7 +237,22 @@ func appendRecord(b []byte, sensorID string, r *record) []byte {
 	return append(b, '}')
 }
 
+// The REST spellings of the enums by number, computed once (restjson.EnumString
+// builds strings on every call). The values are small and dense.
 var (
-	statusDesc    = netwatchv1.FlowStatus(0).Descriptor()
-	endReasonDesc = netwatchv1.EndReason(0).Descriptor()
+	statusNames    = enumNames(netwatchv1.FlowStatus(0).Descriptor())
+	endReasonNames = enumNames(netwatchv1.EndReason(0).Descriptor())
 )
+
+func enumNames(ed protoreflect.EnumDescriptor) []string {
+	vals := ed.Values()
+	out := make([]string, vals.Len())
+	for i := range out {
+		n := vals.Get(i).Number()
+		if int(n) >= len(out) || n < 0 {
+			panic("enum " + string(ed.FullName()) + " is not dense") // a contract change; the tests catch it
+		}
+		out[n] = restjson.EnumString(ed, n)
+	}
+	return out
+}
