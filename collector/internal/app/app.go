@@ -177,6 +177,7 @@ func New(cfg Config, log *slog.Logger) (*Collector, error) {
 	}
 	st := store.New(scfg)
 	c := &Collector{cfg: cfg, log: log, store: st, query: query.New(st, cfg.Version, time.Now)}
+	c.query.CacheTopTalkers(time.Second)
 	icfg := ingest.DefaultConfig()
 	icfg.DataDir, icfg.Retention, icfg.MaxSensors, icfg.Version = cfg.DataDir, cfg.Retention, cfg.MaxSensors, cfg.Version
 	if cfg.SensorTokenFile != "" {

@@ -3,6 +3,7 @@ package query
 import (
 	"context"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
@@ -273,4 +274,36 @@ func TestSampleMetricsDerivesRatesFromTheStore(t *testing.T) {
 	assert.Equal(t, uint64(2000), last.GetBytesPerSecond())
 	assert.Equal(t, uint64(1), last.GetActiveFlows())
 	assert.NotZero(t, last.GetMemoryUsage())
+}
+
+// TestTopTalkersCache: with CacheTopTalkers an answer is reused for its TTL (same
+// limit, window and side), then computed again; concurrent callers share one scan.
+func TestTopTalkersCache(t *testing.T) {
+	st := store.New(store.DefaultConfig())
+	clk := &clock{t0.Add(30 * time.Second)}
+	svc := New(st, "test", clk.now)
+	svc.CacheTopTalkers(time.Second)
+	top := func(limit string) string {
+		resp, err := svc.ListTopTalkers(context.Background(), &netwatchv1.ListTopTalkersRequest{Limit: limit})
+		require.NoError(t, err)
+		if len(resp.GetTopTalkers()) == 0 {
+			return ""
+		}
+		return resp.GetTopTalkers()[0].GetIdentifier()
+	}
+	st.Apply("s1", []*netwatchv1.FlowDelta{delta("10.0.0.1", "10.0.0.2", 1, clk.t.Add(-time.Minute), clk.t, 100, 0, 1)}, clk.t)
+	assert.Equal(t, "10.0.0.1", top("1"))
+	st.Apply("s1", []*netwatchv1.FlowDelta{delta("10.0.0.7", "10.0.0.8", 2, clk.t.Add(-time.Minute), clk.t, 9999, 0, 1)}, clk.t)
+	assert.Equal(t, "10.0.0.1", top("1"), "within the TTL the cached answer is reused")
+	assert.Equal(t, "10.0.0.7", top("2"), "another limit is another answer")
+	clk.t = clk.t.Add(time.Second)
+	assert.Equal(t, "10.0.0.7", top("1"), "after the TTL it is computed again")
+
+	var wg sync.WaitGroup
+	clk.t = clk.t.Add(time.Second)
+	for range 8 {
+		wg.Add(1)
+		go func() { defer wg.Done(); assert.Equal(t, "10.0.0.7", top("1")) }()
+	}
+	wg.Wait()
 }

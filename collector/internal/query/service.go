@@ -25,6 +25,8 @@ type Service struct {
 	sensors SensorRegistry  // nil until SetSensors; see sensors.go
 	history *MetricsHistory // see history.go
 	sampler sampler
+	// topCache, when set, keeps top-talkers answers briefly (CacheTopTalkers).
+	topCache *topCache
 }
 
 // New builds a Service; now is the clock (time.Now in production).

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"sync"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"netwatch.dev/collector/internal/store"
@@ -55,6 +57,15 @@ func (s *Service) ListTopTalkers(_ context.Context, req *netwatchv1.ListTopTalke
 		return nil, paramError("by", "%q is not one of src, dst, any", v)
 	}
 	now := s.now()
+	if s.topCache != nil {
+		return s.topCache.get(topKey{limit, window, side}, now, func() *netwatchv1.ListTopTalkersResponse {
+			return s.topTalkers(now, limit, window, side)
+		}), nil
+	}
+	return s.topTalkers(now, limit, window, side), nil
+}
+
+func (s *Service) topTalkers(now time.Time, limit int, window time.Duration, side Side) *netwatchv1.ListTopTalkersResponse {
 	talkers := TopTalkers(s.store, now.Add(-window), now, limit, side)
 	resp := &netwatchv1.ListTopTalkersResponse{
 		TopTalkers:  make([]*netwatchv1.TopTalker, 0, len(talkers)),
@@ -74,7 +85,61 @@ func (s *Service) ListTopTalkers(_ context.Context, req *netwatchv1.ListTopTalke
 		}
 		resp.TopTalkers = append(resp.TopTalkers, tt)
 	}
-	return resp, nil
+	return resp
+}
+
+// CacheTopTalkers keeps each top-talkers answer (per limit, window and side) for ttl.
+// A ranking scans the whole store — tens to hundreds of milliseconds at a million
+// flows — while dashboards and tools ask for the same few windows every second and
+// the data moves at the sensors' export interval anyway. Concurrent requests for the
+// same answer wait for one computation instead of each scanning the store. Zero
+// (the default of New) computes every answer.
+func (s *Service) CacheTopTalkers(ttl time.Duration) {
+	if ttl > 0 {
+		s.topCache = &topCache{ttl: ttl, entries: map[topKey]*topEntry{}}
+	}
+}
+
+// maxTopCacheEntries bounds the cache whatever windows clients ask for.
+const maxTopCacheEntries = 64
+
+type topKey struct {
+	limit  int
+	window time.Duration
+	side   Side
+}
+
+type topCache struct {
+	ttl     time.Duration
+	mu      sync.Mutex
+	entries map[topKey]*topEntry
+}
+
+type topEntry struct {
+	mu   sync.Mutex
+	at   time.Time
+	resp *netwatchv1.ListTopTalkersResponse
+}
+
+// get returns a copy of the cached answer for k if it was computed less than ttl
+// before now, else computes it (once, however many callers wait).
+func (c *topCache) get(k topKey, now time.Time, compute func() *netwatchv1.ListTopTalkersResponse) *netwatchv1.ListTopTalkersResponse {
+	c.mu.Lock()
+	e := c.entries[k]
+	if e == nil {
+		if len(c.entries) >= maxTopCacheEntries { // odd windows ("137s"): start over
+			clear(c.entries)
+		}
+		e = &topEntry{}
+		c.entries[k] = e
+	}
+	c.mu.Unlock()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if age := now.Sub(e.at); e.resp == nil || age < 0 || age >= c.ttl {
+		e.resp, e.at = compute(), now
+	}
+	return proto.CloneOf(e.resp)
 }
 
 // Talker is one host's traffic inside a window.
