@@ -52,7 +52,7 @@ deps:
 	@.ci/deps.sh
 
 ## test: all tests (installs what it lacks when run as root)
-test: deps test-unit test-integration check-sensor-lean test-e2e
+test: deps test-unit test-integration check-sensor-lean test-e2e fuzz-ci
 
 ## test-unit: the Go tests of every module, without the live-capture tests (-short)
 test-unit:
@@ -74,8 +74,12 @@ check-sensor-lean: bin/netwatch-sensor
 		echo "FAIL: bin/netwatch-sensor links code it must not (above)"; exit 1; fi
 	@echo "ok: bin/netwatch-sensor has no gateway, WebSocket or UI code"
 
-## bench: Go benchmarks (sensor: decode, aggregate, read path; collector: ingest, store, queries at 1M flows)
+## bench: the comparative benchmark (root; about 10 min): pcaps, Netwatch vs softflowd/nfdump/argus/pmacct/tcpdump offline and live, the collector under load; writes bench/RESULTS.md
 bench:
+	bench/run.sh
+
+## bench-go: the Go benchmarks (sensor: decode, aggregate, read path; collector: ingest, store, queries at 1M flows)
+bench-go:
 	cd sensor && go test -run '^$$' -bench . -benchmem ./...
 	cd collector && go test -run '^$$' -bench . -benchmem ./...
 
@@ -101,6 +105,14 @@ fuzz-ci:
 
 ## fuzz: alias of fuzz-ci
 fuzz: fuzz-ci
+
+SOAK_DURATION ?= 30m
+SOAK_TIMEOUT  ?= 3h
+## soak: SOAK_DURATION (default 30m) of a sensor looping a capture at 20x into a collector; RSS, threads, fds every 10 s into bench/out/soak.csv; fails on growth after warm-up
+soak:
+	@mkdir -p bench/out
+	cd sensor && NETWATCH_SOAK_DURATION=$(SOAK_DURATION) NETWATCH_SOAK_CSV=$(CURDIR)/bench/out/soak.csv \
+		go test -count=1 -run '^TestSoak$$' -timeout $(SOAK_TIMEOUT) -v ./cmd/netwatch-sensor
 
 ## tools: install buf and the protoc plugins (pinned) into bin/tools
 tools: $(TOOLS)/buf $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc $(TOOLS)/protoc-gen-grpc-gateway $(TOOLS)/protoc-gen-openapiv2
@@ -142,4 +154,4 @@ clean:
 	rm -rf bin dist
 
 
-.PHONY: help build run demo release deps test test-unit test-integration test-e2e check-sensor-lean bench fuzz fuzz-ci soak tools generate check-generate lint fmt clean FORCE
+.PHONY: help build run demo release deps test test-unit test-integration test-e2e check-sensor-lean bench bench-go fuzz fuzz-ci soak tools generate check-generate lint fmt clean FORCE

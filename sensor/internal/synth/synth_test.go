@@ -36,3 +36,29 @@ func TestWritePcap(t *testing.T) {
 	require.NoError(t, WritePcap(&buf, s, 2))
 	require.Equal(t, 24+2*10*(16+64), buf.Len())
 }
+
+func TestWriteUniformPcapMatchesGenerate(t *testing.T) {
+	cfg := Config{Frames: 5000, Flows: 300, Seed: 3}
+	s, err := Generate(cfg)
+	require.NoError(t, err)
+	var a, b bytes.Buffer
+	require.NoError(t, WritePcap(&a, s, 1))
+	require.NoError(t, WriteUniformPcap(&b, cfg))
+	require.Equal(t, a.Bytes(), b.Bytes())
+}
+
+func TestWriteMixedPcap(t *testing.T) {
+	cfg := MixedConfig{Frames: 50_000, Flows: 10_000, Seed: 9, Concurrent: 500}
+	var a, b bytes.Buffer
+	st, err := WriteMixedPcap(&a, cfg)
+	require.NoError(t, err)
+	_, err = WriteMixedPcap(&b, cfg)
+	require.NoError(t, err)
+	require.Equal(t, a.Bytes(), b.Bytes(), "same seed, same file")
+	require.Equal(t, 50_000, st.Frames)
+	require.Equal(t, 10_000, st.Flows)
+	require.Equal(t, st.Flows, st.TCPFlows+st.UDPFlows+st.ICMPFlows)
+	require.Positive(t, st.IPv6Flows)
+	require.Positive(t, st.CompleteTCP)
+	require.Equal(t, int64(a.Len()), 24+16*int64(st.Frames)+st.Bytes)
+}
