@@ -54,22 +54,8 @@ func (p *pcapWriter) flush() error {
 // frame by frame, without holding it in memory: the output equals
 // WritePcap(w, Generate(cfg), 1) byte for byte.
 func WriteUniformPcap(w io.Writer, cfg Config) error {
-	if cfg.FrameLen == 0 {
-		cfg.FrameLen = 64
-	}
-	if cfg.StepNS == 0 {
-		cfg.StepNS = 1000
-	}
-	if cfg.StartNS == 0 {
-		cfg.StartNS = 1767225600 * 1e9
-	}
-	switch {
-	case cfg.Frames < 1:
-		return fmt.Errorf("synth: Frames must be >= 1, got %d", cfg.Frames)
-	case cfg.Flows < 1 || cfg.Flows >= 1<<24:
-		return fmt.Errorf("synth: Flows must be in [1, 2^24), got %d", cfg.Flows)
-	case cfg.FrameLen < 54 || cfg.FrameLen > 1514:
-		return fmt.Errorf("synth: FrameLen must be in [54, 1514], got %d", cfg.FrameLen)
+	if err := cfg.normalize(); err != nil {
+		return err
 	}
 	pw, err := newPcapWriter(w)
 	if err != nil {

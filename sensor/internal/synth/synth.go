@@ -42,11 +42,8 @@ func (s *Stream) Frame(i int) []byte {
 // Timestamp returns frame i's capture time in unix nanoseconds.
 func (s *Stream) Timestamp(i int) int64 { return s.StartNS + int64(i)*s.StepNS }
 
-// Generate builds a stream. Flow j is TCP (even j) or UDP (odd j) between
-// client 10.x.y.z:(1024 + j mod 60000) and server 172.16.x.y:(80 or 53); each
-// frame picks a flow uniformly at random and goes either way with equal
-// probability. IPv4 Total Length is FrameLen - 14.
-func Generate(cfg Config) (*Stream, error) {
+// normalize fills in the defaults documented on Config and checks the rest.
+func (cfg *Config) normalize() error {
 	if cfg.FrameLen == 0 {
 		cfg.FrameLen = 64
 	}
@@ -58,11 +55,22 @@ func Generate(cfg Config) (*Stream, error) {
 	}
 	switch {
 	case cfg.Frames < 1:
-		return nil, fmt.Errorf("synth: Frames must be >= 1, got %d", cfg.Frames)
+		return fmt.Errorf("synth: Frames must be >= 1, got %d", cfg.Frames)
 	case cfg.Flows < 1 || cfg.Flows >= 1<<24:
-		return nil, fmt.Errorf("synth: Flows must be in [1, 2^24), got %d", cfg.Flows)
+		return fmt.Errorf("synth: Flows must be in [1, 2^24), got %d", cfg.Flows)
 	case cfg.FrameLen < 54 || cfg.FrameLen > 1514:
-		return nil, fmt.Errorf("synth: FrameLen must be in [54, 1514], got %d", cfg.FrameLen)
+		return fmt.Errorf("synth: FrameLen must be in [54, 1514], got %d", cfg.FrameLen)
+	}
+	return nil
+}
+
+// Generate builds a stream. Flow j is TCP (even j) or UDP (odd j) between
+// client 10.x.y.z:(1024 + j mod 60000) and server 172.16.x.y:(80 or 53); each
+// frame picks a flow uniformly at random and goes either way with equal
+// probability. IPv4 Total Length is FrameLen - 14.
+func Generate(cfg Config) (*Stream, error) {
+	if err := cfg.normalize(); err != nil {
+		return nil, err
 	}
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x5eed))
 	s := &Stream{Data: make([]byte, cfg.Frames*cfg.FrameLen), FrameLen: cfg.FrameLen, N: cfg.Frames, StartNS: cfg.StartNS, StepNS: cfg.StepNS}
