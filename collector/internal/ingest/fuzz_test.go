@@ -2,12 +2,14 @@ package ingest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -269,7 +271,9 @@ func FuzzIngest(f *testing.F) {
 func storeDump(st *store.Store) []store.Flow {
 	var out []store.Flow
 	st.Scan(func(*store.Flow) bool { return true }, func(f store.Flow) { out = append(out, f) })
-	query.SortFlows(out, query.SortFirstSeen, false)
+	slices.SortFunc(out, func(a, b store.Flow) int {
+		return cmp.Or(cmp.Compare(a.FirstSeen, b.FirstSeen), strings.Compare(a.ID(), b.ID()))
+	})
 	return out
 }
 

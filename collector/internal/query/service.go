@@ -3,8 +3,6 @@ package query
 
 import (
 	"context"
-	"slices"
-	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -165,39 +163,6 @@ func (q *FlowQuery) Match(f *store.Flow) bool {
 		return false
 	}
 	return true
-}
-
-// SortFlows orders flows by field; ties are broken by flow id so pages are stable.
-func SortFlows(flows []store.Flow, by string, desc bool) {
-	key := func(f *store.Flow) int64 {
-		switch by {
-		case SortBytes:
-			return int64(f.SrcBytes + f.DstBytes)
-		case SortPackets:
-			return int64(f.SrcPackets + f.DstPackets)
-		case SortDuration:
-			return f.LastSeen - f.FirstSeen
-		case SortFirstSeen:
-			return f.FirstSeen
-		}
-		return f.LastSeen
-	}
-	slices.SortFunc(flows, func(a, b store.Flow) int {
-		ka, kb := key(&a), key(&b)
-		c := 0
-		switch {
-		case ka < kb:
-			c = -1
-		case ka > kb:
-			c = 1
-		default:
-			c = strings.Compare(a.ID(), b.ID())
-		}
-		if desc {
-			return -c
-		}
-		return c
-	})
 }
 
 // ToNetworkFlow is the API view of a stored flow.
