@@ -94,13 +94,17 @@ func (s *shard) export(now int64) {
 	s.out.work <- b
 }
 
-// flush ends every flow (sensor stopped or end of file).
+// flush ends every flow (sensor stopped or end of file) and releases the table: it
+// is the shard's last use.
 func (s *shard) flush() {
 	s.sync()
 	s.out.publish(s.id, s.dec.Counters, s.table.Stats())
 	b := s.out.buffer()
 	s.table.Flush(flow.EndSensorStopped, b.add)
 	s.out.work <- b
+	if err := s.table.Close(); err != nil {
+		s.out.setErr(err)
+	}
 }
 
 // deltaBatch is one export of one shard: the deltas copied out of the table.
