@@ -2,38 +2,19 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"netwatch.dev/sensor/internal/testcollector"
 	"netwatch.dev/sensor/internal/testnet"
 )
-
-// syncBuffer is a bytes.Buffer safe to write from the sensor and read from the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // jsonFlow is what the test reads back of a --output jsonl line.
 type jsonFlow struct {
@@ -57,7 +38,7 @@ func TestLiveSensorCountsRealTraffic(t *testing.T) {
 	const udpPort, tcpPort, udpCount, udpSize, pings, tcpBytes = 7007, 7008, 25, 200, 5, 200_000
 	tn.UDPEcho(t, tn.PeerIP, udpPort)
 
-	var stdout, stderr syncBuffer
+	var stdout, stderr testcollector.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() {
