@@ -4,7 +4,6 @@
 package synth
 
 import (
-	"bufio"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -137,34 +136,16 @@ func ipChecksum(h []byte) uint16 {
 // (LINKTYPE_ETHERNET), repeating it `repeat` times (>= 1) with timestamps
 // continuing, so a large file needs only one stream in memory.
 func WritePcap(w io.Writer, s *Stream, repeat int) error {
-	bw := bufio.NewWriterSize(w, 1<<20)
-	var hdr [24]byte
-	binary.LittleEndian.PutUint32(hdr[0:], 0xa1b23c4d)
-	binary.LittleEndian.PutUint16(hdr[4:], 2)
-	binary.LittleEndian.PutUint16(hdr[6:], 4)
-	binary.LittleEndian.PutUint32(hdr[16:], 262144)
-	binary.LittleEndian.PutUint32(hdr[20:], 1)
-	if _, err := bw.Write(hdr[:]); err != nil {
-		return fmt.Errorf("write pcap header: %w", err)
+	pw, err := newPcapWriter(w)
+	if err != nil {
+		return err
 	}
-	var rh [16]byte
 	for r := range max(repeat, 1) {
 		for i := range s.N {
-			ts := s.Timestamp(r*s.N + i)
-			binary.LittleEndian.PutUint32(rh[0:], uint32(ts/1e9))
-			binary.LittleEndian.PutUint32(rh[4:], uint32(ts%1e9))
-			binary.LittleEndian.PutUint32(rh[8:], uint32(s.FrameLen))
-			binary.LittleEndian.PutUint32(rh[12:], uint32(s.FrameLen))
-			if _, err := bw.Write(rh[:]); err != nil {
-				return fmt.Errorf("write pcap record %d: %w", i, err)
-			}
-			if _, err := bw.Write(s.Frame(i)); err != nil {
-				return fmt.Errorf("write pcap record %d: %w", i, err)
+			if err := pw.record(s.Timestamp(r*s.N+i), s.Frame(i)); err != nil {
+				return fmt.Errorf("frame %d: %w", i, err)
 			}
 		}
 	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("write pcap: %w", err)
-	}
-	return nil
+	return pw.flush()
 }
