@@ -70,6 +70,8 @@ func BenchmarkIngest(b *testing.B) {
 	}
 }
 
+// stream is one sensor: hello, then n batches numbered 1..n (the contents of
+// batches in turn), each acknowledged in order.
 func stream(addr, id string, n int, batches []*netwatchv1.FlowBatch, opts []grpc.DialOption) error {
 	conn, err := grpc.NewClient(addr, opts...)
 	if err != nil {
@@ -88,8 +90,8 @@ func stream(addr, id string, n int, batches []*netwatchv1.FlowBatch, opts []grpc
 	}
 	go func() {
 		for seq := 1; seq <= n; seq++ {
-			b := batches[seq%len(batches)]
-			m := &netwatchv1.FlowBatch{Sequence: uint64(seq), CreatedAt: b.CreatedAt, Deltas: b.Deltas}
+			b := batches[(seq-1)%len(batches)]
+			m := &netwatchv1.FlowBatch{Sequence: uint64(seq), CreatedAt: b.CreatedAt, Deltas: b.Deltas, Stats: b.Stats}
 			if st.Send(&netwatchv1.IngestRequest{Message: &netwatchv1.IngestRequest_Batch{Batch: m}}) != nil {
 				return
 			}
@@ -101,7 +103,7 @@ func stream(addr, id string, n int, batches []*netwatchv1.FlowBatch, opts []grpc
 			return err
 		}
 		if r.GetAck().GetSequence() != uint64(seq) {
-			return fmt.Errorf("ack %d, want %d", r.GetAck().GetSequence(), seq)
+			return fmt.Errorf("%s: ack %d, want %d", id, r.GetAck().GetSequence(), seq)
 		}
 	}
 	return st.CloseSend()

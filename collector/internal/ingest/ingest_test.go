@@ -298,42 +298,14 @@ func TestSnapshotsKeepTheLogBoundedAndReplayExactly(t *testing.T) {
 func TestGroupCommitAcrossSensors(t *testing.T) {
 	c := startCollector(t, t.TempDir(), nil)
 	const sensors, batches, per = 20, 30, 50
+	bs := make([]*netwatchv1.FlowBatch, batches)
+	for i := range bs {
+		bs[i] = batch(uint64(i+1), per)
+	}
 	errc := make(chan error, sensors)
 	for i := range sensors {
 		go func() {
-			errc <- func() error {
-				conn, err := grpc.NewClient(c.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-				if err != nil {
-					return err
-				}
-				defer conn.Close()
-				st, err := netwatchv1.NewSensorServiceClient(conn).Ingest(context.Background())
-				if err != nil {
-					return err
-				}
-				id := fmt.Sprintf("s%02d", i)
-				if err := st.Send(&netwatchv1.IngestRequest{Message: &netwatchv1.IngestRequest_Hello{Hello: &netwatchv1.SensorHello{SensorId: id, BootId: "b"}}}); err != nil {
-					return err
-				}
-				if _, err := st.Recv(); err != nil {
-					return err
-				}
-				go func() {
-					for seq := uint64(1); seq <= batches; seq++ {
-						st.Send(&netwatchv1.IngestRequest{Message: &netwatchv1.IngestRequest_Batch{Batch: batch(seq, per)}})
-					}
-				}()
-				for seq := uint64(1); seq <= batches; seq++ {
-					r, err := st.Recv()
-					if err != nil {
-						return err
-					}
-					if r.GetAck().GetSequence() != seq {
-						return fmt.Errorf("%s: ack %d, want %d", id, r.GetAck().GetSequence(), seq)
-					}
-				}
-				return st.CloseSend()
-			}()
+			errc <- stream(c.addr, fmt.Sprintf("s%02d", i), batches, bs, []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())})
 		}()
 	}
 	for range sensors {

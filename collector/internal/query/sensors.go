@@ -81,7 +81,7 @@ func (s *Service) addSensorHealth(r *netwatchv1.GetHealthResponse) {
 		// UP < DOWN < ERROR: the larger value is the worse state.
 		worst = max(worst, ifs)
 		if ifs > netwatchv1.InterfaceStatus_INTERFACE_STATUS_UP {
-			r.Reasons = append(r.Reasons, fmt.Sprintf("sensor %s: interface %s is %s", id, v.GetInterface(), restEnum(ifs)))
+			r.Reasons = append(r.Reasons, fmt.Sprintf("sensor %s: interface %s is %s", id, v.GetInterface(), interfaceWords(ifs)))
 		}
 		if !v.GetStale() && ifs <= netwatchv1.InterfaceStatus_INTERFACE_STATUS_UP {
 			capturing++
@@ -106,8 +106,9 @@ func (s *Service) addSensorHealth(r *netwatchv1.GetHealthResponse) {
 	}
 }
 
-// restEnum is an enum value as the REST API spells it ("down", "error").
-func restEnum(v netwatchv1.InterfaceStatus) string {
+// interfaceWords says an interface state in a health reason ("... is down",
+// "... is in error").
+func interfaceWords(v netwatchv1.InterfaceStatus) string {
 	switch v {
 	case netwatchv1.InterfaceStatus_INTERFACE_STATUS_UP:
 		return "up"
