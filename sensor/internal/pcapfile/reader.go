@@ -322,17 +322,7 @@ func (r *Reader) readEPB(b []byte, rec *Record) (bool, error) {
 	if len(b) < 20 {
 		return false, fmt.Errorf("enhanced packet block too short: %w", ErrCorrupt)
 	}
-	ifc, err := r.iface(r.order.Uint32(b))
-	if err != nil {
-		return false, err
-	}
-	caplen := r.order.Uint32(b[12:])
-	if uint64(caplen) > uint64(len(b)-20) {
-		return false, fmt.Errorf("captured length %d overruns block: %w", caplen, ErrCorrupt)
-	}
-	units := uint64(r.order.Uint32(b[4:]))<<32 | uint64(r.order.Uint32(b[8:]))
-	r.fill(rec, ifc, int(r.order.Uint32(b[0:])), b[20:20+caplen], int(r.order.Uint32(b[16:])), ifc.ts(units))
-	return true, nil
+	return r.readPacket(b, rec, r.order.Uint32(b))
 }
 
 func (r *Reader) readOPB(b []byte, rec *Record) (bool, error) {
@@ -340,7 +330,13 @@ func (r *Reader) readOPB(b []byte, rec *Record) (bool, error) {
 	if len(b) < 20 {
 		return false, fmt.Errorf("packet block too short: %w", ErrCorrupt)
 	}
-	id := uint32(r.order.Uint16(b))
+	return r.readPacket(b, rec, uint32(r.order.Uint16(b)))
+}
+
+// readPacket reads what the Enhanced and the obsolete Packet Block share after the
+// interface id: timestamp high and low words, captured and original length at
+// offsets 4 to 20, then the data. b holds at least 20 bytes.
+func (r *Reader) readPacket(b []byte, rec *Record, id uint32) (bool, error) {
 	ifc, err := r.iface(id)
 	if err != nil {
 		return false, err
