@@ -84,7 +84,6 @@ func runLive(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger
 func countersOf(s capture.Stats) captureCounters {
 	c := captureCounters{
 		kernelPackets: s.Packets, kernelDrops: s.Drops, freezes: s.FreezeQueue,
-		frames: s.Frames, wireBytes: s.WireBytes,
 		status: netwatchv1.InterfaceStatus_INTERFACE_STATUS_DOWN,
 	}
 	switch {

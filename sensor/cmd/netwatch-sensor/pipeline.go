@@ -140,7 +140,6 @@ type outputs struct {
 // captureCounters are the capture's own counters.
 type captureCounters struct {
 	kernelPackets, kernelDrops, freezes uint64
-	frames, wireBytes                   uint64
 	status                              netwatchv1.InterfaceStatus
 }
 
