@@ -111,7 +111,8 @@ type Packet struct {
 	Protocol uint8
 	// SrcPort and DstPort are set for TCP, UDP and SCTP when readable.
 	SrcPort, DstPort uint16
-	// TCPFlags are the 8 flag bits of byte 13 of the TCP header (0 if absent).
+	// TCPFlags are the 8 flag bits of byte 13 of the TCP header; 0 when absent
+	// and for every protocol but TCP (the flow table relies on it).
 	TCPFlags uint8
 	// Length is the IP length from the header: IPv4 Total Length, IPv6
 	// Payload Length + 40.
@@ -520,10 +521,10 @@ func (d *Decoder) ipv6(b []byte, p *Packet) Result {
 // UDP a branch on the protocol mispredicts half the time.
 func transport(p *Packet, b []byte) Result {
 	proto := p.Protocol
-	if proto != 6 && proto != 17 && proto != 132 {
+	isTCP, isUDP, isSCTP := b2u(proto == 6), b2u(proto == 17), b2u(proto == 132)
+	if isTCP|isUDP|isSCTP == 0 {
 		return ResultIP // ICMP, GRE, ESP...: no ports
 	}
-	isTCP, isUDP := b2u(proto == 6), b2u(proto == 17)
 	need := 4 + 4*int(isUDP) // bytes needed for the ports
 	if len(b) < need {
 		return ResultIPTruncatedTransport
@@ -537,7 +538,6 @@ func transport(p *Packet, b []byte) Result {
 		off, flags = b[12]>>4, b[13]
 	}
 	p.TCPFlags = flags & -isTCP
-	isSCTP := b2u(proto == 132)
 	hlen := int(isTCP)*int(off)*4 + int(isUDP)*8 + int(isSCTP)*12
 	minLen := int(isTCP)*20 + int(isUDP)*8 + int(isSCTP)*12
 	if len(b) < hlen || hlen < minLen {

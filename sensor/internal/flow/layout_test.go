@@ -5,19 +5,22 @@ import (
 	"unsafe"
 )
 
-// TestEntryLayout pins the entry to two cache lines, with the lookup fields
-// in the first and the per-packet counters in the second (see entry).
+// TestEntryLayout pins the per-packet part of an entry to one cache line and
+// the rest to another (see hot and cold).
 func TestEntryLayout(t *testing.T) {
-	if s := unsafe.Sizeof(entry{}); s != 128 {
-		t.Errorf("sizeof(entry) = %d, want 128", s)
+	if s := unsafe.Sizeof(hot{}); s != 64 {
+		t.Errorf("sizeof(hot) = %d, want 64", s)
 	}
-	if o := unsafe.Offsetof(entry{}.pkts); o != 64 {
-		t.Errorf("offsetof(entry.pkts) = %d, want 64", o)
+	if s := unsafe.Sizeof(cold{}); s != 64 {
+		t.Errorf("sizeof(cold) = %d, want 64", s)
 	}
 }
 
 func TestStateBits(t *testing.T) {
 	if stAIsSrc != 1<<stAIsSrcShift {
 		t.Fatalf("stAIsSrc = %#x, want 1<<%d", stAIsSrc, stAIsSrcShift)
+	}
+	if stFin0 != 1<<stFinShift || stFin1 != 1<<(stFinShift+1) {
+		t.Fatalf("stFin0, stFin1 = %#x, %#x, want 1<<%d, 1<<%d", stFin0, stFin1, stFinShift, stFinShift+1)
 	}
 }

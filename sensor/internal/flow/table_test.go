@@ -191,6 +191,65 @@ func TestIdleTimeout(t *testing.T) {
 	assert.Equal(t, uint64(3), tb.Stats().Created)
 }
 
+// TestTimestampsGoingBackwards: lastSeen is the last packet in arrival order,
+// but idle expiry goes by the newest timestamp seen.
+func TestTimestampsGoingBackwards(t *testing.T) {
+	tb := newTable(t, func(c *Config) { c.IdleTimeout = 10 * time.Second })
+	a := pkt(17, "10.0.0.1", 53, "10.0.0.2", 53, 80, 0)
+	tb.Add(&a, t0)
+	tb.Add(&a, t0+30*sec) // another epoch: the flow moves in the LRU list
+	tb.Add(&a, t0+2*sec)  // from an interface whose clock lags
+	var out []Delta
+	tb.Export(t0+35*sec, collect(&out))
+	require.Len(t, out, 1)
+	assert.Equal(t, EndNone, out[0].EndReason, "newest packet 5 s ago: not idle")
+	assert.Equal(t, t0, out[0].FirstSeen)
+	assert.Equal(t, t0+2*sec, out[0].LastSeen, "last in arrival order")
+	assert.Equal(t, uint64(3), out[0].SrcPackets)
+	out = nil
+	tb.Export(t0+40*sec, collect(&out))
+	require.Len(t, out, 1)
+	assert.Equal(t, EndIdleTimeout, out[0].EndReason)
+}
+
+// TestCounterCarry: per-export counters are 32 bits in the packet path and
+// carry into 64-bit totals.
+func TestCounterCarry(t *testing.T) {
+	tb := newTable(t, nil)
+	a := pkt(6, "10.0.0.1", 1000, "10.0.0.2", 80, 65535, ack)
+	b := pkt(6, "10.0.0.2", 80, "10.0.0.1", 1000, 40, ack)
+	tb.Add(&b, t0)            // the initiator is 10.0.0.2 (b)
+	const n = 1<<32/65535 + 3 // past 2^32 bytes from 10.0.0.1
+	for i := range n {
+		tb.Add(&a, t0+int64(i))
+	}
+	// Packets: push the responder's 32-bit counter to its limit, white-box
+	// (2^32 real packets would take minutes).
+	idx := tb.lookupPacket(&a)
+	require.NotEqual(t, int32(nilIdx), idx)
+	tb.hot[idx].pkts[1] = 1<<32 - 1
+	tb.Add(&a, t0+n)
+	tb.Add(&b, t0+n+1)
+	var out []Delta
+	tb.Export(t0+n+2, collect(&out))
+	require.Len(t, out, 1)
+	d := out[0]
+	assert.Equal(t, "10.0.0.2", d.Src().String())
+	assert.Equal(t, uint64(2), d.SrcPackets)
+	assert.Equal(t, uint64(80), d.SrcBytes)
+	assert.Equal(t, uint64(1<<32), d.DstPackets)
+	assert.Equal(t, uint64(n+1)*65535, d.DstBytes)
+
+	// The counters start again from 0 after the export, carries included.
+	tb.Add(&a, t0+n+3)
+	out = nil
+	tb.Export(t0+n+4, collect(&out))
+	require.Len(t, out, 1)
+	assert.Equal(t, uint64(1), out[0].DstPackets)
+	assert.Equal(t, uint64(65535), out[0].DstBytes)
+	assert.Zero(t, out[0].SrcPackets)
+}
+
 func TestActiveTimeoutInterim(t *testing.T) {
 	tb := newTable(t, func(c *Config) { c.ActiveTimeout = 60 * time.Second; c.IdleTimeout = 30 * time.Second })
 	p := pkt(6, "10.0.0.1", 1000, "10.0.0.2", 443, 100, ack)
@@ -542,4 +601,11 @@ func TestExportEndedEmitsWholeRecords(t *testing.T) {
 	if len(got) != 1 || got[0].SrcPackets != 5 || got[0].SrcBytes != 500 || got[0].EndReason != EndIdleTimeout {
 		t.Fatalf("got %+v, want one idle-timeout record of 5 packets, 500 bytes", got)
 	}
+}
+
+// lookupPacket returns the entry of p's flow, or nilIdx.
+func (t *Table) lookupPacket(p *decode.Packet) int32 {
+	var pk prepared
+	t.prepare(p, 0, &pk)
+	return t.lookup(&pk.key, pk.hash)
 }
