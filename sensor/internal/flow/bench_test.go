@@ -86,10 +86,8 @@ func BenchmarkDecodeAggregateBatch(b *testing.B) {
 			emit := func(*Delta) {}
 			base := int64(s.N)
 			b.ReportAllocs()
-			n := int64(0)
+			i, ts := 0, s.Timestamp(0)+base*s.StepNS
 			for b.Loop() {
-				i := int(n % int64(s.N))
-				ts := s.Timestamp(0) + (base+n)*s.StepNS
 				if d.Decode(decode.LinkEthernet, s.Frame(i), &pkts[nb]).IsIP() {
 					tss[nb] = ts
 					if nb++; nb == BatchSize {
@@ -97,12 +95,13 @@ func BenchmarkDecodeAggregateBatch(b *testing.B) {
 						nb = 0
 					}
 				}
-				if i == s.N-1 { // once per second of packet time
+				if i++; i == s.N { // once per second of packet time
 					t.AddBatch(pkts[:nb], tss[:nb])
 					nb = 0
 					t.Export(ts, emit)
+					i = 0
 				}
-				n++
+				ts += s.StepNS
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/packet")
 		})

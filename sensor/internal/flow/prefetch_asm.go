@@ -9,3 +9,6 @@ package flow
 //
 //go:noescape
 func prefetch(addrs *uintptr, n int)
+
+//go:noescape
+func prefetchw(addrs *uintptr, n int)

@@ -11,10 +11,10 @@ package flow
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"math/bits"
 	"math/rand/v2"
 	"net/netip"
-	"time"
 	"unsafe"
 
 	"netwatch.dev/sensor/internal/decode"
@@ -29,7 +29,7 @@ const (
 	// SensorStopped).
 	StatusActive Status = iota
 	// StatusIdle: the flow ended because it was silent (IdleTimeout) or
-	// was the longest-idle flow of a full table (Evicted).
+	// was evicted from a full table (Evicted, see Table.victim).
 	StatusIdle
 	// StatusClosed: TCP FIN in both directions or a RST was seen. While
 	// the flow lingers (Config.FinLinger) its deltas carry EndReason None.
@@ -57,7 +57,7 @@ const (
 	EndRST                            // RST, after FinLinger
 	EndIdleTimeout                    // no packet for IdleTimeout
 	EndActiveTimeout                  // interim record; the flow continues
-	EndEvicted                        // table full, longest-idle flow removed
+	EndEvicted                        // table full, an idle flow removed (see Table.victim)
 	EndSensorStopped                  // Flush at shutdown / end of file
 )
 
@@ -183,22 +183,14 @@ type hot struct {
 	state          uint8  // st* bits, stV6 being part of the key
 	flags          [2]uint8
 	pkts, bytes    [2]uint32 // since last export: [0] initiator->responder, [1] reverse
-	// lastSeen is the timestamp of the last packet in arrival order. Its
-	// epoch (lastSeen >> Table.shift) also tells whether the flow moved in
-	// the LRU list during the epoch of a new packet (see Table.touch).
-	lastSeen int64
+	lastSeen       int64     // timestamp of the last packet in arrival order
 }
 
 // cold is the rest of a flow, in a second array: what a packet touches only
-// when something rare happens (a new LRU epoch, a VLAN, a close, a counter
-// carry) and what export reads.
+// when something rare happens (a VLAN, a close, a counter carry, a timestamp
+// older than the flow's last) and what export reads.
 type cold struct {
-	hash       uint32
-	prev, next int32 // LRU list, head = longest idle (see Table.touch)
-	// moved is the time epoch (ts >> Table.shift, low 16 bits) of the last
-	// move to the LRU tail; it is only compared for equality, and a
-	// wrap-around collision merely skips one move.
-	moved       uint16
+	hash        uint32
 	vlan        uint16
 	pktsHi      [2]uint16 // carries out of hot.pkts: bits 32..47
 	bytesHi     [2]uint32 // carries out of hot.bytes: bits 32..63
@@ -210,6 +202,7 @@ type cold struct {
 	// older one (timestamps going backwards); the flow's newest timestamp,
 	// what idle expiry compares, is max(lastActive, hot.lastSeen).
 	lastActive int64
+	_          [8]byte // to a whole cache line: export reads one line per flow
 }
 
 func (e *hot) is(bit uint8) bool { return e.state&bit != 0 }
@@ -228,7 +221,6 @@ func b2u(b bool) uint8 {
 type Table struct {
 	cfg                               Config
 	idle, active, linger, fragTimeout int64
-	shift                             uint // LRU time epoch = ts >> shift
 	seed                              uint64
 	slots                             []uint64 // hash<<32 | entry index+1; 0 = empty
 	mask                              uint32
@@ -236,7 +228,7 @@ type Table struct {
 	hot                               []hot  // per entry, indexed like cold
 	cold                              []cold // len(cold) == len(hot)
 	free                              []int32
-	head, tail                        int32
+	hand                              int32   // next entry Table.victim samples
 	pending                           []int32 // entries changed since last Export, or lingering
 	evicted                           []Delta // final deltas of evicted flows, for Export
 	frags                             fragTable
@@ -267,19 +259,9 @@ func New(cfg Config) (*Table, error) {
 		mask:        uint32(nslots - 1),
 		maxSlots:    maxSlots,
 		free:        make([]int32, 0, 1024),
-		head:        nilIdx,
-		tail:        nilIdx,
 		pending:     make([]int32, 0, initial),
 		evicted:     make([]Delta, 0, min(cfg.MaxPendingEvicted, 1024)),
 	}
-	// LRU granularity: a flow moves to the tail of the list at most once
-	// per epoch of 2^shift ns, the largest power of two <= min(4s,
-	// IdleTimeout/8) (2.1s with the defaults). A move writes two random
-	// neighbours, i.e. two cache misses; once per epoch keeps that to a
-	// few percent of packets. Idle expiry and eviction order are exact to
-	// within one epoch.
-	g := min(4*int64(time.Second), t.idle/8)
-	t.shift = uint(max(bits.Len64(uint64(max(g, 1)))-1, 0))
 	t.frags.init(cfg.MaxFragments, t.seed)
 	var err error
 	if t.hot, t.cold, t.release, err = allocEntries(cfg.MaxFlows); err != nil {
@@ -312,24 +294,6 @@ func mix(h, w uint64) uint64 {
 	return h ^ h>>29
 }
 
-// hash multiplies each key word by its own odd constant (independent
-// multiplies run in parallel, unlike a serial mix chain), folds them and
-// finishes with one avalanche round. The per-table random seed makes the
-// slot of a key unpredictable from outside, against crafted collisions.
-func (t *Table) hash(k *key) uint32 {
-	v := uint64(k.ports)<<16 | uint64(k.proto)<<8
-	if k.v6 {
-		v |= 1
-	}
-	h := (k.a0^t.seed)*0x9e3779b97f4a7c15 ^ (k.a1+t.seed)*0xc2b2ae3d27d4eb4f ^
-		(k.b0^t.seed)*0x165667b19e3779f9 ^ (k.b1+t.seed)*0xd6e8feb86659fd93 ^
-		(v^t.seed)*0xff51afd7ed558ccd
-	h ^= h >> 32
-	h *= 0xbf58476d1ce4e5b9
-	h ^= h >> 29
-	return uint32(h>>32) | 1 // never 0, so a slot is never all-zero
-}
-
 // Add accounts one decoded IP packet (decode Result.IsIP) seen at ts (unix
 // nanos). Packets are expected in arrival order; timestamps may go backwards
 // (several interfaces, reordering) and are then recorded as they come.
@@ -344,8 +308,7 @@ func (t *Table) Add(p *decode.Packet, ts int64) {
 const BatchSize = 256
 
 // group is the pipeline stage width of AddBatch: the packets whose memory is
-// requested together. 8 was the fastest of 8, 16, 32 and 64 here, and one
-// group of distance between the stages as fast as more.
+// requested together. 8 was the fastest of 8, 16, 32 and 64 here.
 const group = 8
 
 // AddBatch is Add for each of pkts[i] at ts[i], in order, with the same
@@ -368,47 +331,51 @@ func (t *Table) AddBatch(pkts []decode.Packet, ts []int64) {
 
 func (t *Table) addBatch(pkts []decode.Packet, ts []int64) {
 	b := t.batch[:len(pkts)]
-	ngroups := (len(pkts) + group - 1) / group
-	bounds := func(g int) (int, int) { return g * group, min((g+1)*group, len(pkts)) }
-	// Stage 1: key, hash, prefetch of the index slot.
-	var slotAddr [group]uintptr
-	stage1 := func(g int) {
-		lo, hi := bounds(g)
-		base, mask := uintptr(unsafe.Pointer(unsafe.SliceData(t.slots))), t.mask
-		for i := lo; i < hi; i++ {
-			t.prepare(&pkts[i], ts[i], &b[i])
-			slotAddr[i-lo] = base + uintptr(b[i].hash&mask)*8
-		}
-		prefetch(&slotAddr[0], hi-lo)
+	// Keys and hashes first: arithmetic only (and, in order, the fragment
+	// table for fragments).
+	for i := range pkts {
+		t.prepare(&pkts[i], ts[i], &b[i])
 	}
-	// Stage 2: read the (prefetched) slot, prefetch the hot line of the
-	// entry it points to.
-	var entryAddr [group]uintptr
-	stage2 := func(g int) {
-		lo, hi := bounds(g)
-		base, n := uintptr(unsafe.Pointer(unsafe.SliceData(t.hot))), 0
-		for i := lo; i < hi; i++ {
-			if s := t.slots[b[i].hash&t.mask]; s != 0 {
-				entryAddr[n] = base + uintptr(uint32(s)-1)*unsafe.Sizeof(hot{})
-				n++
+	// Then the pipeline, one group of packets per step: prefetch the index
+	// slots of group g+3, read the slots of group g+2 (prefetched a step
+	// earlier) and prefetch the hot lines they point to, apply group g.
+	const slotLead, entryLead = 3, 2
+	var addr [group]uintptr
+	ngroups := (len(b) + group - 1) / group
+	for g := -slotLead; g < ngroups; g++ {
+		if s := g + slotLead; s < ngroups {
+			lo, hi := s*group, min((s+1)*group, len(b))
+			base, mask := uintptr(unsafe.Pointer(unsafe.SliceData(t.slots))), t.mask
+			for i := lo; i < hi; i++ {
+				addr[i-lo] = base + uintptr(b[i].hash&mask)*8
 			}
+			prefetch(&addr[0], hi-lo)
 		}
-		prefetch(&entryAddr[0], n)
-	}
-	for g := range min(2, ngroups) {
-		stage1(g)
-	}
-	stage2(0)
-	for g := range ngroups {
-		if g+2 < ngroups {
-			stage1(g + 2)
+		if e := g + entryLead; e >= 0 && e < ngroups {
+			lo, hi := e*group, min((e+1)*group, len(b))
+			base, n := uintptr(unsafe.Pointer(unsafe.SliceData(t.hot))), 0
+			for i := lo; i < hi; i++ {
+				// The first slot with the packet's hash: its home slot
+				// often holds another flow (linear probing, load <= 1/2).
+				h := b[i].hash
+				for j := h & t.mask; ; j = (j + 1) & t.mask {
+					s := t.slots[j]
+					if s == 0 {
+						break
+					}
+					if uint32(s>>32) == h {
+						addr[n] = base + uintptr(uint32(s)-1)*unsafe.Sizeof(hot{})
+						n++
+						break
+					}
+				}
+			}
+			prefetch(&addr[0], n)
 		}
-		if g+1 < ngroups {
-			stage2(g + 1)
-		}
-		lo, hi := bounds(g)
-		for i := lo; i < hi; i++ {
-			t.apply(&pkts[i], ts[i], &b[i])
+		if g >= 0 {
+			for i := g * group; i < min((g+1)*group, len(b)); i++ {
+				t.apply(&pkts[i], ts[i], &b[i])
+			}
 		}
 	}
 }
@@ -448,7 +415,18 @@ func (t *Table) prepare(p *decode.Packet, ts int64, pk *prepared) {
 	ap, bp := dp^((sp^dp)&m32), sp^((sp^dp)&m32)
 	k.ports = ap<<16 | bp
 	pk.fromA = fromA
-	pk.hash = t.hash(k)
+	// The hash multiplies each key word by its own odd constant
+	// (independent multiplies run in parallel, unlike a serial mix chain),
+	// folds them and finishes with one avalanche round. The per-table
+	// random seed makes the slot of a key unpredictable from outside,
+	// against crafted collisions.
+	seed := t.seed
+	v := (uint64(k.ports)<<16 | uint64(k.proto)<<8 | uint64(b2u(k.v6))) ^ seed
+	h := (k.a0^seed)*0x9e3779b97f4a7c15 ^ (k.a1+seed)*0xc2b2ae3d27d4eb4f ^
+		(k.b0^seed)*0x165667b19e3779f9 ^ (k.b1+seed)*0xd6e8feb86659fd93 ^
+		v*0xff51afd7ed558ccd
+	h = (h ^ h>>32) * 0xbf58476d1ce4e5b9
+	pk.hash = uint32((h^h>>29)>>32) | 1 // never 0, so a slot is never all-zero
 }
 
 func (t *Table) apply(p *decode.Packet, ts int64, pk *prepared) {
@@ -461,9 +439,9 @@ func (t *Table) apply(p *decode.Packet, ts int64, pk *prepared) {
 		e.state |= b2u(fromA) << stAIsSrcShift
 	} else {
 		e = &t.hot[idx]
-		// Rare: a new LRU epoch for this flow, or time going backwards.
-		if (ts^e.lastSeen)>>t.shift != 0 || ts < e.lastSeen {
-			t.touch(e, idx, ts)
+		if ts < e.lastSeen { // rare: time going backwards (see cold.lastActive)
+			c := &t.cold[idx]
+			c.lastActive = max(c.lastActive, e.lastSeen)
 		}
 	}
 	if p.HasVLAN && !e.is(stHasVLAN) {
@@ -512,42 +490,6 @@ func (t *Table) apply(p *decode.Packet, ts int64, pk *prepared) {
 	}
 }
 
-// touch records activity of an existing flow in the LRU list, called when a
-// packet's timestamp ts is in another epoch than the flow's last packet, or
-// older than it. Moving an entry to the tail dirties two neighbours' cache
-// lines, so it happens at most once per time epoch; lastSeen and lastActive
-// tell expiry and eviction about the rest.
-func (t *Table) touch(e *hot, idx int32, ts int64) {
-	c := &t.cold[idx]
-	if ts < e.lastSeen {
-		c.lastActive = max(c.lastActive, e.lastSeen)
-	}
-	if ep := uint16(ts >> t.shift); c.moved != ep {
-		c.moved = ep
-		if idx != t.tail {
-			t.unlink(idx)
-			t.pushTail(idx)
-		}
-	}
-}
-
-// staleHead moves the LRU head to the tail while it has been active since its
-// last move (lazy LRU, see touch), so the head is the longest-idle flow to
-// within one epoch. Each entry moves at most once per call.
-func (t *Table) staleHead() {
-	for n := len(t.hot); t.head != nilIdx && n > 0; n-- {
-		idx := t.head
-		c := &t.cold[idx]
-		ep := uint16(c.active(&t.hot[idx]) >> t.shift)
-		if c.moved == ep {
-			return
-		}
-		c.moved = ep
-		t.unlink(idx)
-		t.pushTail(idx)
-	}
-}
-
 func (t *Table) lookup(k *key, h uint32) int32 {
 	v6 := b2u(k.v6)
 	for i := h & t.mask; ; i = (i + 1) & t.mask {
@@ -588,12 +530,11 @@ func (t *Table) grow() {
 	}
 }
 
-// create inserts a new flow, evicting the longest-idle one if the table is full.
+// create inserts a new flow, evicting one (see victim) if the table is full.
 func (t *Table) create(k *key, h uint32, ts int64) int32 {
 	flows := len(t.hot) - len(t.free)
 	if flows >= t.cfg.MaxFlows {
-		t.staleHead()
-		victim := t.head
+		victim := t.victim()
 		t.stats.Evicted++
 		if len(t.evicted) < t.cfg.MaxPendingEvicted {
 			t.evicted = append(t.evicted, Delta{})
@@ -626,18 +567,16 @@ func (t *Table) create(k *key, h uint32, ts int64) int32 {
 	}
 	t.cold[idx] = cold{
 		hash:        h,
-		moved:       uint16(ts >> t.shift),
 		firstSeen:   ts,
 		recordStart: ts,
 		lastActive:  ts,
 	}
 	t.insertSlot(h, idx)
-	t.pushTail(idx)
 	t.stats.Created++
 	return idx
 }
 
-// remove deletes entry idx from the index and the LRU list and frees it. It
+// remove deletes entry idx from the index and frees it. It
 // stays in the pending list (if it is there) until the next Export skips it.
 func (t *Table) remove(idx int32) {
 	h := t.cold[idx].hash
@@ -661,34 +600,33 @@ func (t *Table) remove(idx int32) {
 		}
 	}
 	t.slots[i] = 0
-	t.unlink(idx)
 	t.hot[idx].state &^= stInUse
 	t.free = append(t.free, idx)
 }
 
-func (t *Table) unlink(idx int32) {
-	c := &t.cold[idx]
-	if c.prev != nilIdx {
-		t.cold[c.prev].next = c.next
-	} else {
-		t.head = c.next
-	}
-	if c.next != nilIdx {
-		t.cold[c.next].prev = c.prev
-	} else {
-		t.tail = c.prev
-	}
-}
+// evictSamples is how many flows Table.victim compares.
+const evictSamples = 8
 
-func (t *Table) pushTail(idx int32) {
-	c := &t.cold[idx]
-	c.prev, c.next = t.tail, nilIdx
-	if t.tail != nilIdx {
-		t.cold[t.tail].next = idx
-	} else {
-		t.head = idx
+// victim picks the flow to evict from a full table: the longest idle of the
+// next evictSamples entries at a clock hand that goes round the entries. This
+// is the sampled LRU of Redis (and the cost of a CLOCK sweep): a few adjacent
+// cache lines per new flow, where an exact LRU list would cost two random
+// cache misses on many packets. The victim is older than about 90% of the
+// table on average; a table of at most evictSamples flows gets the exact
+// longest idle. The table must be full (every entry in use).
+func (t *Table) victim() int32 {
+	best, bestTS := int32(nilIdx), int64(math.MaxInt64)
+	n := int32(len(t.hot))
+	for range min(evictSamples, n) {
+		i := t.hand
+		if t.hand++; t.hand >= n {
+			t.hand = 0
+		}
+		if e := &t.hot[i]; e.is(stInUse) && e.lastSeen < bestTS {
+			best, bestTS = i, e.lastSeen
+		}
 	}
-	t.tail = idx
+	return best
 }
 
 // changed reports whether entry idx counted packets since the last export.
@@ -759,20 +697,17 @@ func (t *Table) ExportEnded(now int64, emit func(*Delta)) { t.export(now, emit, 
 func (t *Table) export(now int64, emit func(*Delta), changes bool) {
 	t.emitEvicted(emit)
 
-	// Idle expiry from the LRU head (longest idle to within one epoch,
-	// see touch). Arrival order is timestamp order except around
-	// reordering, so a few expired flows may wait for the next Export.
-	for {
-		t.staleHead()
-		if t.head == nilIdx {
-			break
-		}
-		idx := t.head
-		if now-t.cold[idx].active(&t.hot[idx]) < t.idle {
-			break
+	// Idle expiry: one sequential pass over the entries, reading the hot
+	// line (lastSeen) of each and the cold one only for flows silent for
+	// IdleTimeout by lastSeen. At 1M flows this streams 64 MB per export,
+	// a few ms (see BenchmarkExportScan); a packet pays nothing for it.
+	for idx := range int32(len(t.hot)) {
+		e := &t.hot[idx]
+		if !e.is(stInUse) || now-e.lastSeen < t.idle || now-t.cold[idx].active(e) < t.idle {
+			continue
 		}
 		st := StatusIdle
-		if t.hot[idx].is(stClosed) {
+		if e.is(stClosed) {
 			st = StatusClosed
 		}
 		t.fill(&t.delta, idx, st, EndIdleTimeout)
@@ -825,11 +760,13 @@ func (t *Table) emitEvicted(emit func(*Delta)) {
 
 // Flush emits every remaining flow with the given end reason (normally
 // EndSensorStopped; FIN or RST for flows that had closed and were lingering)
-// and empties the table. Flows come out roughly
-// longest-idle first.
+// and empties the table. Flows come out in table order.
 func (t *Table) Flush(reason EndReason, emit func(*Delta)) {
 	t.emitEvicted(emit)
-	for idx := t.head; idx != nilIdx; idx = t.cold[idx].next {
+	for idx := range int32(len(t.hot)) {
+		if !t.hot[idx].is(stInUse) {
+			continue
+		}
 		why := reason
 		if t.hot[idx].is(stClosed) {
 			// FIN both ways or RST was seen: that is how the flow ended, even if
@@ -845,5 +782,5 @@ func (t *Table) Flush(reason EndReason, emit func(*Delta)) {
 	t.hot, t.cold = t.hot[:0], t.cold[:0]
 	t.free = t.free[:0]
 	t.pending = t.pending[:0]
-	t.head, t.tail = nilIdx, nilIdx
+	t.hand = 0
 }
