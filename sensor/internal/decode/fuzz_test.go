@@ -35,6 +35,11 @@ func FuzzDecode(f *testing.F) {
 		if d.Counters.Frames != 1 || d.Counters.ByResult[r] != 1 {
 			t.Fatalf("counters %+v for result %v", d.Counters, r)
 		}
+		// The fast path (common frames) and the general one agree.
+		var g decode.Packet
+		if rg := d.DecodeGeneral(decode.LinkType(link), frame, &g); rg != r || g != p {
+			t.Fatalf("fast path: %v %+v, general path: %v %+v", r, p, rg, g)
+		}
 		if !r.IsIP() {
 			return
 		}
