@@ -355,20 +355,8 @@ func (t *Table) addBatch(pkts []decode.Packet, ts []int64) {
 			lo, hi := e*group, min((e+1)*group, len(b))
 			base, n := uintptr(unsafe.Pointer(unsafe.SliceData(t.hot))), 0
 			for i := lo; i < hi; i++ {
-				// The first slot with the packet's hash: its home slot
-				// often holds another flow (linear probing, load <= 1/2).
-				h := b[i].hash
-				for j := h & t.mask; ; j = (j + 1) & t.mask {
-					s := t.slots[j]
-					if s == 0 {
-						break
-					}
-					if uint32(s>>32) == h {
-						addr[n] = base + uintptr(uint32(s)-1)*unsafe.Sizeof(hot{})
-						n++
-						break
-					}
-				}
+				addr[n] = base + uintptr(t.candidate(b[i].hash)-1)*unsafe.Sizeof(hot{})
+				n++
 			}
 			prefetch(&addr[0], n)
 		}
@@ -406,26 +394,27 @@ func (t *Table) prepare(p *decode.Packet, ts int64, pk *prepared) {
 	_, borrow = bits.Sub64(d0, s0, borrow)
 	fromA := borrow == 0 // src <= dst
 	m := borrow - 1      // all ones if fromA
-	k := &pk.key
-	k.proto, k.v6 = proto, p.IsIPv6
-	k.a0, k.b0 = d0^((s0^d0)&m), s0^((s0^d0)&m)
-	k.a1, k.b1 = d1^((s1^d1)&m), s1^((s1^d1)&m)
+	a0, b0 := d0^((s0^d0)&m), s0^((s0^d0)&m)
+	a1, b1 := d1^((s1^d1)&m), s1^((s1^d1)&m)
 	sp, dp := uint32(sport), uint32(dport)
 	m32 := uint32(m)
-	ap, bp := dp^((sp^dp)&m32), sp^((sp^dp)&m32)
-	k.ports = ap<<16 | bp
-	pk.fromA = fromA
+	ports := (dp^((sp^dp)&m32))<<16 | sp ^ ((sp ^ dp) & m32)
 	// The hash multiplies each key word by its own odd constant
 	// (independent multiplies run in parallel, unlike a serial mix chain),
 	// folds them and finishes with one avalanche round. The per-table
 	// random seed makes the slot of a key unpredictable from outside,
-	// against crafted collisions.
+	// against crafted collisions. It works on the local copies: reading
+	// the key back from pk would wait on the stores.
 	seed := t.seed
-	v := (uint64(k.ports)<<16 | uint64(k.proto)<<8 | uint64(b2u(k.v6))) ^ seed
-	h := (k.a0^seed)*0x9e3779b97f4a7c15 ^ (k.a1+seed)*0xc2b2ae3d27d4eb4f ^
-		(k.b0^seed)*0x165667b19e3779f9 ^ (k.b1+seed)*0xd6e8feb86659fd93 ^
+	v := (uint64(ports)<<16 | uint64(proto)<<8 | uint64(b2u(p.IsIPv6))) ^ seed
+	h := (a0^seed)*0x9e3779b97f4a7c15 ^ (a1+seed)*0xc2b2ae3d27d4eb4f ^
+		(b0^seed)*0x165667b19e3779f9 ^ (b1+seed)*0xd6e8feb86659fd93 ^
 		v*0xff51afd7ed558ccd
 	h = (h ^ h>>32) * 0xbf58476d1ce4e5b9
+	k := &pk.key // field by field: a composite literal would go through the stack
+	k.a0, k.a1, k.b0, k.b1 = a0, a1, b0, b1
+	k.ports, k.proto, k.v6 = ports, proto, p.IsIPv6
+	pk.fromA = fromA
 	pk.hash = uint32((h^h>>29)>>32) | 1 // never 0, so a slot is never all-zero
 }
 
@@ -490,8 +479,34 @@ func (t *Table) apply(p *decode.Packet, ts int64, pk *prepared) {
 	}
 }
 
+// candidate returns the entry index + 1 of the first of the two slots from
+// hash h's home slot that carries h, or of the second one if neither does.
+// With linear probing at load <= 1/2 that is almost always where the flow
+// is, and choosing between the two without a branch avoids a misprediction
+// on the quarter of lookups whose home slot holds another flow. An empty or
+// wrong candidate gives 0 or another entry: lookup checks the key.
+func (t *Table) candidate(h uint32) uint32 {
+	i := h & t.mask
+	s := t.slots[i]
+	if s1 := t.slots[(i+1)&t.mask]; uint32(s>>32) != h {
+		s = s1
+	}
+	return uint32(s)
+}
+
+// holds reports whether the entry's key is k, comparing every field at once
+// (one branch).
+func (e *hot) holds(k *key) bool {
+	return (e.a0^k.a0)|(e.a1^k.a1)|(e.b0^k.b0)|(e.b1^k.b1)|
+		uint64(e.ports^k.ports)|uint64(e.proto^k.proto)|uint64((e.state^b2u(k.v6))&stV6) == 0
+}
+
 func (t *Table) lookup(k *key, h uint32) int32 {
-	v6 := b2u(k.v6)
+	if c := t.candidate(h); c != 0 {
+		if t.hot[c-1].holds(k) {
+			return int32(c - 1)
+		}
+	}
 	for i := h & t.mask; ; i = (i + 1) & t.mask {
 		s := t.slots[i]
 		if s == 0 {
@@ -499,9 +514,7 @@ func (t *Table) lookup(k *key, h uint32) int32 {
 		}
 		if uint32(s>>32) == h {
 			idx := int32(uint32(s)) - 1
-			e := &t.hot[idx]
-			if (e.a0^k.a0)|(e.a1^k.a1)|(e.b0^k.b0)|(e.b1^k.b1)|
-				uint64(e.ports^k.ports)|uint64(e.proto^k.proto)|uint64((e.state^v6)&stV6) == 0 {
+			if t.hot[idx].holds(k) {
 				return idx
 			}
 		}
