@@ -222,20 +222,25 @@ type Table struct {
 	cfg                               Config
 	idle, active, linger, fragTimeout int64
 	seed                              uint64
-	slots                             []uint64 // hash<<32 | entry index+1; 0 = empty
-	mask                              uint32
-	maxSlots                          int
-	hot                               []hot  // per entry, indexed like cold
-	cold                              []cold // len(cold) == len(hot)
-	free                              []int32
-	hand                              int32   // next entry Table.victim samples
-	pending                           []int32 // entries changed since last Export, or lingering
-	evicted                           []Delta // final deltas of evicted flows, for Export
-	frags                             fragTable
-	delta                             Delta
-	stats                             Stats
-	release                           func() error // frees hot and cold
-	batch                             [BatchSize]prepared
+	// slots is the index: open addressing with linear probing at a load
+	// of at most 1/4. A slot is the entry's index + 1 in its low idxBits
+	// bits and the high bits of the flow's hash (a tag) above them; 0 is
+	// empty.
+	slots    []uint32
+	mask     uint32 // len(slots) - 1
+	idxMask  uint32 // 1<<idxBits - 1
+	maxSlots int
+	hot      []hot  // per entry, indexed like cold
+	cold     []cold // len(cold) == len(hot)
+	free     []int32
+	hand     int32   // next entry Table.victim samples
+	pending  []int32 // entries changed since last Export, or lingering
+	evicted  []Delta // final deltas of evicted flows, for Export
+	frags    fragTable
+	delta    Delta
+	stats    Stats
+	release  func() error // frees hot and cold
+	batch    [BatchSize]prepared
 }
 
 // New builds a table; cfg must pass Check. It reserves address space for
@@ -245,7 +250,7 @@ func New(cfg Config) (*Table, error) {
 	if err := cfg.Check(); err != nil {
 		return nil, err
 	}
-	maxSlots := 1 << bits.Len64(uint64(cfg.MaxFlows)*2-1) // load factor <= 1/2
+	maxSlots := 1 << bits.Len64(uint64(cfg.MaxFlows)*4-1) // load factor <= 1/4
 	nslots := min(maxSlots, 1<<12)
 	initial := min(cfg.MaxFlows, 1<<11)
 	t := &Table{
@@ -255,8 +260,9 @@ func New(cfg Config) (*Table, error) {
 		linger:      int64(cfg.FinLinger),
 		fragTimeout: int64(cfg.FragmentTimeout),
 		seed:        rand.Uint64() | 1,
-		slots:       make([]uint64, nslots),
+		slots:       make([]uint32, nslots),
 		mask:        uint32(nslots - 1),
+		idxMask:     1<<bits.Len(uint(cfg.MaxFlows)) - 1,
 		maxSlots:    maxSlots,
 		free:        make([]int32, 0, 1024),
 		pending:     make([]int32, 0, initial),
@@ -347,7 +353,7 @@ func (t *Table) addBatch(pkts []decode.Packet, ts []int64) {
 			lo, hi := s*group, min((s+1)*group, len(b))
 			base, mask := uintptr(unsafe.Pointer(unsafe.SliceData(t.slots))), t.mask
 			for i := lo; i < hi; i++ {
-				addr[i-lo] = base + uintptr(b[i].hash&mask)*8
+				addr[i-lo] = base + uintptr(b[i].hash&mask)*4
 			}
 			prefetch(&addr[0], hi-lo)
 		}
@@ -355,8 +361,10 @@ func (t *Table) addBatch(pkts []decode.Packet, ts []int64) {
 			lo, hi := e*group, min((e+1)*group, len(b))
 			base, n := uintptr(unsafe.Pointer(unsafe.SliceData(t.hot))), 0
 			for i := lo; i < hi; i++ {
-				addr[n] = base + uintptr(t.candidate(b[i].hash)-1)*unsafe.Sizeof(hot{})
-				n++
+				if s := t.slotOf(b[i].hash); s != 0 {
+					addr[n] = base + uintptr(s&t.idxMask-1)*unsafe.Sizeof(hot{})
+					n++
+				}
 			}
 			prefetch(&addr[0], n)
 		}
@@ -415,7 +423,7 @@ func (t *Table) prepare(p *decode.Packet, ts int64, pk *prepared) {
 	k.a0, k.a1, k.b0, k.b1 = a0, a1, b0, b1
 	k.ports, k.proto, k.v6 = ports, proto, p.IsIPv6
 	pk.fromA = fromA
-	pk.hash = uint32((h^h>>29)>>32) | 1 // never 0, so a slot is never all-zero
+	pk.hash = uint32((h ^ h>>29) >> 32)
 }
 
 func (t *Table) apply(p *decode.Packet, ts int64, pk *prepared) {
@@ -479,19 +487,32 @@ func (t *Table) apply(p *decode.Packet, ts int64, pk *prepared) {
 	}
 }
 
-// candidate returns the entry index + 1 of the first of the two slots from
-// hash h's home slot that carries h, or of the second one if neither does.
-// With linear probing at load <= 1/2 that is almost always where the flow
-// is, and choosing between the two without a branch avoids a misprediction
-// on the quarter of lookups whose home slot holds another flow. An empty or
-// wrong candidate gives 0 or another entry: lookup checks the key.
-func (t *Table) candidate(h uint32) uint32 {
-	i := h & t.mask
+// slotOf returns the slot that holds hash h's tag: usually the home slot or
+// the next one, chosen between without a branch (a branch on which one would
+// mispredict on every collision), else the first slot with the tag further
+// on (a predictable branch, rarely taken), or 0 when an empty slot comes
+// first. The slot's entry still has to be checked for the key.
+func (t *Table) slotOf(h uint32) uint32 {
+	i, tag := h&t.mask, h&^t.idxMask
 	s := t.slots[i]
-	if s1 := t.slots[(i+1)&t.mask]; uint32(s>>32) != h {
+	if s1 := t.slots[(i+1)&t.mask]; s&^t.idxMask != tag {
 		s = s1
 	}
-	return uint32(s)
+	if s&^t.idxMask != tag {
+		s = t.probe((i+2)&t.mask, tag)
+	}
+	return s
+}
+
+// probe returns the first slot from i on with the tag, or 0 at an empty slot.
+//
+//go:noinline (keeps slotOf small)
+func (t *Table) probe(i, tag uint32) uint32 {
+	for ; ; i = (i + 1) & t.mask {
+		if s := t.slots[i]; s == 0 || s&^t.idxMask == tag {
+			return s
+		}
+	}
 }
 
 // holds reports whether the entry's key is k, comparing every field at once
@@ -502,18 +523,18 @@ func (e *hot) holds(k *key) bool {
 }
 
 func (t *Table) lookup(k *key, h uint32) int32 {
-	if c := t.candidate(h); c != 0 {
-		if t.hot[c-1].holds(k) {
-			return int32(c - 1)
-		}
+	if s := t.slotOf(h); s != 0 && t.hot[s&t.idxMask-1].holds(k) {
+		return int32(s&t.idxMask) - 1
 	}
+	// Not there: a flow with the same tag, or none.
+	tag := h &^ t.idxMask
 	for i := h & t.mask; ; i = (i + 1) & t.mask {
 		s := t.slots[i]
 		if s == 0 {
 			return nilIdx
 		}
-		if uint32(s>>32) == h {
-			idx := int32(uint32(s)) - 1
+		if s&^t.idxMask == tag {
+			idx := int32(s&t.idxMask) - 1
 			if t.hot[idx].holds(k) {
 				return idx
 			}
@@ -524,17 +545,17 @@ func (t *Table) lookup(k *key, h uint32) int32 {
 func (t *Table) insertSlot(h uint32, idx int32) {
 	for i := h & t.mask; ; i = (i + 1) & t.mask {
 		if t.slots[i] == 0 {
-			t.slots[i] = uint64(h)<<32 | uint64(uint32(idx+1))
+			t.slots[i] = h&^t.idxMask | uint32(idx+1)
 			return
 		}
 	}
 }
 
-// grow doubles the index when it is half full. It allocates, but only while
-// the table grows towards its working set.
+// grow doubles the index when it is a quarter full. It allocates, but only
+// while the table grows towards its working set.
 func (t *Table) grow() {
 	n := len(t.slots) * 2
-	t.slots = make([]uint64, n)
+	t.slots = make([]uint32, n)
 	t.mask = uint32(n - 1)
 	for i := range t.hot {
 		if t.hot[i].is(stInUse) {
@@ -556,7 +577,7 @@ func (t *Table) create(k *key, h uint32, ts int64) int32 {
 			t.stats.EvictedLost++
 		}
 		t.remove(victim)
-	} else if (flows+1)*2 > len(t.slots) && len(t.slots) < t.maxSlots {
+	} else if (flows+1)*4 > len(t.slots) && len(t.slots) < t.maxSlots {
 		t.grow()
 	}
 	var idx int32
@@ -595,7 +616,7 @@ func (t *Table) remove(idx int32) {
 	h := t.cold[idx].hash
 	// Find its slot, then backward-shift the cluster behind it (linear
 	// probing deletion without tombstones).
-	want := uint64(h)<<32 | uint64(uint32(idx+1))
+	want := h&^t.idxMask | uint32(idx+1)
 	i := h & t.mask
 	for t.slots[i] != want {
 		i = (i + 1) & t.mask
@@ -605,7 +626,7 @@ func (t *Table) remove(idx int32) {
 		if s == 0 {
 			break
 		}
-		home := uint32(s>>32) & t.mask
+		home := t.cold[s&t.idxMask-1].hash & t.mask
 		// Move s back to i unless its home lies cyclically in (i, j].
 		if (j > i && (home <= i || home > j)) || (j < i && home <= i && home > j) {
 			t.slots[i] = s

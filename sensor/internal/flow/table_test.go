@@ -609,3 +609,110 @@ func (t *Table) lookupPacket(p *decode.Packet) int32 {
 	t.prepare(p, 0, &pk)
 	return t.lookup(&pk.key, pk.hash)
 }
+
+// TestChurnPerDirectionTotals drives a small table through constant eviction,
+// idle expiry and closes with AddBatch (the pipelined path), IPv4 and IPv6,
+// and checks the packets and bytes of every direction of every flow: a slot
+// or entry mixed up between flows would show here, not in grand totals.
+func TestChurnPerDirectionTotals(t *testing.T) {
+	tb := newTable(t, func(c *Config) {
+		c.IdleTimeout = 2 * time.Second
+		c.FinLinger = time.Second
+		c.MaxFlows = 200
+	})
+	type dirKey struct {
+		src, dst     netip.Addr
+		sport, dport uint16
+	}
+	type sums struct{ pkts, bytes uint64 }
+	want, got := map[dirKey]sums{}, map[dirKey]sums{}
+	add := func(m map[dirKey]sums, k dirKey, p, b uint64) {
+		s := m[k]
+		s.pkts += p
+		s.bytes += b
+		m[k] = s
+	}
+	emit := func(d *Delta) {
+		add(got, dirKey{d.Src(), d.Dst(), d.SrcPort, d.DstPort}, d.SrcPackets, d.SrcBytes)
+		add(got, dirKey{d.Dst(), d.Src(), d.DstPort, d.SrcPort}, d.DstPackets, d.DstBytes)
+	}
+	x := uint32(7)
+	next := func() uint32 { x = x*1664525 + 1013904223; return x >> 8 }
+	var batch []decode.Packet
+	var tss []int64
+	for i := range 60000 {
+		f := next() % 260
+		if (i/8000)%2 == 1 {
+			f &^= 1 // odd flows go silent for 4 s: idle expiry
+		}
+		var p decode.Packet
+		if f%5 == 0 {
+			p = pkt(17, "2001:db8::1", uint16(f), "2001:db8::2", 53, 60+next()%500, 0)
+		} else {
+			flags := uint8(ack)
+			switch next() % 600 {
+			case 0:
+				flags |= rst
+			case 1, 2, 3:
+				flags |= fin
+			}
+			p = pkt(6, "10.1.0.1", uint16(f), "10.2.0.2", 443, 40+next()%1400, flags)
+		}
+		if next()&1 == 1 {
+			p.Src, p.Dst, p.SrcPort, p.DstPort = p.Dst, p.Src, p.DstPort, p.SrcPort
+		}
+		k := dirKey{netip.AddrFrom16(p.Src).Unmap(), netip.AddrFrom16(p.Dst).Unmap(), p.SrcPort, p.DstPort}
+		add(want, k, 1, uint64(p.Length))
+		ts := t0 + int64(i)*int64(500*time.Microsecond)
+		batch, tss = append(batch, p), append(tss, ts)
+		if len(batch) == int(1+next()%300) || i%5000 == 0 {
+			tb.AddBatch(batch, tss)
+			batch, tss = batch[:0], tss[:0]
+		}
+		if i%3000 == 0 {
+			tb.AddBatch(batch, tss)
+			batch, tss = batch[:0], tss[:0]
+			tb.Export(ts, emit)
+		}
+	}
+	tb.AddBatch(batch, tss)
+	tb.Flush(EndSensorStopped, emit)
+	st := tb.Stats()
+	require.NotZero(t, st.Evicted)
+	require.NotZero(t, st.Closed)
+	require.NotZero(t, st.IdleExpired)
+	for k, w := range want {
+		assert.Equal(t, w, got[k], "%v", k)
+	}
+	assert.Len(t, got, len(want))
+}
+
+// TestHashCollisions puts flows with one and the same hash into the index
+// (white-box: a real 32-bit collision is too rare to meet by chance) and
+// checks that lookups compare keys, and that removals keep the others
+// reachable.
+func TestHashCollisions(t *testing.T) {
+	tb := newTable(t, func(c *Config) { c.MaxFlows = 64 })
+	const h = 0xdeadbeef
+	keys := make([]key, 6)
+	idx := make([]int32, len(keys))
+	for i := range keys {
+		keys[i] = key{a1: uint64(i + 1), b1: 99, ports: 80, proto: 6}
+		require.Equal(t, int32(nilIdx), tb.lookup(&keys[i], h))
+		idx[i] = tb.create(&keys[i], h, t0)
+	}
+	other := key{a1: 1000, b1: 99, ports: 80, proto: 6}
+	assert.Equal(t, int32(nilIdx), tb.lookup(&other, h), "same hash, absent key")
+	for i := range keys {
+		assert.Equal(t, idx[i], tb.lookup(&keys[i], h), "key %d", i)
+	}
+	tb.remove(idx[0])
+	tb.remove(idx[3])
+	for i := range keys {
+		want := idx[i]
+		if i == 0 || i == 3 {
+			want = nilIdx
+		}
+		assert.Equal(t, want, tb.lookup(&keys[i], h), "after removals, key %d", i)
+	}
+}
