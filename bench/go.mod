@@ -5,6 +5,7 @@ go 1.26.0
 replace netwatch.dev/proto => ../proto
 
 require (
+	github.com/cilium/ebpf v0.22.0
 	github.com/coder/websocket v1.8.15
 	golang.org/x/sys v0.50.0
 	google.golang.org/grpc v1.85.0

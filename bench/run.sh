@@ -40,7 +40,7 @@ trap 'exit 130' INT TERM
 # ---------------------------------------------------------------- packages
 need=()
 for p in softflowd:softflowd nfpcapd:nfdump argus:argus-server ra:argus-client pmacctd:pmacct \
-	tcpdump:tcpdump tcpreplay:tcpreplay trafgen:netsniff-ng wrk:wrk /usr/bin/time:time ip:iproute2; do
+	tcpdump:tcpdump tcpreplay:tcpreplay trafgen:netsniff-ng wrk:wrk /usr/bin/time:time ip:iproute2 ethtool:ethtool; do
 	command -v "${p%%:*}" >/dev/null || need+=("${p#*:}")
 done
 if ((${#need[@]})); then
@@ -54,8 +54,8 @@ say "build"
 (cd sensor && CGO_ENABLED=0 go build -trimpath -o "$BIN/netwatch-sensor" ./cmd/netwatch-sensor &&
 	go build -trimpath -o "$BIN/netwatch-pcapgen" ./cmd/netwatch-pcapgen)
 (cd collector && CGO_ENABLED=0 go build -trimpath -o "$BIN/netwatch-collector" ./cmd/netwatch-collector)
-(cd bench && go build -trimpath -o "$BIN/nwload" ./cmd/nwload)
-SENSOR=$BIN/netwatch-sensor COLLECTOR=$BIN/netwatch-collector NWLOAD=$BIN/nwload GEN=$BIN/netwatch-pcapgen
+(cd bench && go build -trimpath -o "$BIN/nwload" ./cmd/nwload && go build -trimpath -o "$BIN/nwxdpgen" ./cmd/nwxdpgen)
+SENSOR=$BIN/netwatch-sensor COLLECTOR=$BIN/netwatch-collector NWLOAD=$BIN/nwload GEN=$BIN/netwatch-pcapgen XDPGEN=$BIN/nwxdpgen
 
 # ---------------------------------------------------------------- helpers
 CLK=$(getconf CLK_TCK)
@@ -244,12 +244,14 @@ if has offline; then
 fi
 
 # ---------------------------------------------------------------- namespaces
+# setup_ns [QUEUES]: a veth pair veth-a ($NSA) -- veth-b ($NSB)
 setup_ns() {
+	local q=${1:-1}
 	ip netns del $NSA 2>/dev/null || true
 	ip netns del $NSB 2>/dev/null || true
 	ip netns add $NSA
 	ip netns add $NSB
-	ip link add veth-a netns $NSA type veth peer name veth-b netns $NSB
+	ip link add veth-a numtxqueues "$q" numrxqueues "$q" netns $NSA type veth peer name veth-b numtxqueues "$q" numrxqueues "$q" netns $NSB
 	ip -n $NSA link set veth-a up
 	ip -n $NSB link set veth-b up
 	ip -n $NSA link set lo up
@@ -349,6 +351,38 @@ if has live; then
 		{ eth(da=02:00:00:00:00:02, sa=02:00:00:00:00:01), ipv4(saddr=10.1.0.1, daddr=172.16.0.1, ttl=64), udp(sp=drnd(), dp=53), fill(0x00, 18) }
 	EOF
 	fixed trafgen "trafgen, 1 CPU, full speed (64 B)" trafgen -i "$OUT/trafgen.cfg" -o veth-a -P 1 -n $((DUR * 200000)) -q
+	# 2 Mpps and more of 64-byte frames: tcpreplay and trafgen pay an skb, the qdisc and
+	# veth_xmit per frame and stop far below that here, so two XDP generators
+	# (bench/cmd/nwxdpgen, BPF_PROG_RUN with live frames) push into a 2-queue veth, one
+	# per CPU; the peer's receive path (NAPI, GRO, the AF_PACKET tap) runs on their CPUs.
+	setup_ns 2
+	ip netns exec $NSB ethtool -K veth-b gro on >/dev/null # NAPI for XDP frames on the peer
+	xrows=$MD/.xdp.rows
+	: >"$xrows"
+	xdp_run() { # NAME LABEL RATE_PER_GENERATOR (0: as fast as they go)
+		local name=$1 label=$2 rate=$3 c0 c1 rx0 rx1 secs flows
+		start_capture nw1 "$name"
+		c0=$(cpu_s "$CAP")
+		rx0=$(ip netns exec $NSB cat /sys/class/net/veth-b/statistics/rx_packets)
+		local gens=()
+		for cpu in 0 1; do
+			ip netns exec $NSA nice -n -20 "$XDPGEN" -dev veth-a -peer-netns $NSB -q -duration ${DUR}s -rate "$rate" \
+				-cpu $cpu -src 10.20$cpu.0.1 -flows 50000 >"$LOG/$name.send$cpu" 2>&1 &
+			gens+=($!)
+		done
+		wait "${gens[@]}" || true
+		rx1=$(ip netns exec $NSB cat /sys/class/net/veth-b/statistics/rx_packets)
+		sleep 0.3
+		c1=$(cpu_s "$CAP")
+		stop_capture nw1 "$name"
+		echo "2 x $XDPGEN -dev veth-a -peer-netns $NSB -q -duration ${DUR}s -rate $rate -cpu {0,1} -src 10.20{0,1}.0.1 -flows 50000" >"$LOG/$name.cmd"
+		secs=$(grep -ho 'seconds=[0-9.]*' "$LOG/$name.send0" "$LOG/$name.send1" | cut -d= -f2 | sort -n | tail -1)
+		SENT=$((rx1 - rx0))
+		LCPU=$(calc %.2f "$c1 - $c0")
+		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$SENT" "$(calc %.0f "$SENT / ${secs:-1}")" "$SEEN" "$DROPS" "$LCPU" "$(calc %.1f "100 * $LCPU / ${secs:-1}")" >>"$xrows"
+	}
+	xdp_run xdp-max "as fast as 2 generators go" 0
+	xdp_run xdp-2m "about 2 Mpps (2 x 1.15 Mpps asked)" 1150000
 	{
 		echo "## 3. Live capture (veth pair between two namespaces the script creates)"
 		echo
@@ -373,6 +407,17 @@ if has live; then
 		echo "Scaling to 1 Gbit/s assumes CPU grows linearly with the packet rate of the same traffic (the per-packet cost falls as the rate rises, as the rows show, so this overstates the cost at 1 Gbit/s somewhat). For scale: 1 Gbit/s is 1.488 Mpps of 64-byte frames, about 400 kpps of this IMIX-like mix (295-byte frames on average), 81 kpps of 1514-byte frames."
 		echo
 		echo "The sender, the veth and the capture share the machine's 2 cores, so no sender reaches 1 Mpps here (tcpreplay about 0.3 Mpps, trafgen on one CPU about 0.6 Mpps): the \"1 Mpps asked\" rows show the rate actually reached."
+		echo
+		echo "### 64-byte frames at 2 Mpps and more (netwatch, 1 worker)"
+		echo
+		echo "Two \`nwxdpgen\` processes (bench/cmd/nwxdpgen: an XDP program run by BPF_PROG_RUN with live frames, the technique of xdp-tools' xdp-trafficgen), one per CPU, 50,000 UDP flows each, into a 2-queue veth whose peer has GRO (NAPI) on; the capture is one netwatch worker (\`--interface veth-b\`, no fanout). *Delivered* is veth-b's rx_packets over the run (what the capture socket was offered), *seen* and *kernel drops* are the sensor's own \`capture stopped\` figures (PACKET_STATISTICS, accumulated). The generators and the kernel's receive path use both CPUs; the sensor's CPU is its process's user+sys."
+		echo
+		echo "| rate | delivered | delivered pps | packets seen | kernel drops | sensor CPU s | sensor CPU % of one core |"
+		echo "|---|---|---|---|---|---|---|"
+		awk -F'\t' '{ printf "| %s | %\047d | %\047d | %\047d | %\047d | %.2f | %s |\n", $1, $2, $3, $4, $5, $6, $7 }' "$xrows"
+		echo
+		awk -F'\t' '{ if ($3 >= 2000000 && $5 == 0) ok++; n++; if ($3 > best) { best = $3; bd = $5 } }
+			END { printf "**Live, 64-byte frames:** one worker at up to %.2f Mpps delivered with %d kernel drops; %d of %d runs at >= 2 Mpps with 0 drops.\n", best / 1e6, bd, ok, n }' "$xrows"
 		echo
 		awk -F'\t' '$1 ~ /^1 Gbit/ { printf "**Live, 1 Gbit/s of the mixed traffic (%.0f Mbit/s reached):** netwatch used %s %% of one core (the seed promises < 5 %%); %.2f CPU s per Mpps vs %.2f at 64-byte topspeed.\n", $10, $8, $6 / ($4 / 1e6), cpm }' cpm="$(awk -F'\t' '$1=="nw1" && $4>0 {printf "%.3f", $6/($4/1e6)}' "$rows")" "$frows"
 	} >"$MD/30-live.md"
@@ -539,6 +584,26 @@ fi
 
 # ---------------------------------------------------------------- Go benchmark: heap per flow
 if has gobench; then
+	say "go benchmark: sensor decode + aggregate"
+	# 1M generated 64-byte frames over 100k flows (and 10k: a table that fits in the
+	# caches); one op is one packet, decoded and added to the flow table in batches as
+	# the capture loop and --read do, with an export per second of packet time.
+	SBENCH="cd sensor && go test -run '^\$' -bench 'BenchmarkDecode\$|DecodeAggregateBatch' -benchmem -count 5 -benchtime 2s ./internal/decode/ ./internal/flow/"
+	echo "$SBENCH" >"$LOG/sensor-bench.cmd"
+	(cd sensor && go test -run '^$' -bench 'BenchmarkDecode$|DecodeAggregateBatch' -benchmem -count 5 -benchtime 2s ./internal/decode/ ./internal/flow/) >"$LOG/sensor-bench.out" 2>&1 || true
+	{
+		echo "### Sensor hot path: decode and decode + aggregate (Go benchmarks, ns per packet)"
+		echo
+		echo '```'
+		cat "$LOG/sensor-bench.cmd"
+		grep -E '^Benchmark' "$LOG/sensor-bench.out" || tail -5 "$LOG/sensor-bench.out"
+		echo '```'
+		echo
+		grep -E '^BenchmarkDecodeAggregateBatch/flows=100000' "$LOG/sensor-bench.out" |
+			awk '{ for (i = 1; i < NF; i++) { if ($(i+1) == "ns/packet") ns = $i; if ($(i+1) == "allocs/op") a = $i }; print ns, a }' | sort -n |
+			awk '{ v[++n] = $1; if ($2 > a) a = $2 }
+				END { if (n) printf "**Sensor decode + aggregate, 64-byte frames over 100k flows:** median %.1f ns/packet (%.1f-%.1f over %d runs; target <= 50), %d allocs/packet.\n", v[int((n+1)/2)], v[1], v[n], n, a }'
+	} >"$MD/45-sensor-bench.md"
 	say "go benchmark: heap bytes per stored flow"
 	echo "cd collector && go test -run '^\$' -bench 'HeapPerFlow' -benchtime 1x ./internal/store/" >"$LOG/heap.cmd"
 	(cd collector && go test -run '^$' -bench 'HeapPerFlow' -benchtime 1x ./internal/store/) >"$LOG/heap.out" 2>&1 || true
