@@ -361,7 +361,8 @@ func (t *Table) addBatch(pkts []decode.Packet, ts []int64) {
 			lo, hi := e*group, min((e+1)*group, len(b))
 			base, n := uintptr(unsafe.Pointer(unsafe.SliceData(t.hot))), 0
 			for i := lo; i < hi; i++ {
-				if s := t.slotOf(b[i].hash); s != 0 {
+				s := t.slotOf(b[i].hash)
+				if b[i].slot = s; s != 0 {
 					addr[n] = base + uintptr(s&t.idxMask-1)*unsafe.Sizeof(hot{})
 					n++
 				}
@@ -381,6 +382,9 @@ type prepared struct {
 	key   key
 	hash  uint32
 	fromA bool
+	// slot is what AddBatch's pipeline read from the index for this packet
+	// (slotOf), a hint for apply: the index may have changed since.
+	slot uint32
 }
 
 func (t *Table) prepare(p *decode.Packet, ts int64, pk *prepared) {
@@ -423,12 +427,13 @@ func (t *Table) prepare(p *decode.Packet, ts int64, pk *prepared) {
 	k.a0, k.a1, k.b0, k.b1 = a0, a1, b0, b1
 	k.ports, k.proto, k.v6 = ports, proto, p.IsIPv6
 	pk.fromA = fromA
+	pk.slot = 0
 	pk.hash = uint32((h ^ h>>29) >> 32)
 }
 
 func (t *Table) apply(p *decode.Packet, ts int64, pk *prepared) {
 	fromA := pk.fromA
-	idx := t.lookup(&pk.key, pk.hash)
+	idx := t.lookup(&pk.key, pk.hash, pk.slot)
 	var e *hot
 	if idx == nilIdx {
 		idx = t.create(&pk.key, pk.hash, ts)
@@ -515,14 +520,21 @@ func (t *Table) probe(i, tag uint32) uint32 {
 	}
 }
 
-// holds reports whether the entry's key is k, comparing every field at once
-// (one branch).
+// holds reports whether the entry is in use with key k, comparing every field
+// at once (one branch).
 func (e *hot) holds(k *key) bool {
-	return (e.a0^k.a0)|(e.a1^k.a1)|(e.b0^k.b0)|(e.b1^k.b1)|
-		uint64(e.ports^k.ports)|uint64(e.proto^k.proto)|uint64((e.state^b2u(k.v6))&stV6) == 0
+	return (e.a0^k.a0)|(e.a1^k.a1)|(e.b0^k.b0)|(e.b1^k.b1)|uint64(e.ports^k.ports)|uint64(e.proto^k.proto)|
+		uint64((e.state^(b2u(k.v6)|stInUse))&(stV6|stInUse)) == 0
 }
 
-func (t *Table) lookup(k *key, h uint32) int32 {
+// lookup returns the entry of key k with hash h, or nilIdx. slot is a hint:
+// the slot slotOf(h) returned a while ago (0 if unknown). A slot that went
+// stale since costs a search, never a wrong answer, because holds checks the
+// key and that the entry is in use, and a key is in at most one entry.
+func (t *Table) lookup(k *key, h, slot uint32) int32 {
+	if slot != 0 && t.hot[slot&t.idxMask-1].holds(k) {
+		return int32(slot&t.idxMask) - 1
+	}
 	if s := t.slotOf(h); s != 0 && t.hot[s&t.idxMask-1].holds(k) {
 		return int32(s&t.idxMask) - 1
 	}

@@ -607,7 +607,7 @@ func TestExportEndedEmitsWholeRecords(t *testing.T) {
 func (t *Table) lookupPacket(p *decode.Packet) int32 {
 	var pk prepared
 	t.prepare(p, 0, &pk)
-	return t.lookup(&pk.key, pk.hash)
+	return t.lookup(&pk.key, pk.hash, 0)
 }
 
 // TestChurnPerDirectionTotals drives a small table through constant eviction,
@@ -698,13 +698,13 @@ func TestHashCollisions(t *testing.T) {
 	idx := make([]int32, len(keys))
 	for i := range keys {
 		keys[i] = key{a1: uint64(i + 1), b1: 99, ports: 80, proto: 6}
-		require.Equal(t, int32(nilIdx), tb.lookup(&keys[i], h))
+		require.Equal(t, int32(nilIdx), tb.lookup(&keys[i], h, 0))
 		idx[i] = tb.create(&keys[i], h, t0)
 	}
 	other := key{a1: 1000, b1: 99, ports: 80, proto: 6}
-	assert.Equal(t, int32(nilIdx), tb.lookup(&other, h), "same hash, absent key")
+	assert.Equal(t, int32(nilIdx), tb.lookup(&other, h, 0), "same hash, absent key")
 	for i := range keys {
-		assert.Equal(t, idx[i], tb.lookup(&keys[i], h), "key %d", i)
+		assert.Equal(t, idx[i], tb.lookup(&keys[i], h, 0), "key %d", i)
 	}
 	tb.remove(idx[0])
 	tb.remove(idx[3])
@@ -713,6 +713,10 @@ func TestHashCollisions(t *testing.T) {
 		if i == 0 || i == 3 {
 			want = nilIdx
 		}
-		assert.Equal(t, want, tb.lookup(&keys[i], h), "after removals, key %d", i)
+		assert.Equal(t, want, tb.lookup(&keys[i], h, 0), "after removals, key %d", i)
+		// A stale hint (the slot the flow had before the removals) gives
+		// the same answer.
+		hint := h&^tb.idxMask | uint32(idx[i]+1)
+		assert.Equal(t, want, tb.lookup(&keys[i], h, hint), "stale hint, key %d", i)
 	}
 }
