@@ -135,7 +135,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (cfg config, code int, 
 	fs.DurationVar(&cfg.Capture.BlockTimeout, "ring-block-timeout", cfg.Capture.BlockTimeout, "hand a partly filled block to the sensor after this long")
 	fs.DurationVar(&cfg.Flow.IdleTimeout, "idle-timeout", cfg.Flow.IdleTimeout, "end a flow after this long without packets")
 	fs.DurationVar(&cfg.Flow.ActiveTimeout, "active-timeout", cfg.Flow.ActiveTimeout, "export a long flow as an interim record after this long")
-	maxFlows := fs.String("max-flows", strconv.Itoa(cfg.Flow.MaxFlows), "flow table capacity; the longest-idle flow is evicted beyond it")
+	maxFlows := fs.String("max-flows", strconv.Itoa(cfg.Flow.MaxFlows), "flow table capacity; beyond it a new flow evicts the longest idle of 8 sampled flows (counted)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	check := fs.Bool("check", false, "validate the configuration and exit")
 	printConfig := fs.Bool("print-config", false, "print the effective configuration (YAML) and exit")

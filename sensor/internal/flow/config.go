@@ -21,9 +21,10 @@ type Config struct {
 	// is removed with EndReason FIN or RST. Default 2s; 0 removes it at
 	// the next Export.
 	FinLinger time.Duration
-	// MaxFlows bounds the table. When it is full, the flow idle for the
-	// longest time is evicted (EndReason Evicted, counted in
-	// Stats.Evicted). Default 1,000,000; must be >= 1.
+	// MaxFlows bounds the table. When it is full, a new flow evicts the
+	// longest idle of 8 flows sampled round the table (EndReason Evicted,
+	// counted in Stats.Evicted; see Table.victim). Default 1,000,000; must
+	// be >= 1.
 	MaxFlows int
 	// MaxFragments bounds the table that attributes non-first IP
 	// fragments to the ports of their first fragment; when full the oldest

@@ -244,8 +244,9 @@ type Table struct {
 }
 
 // New builds a table; cfg must pass Check. It reserves address space for
-// MaxFlows entries of 128 bytes, but RAM is only used as flows arrive (about
-// 150 bytes per flow with the index). Call Close to release it.
+// MaxFlows entries of 128 bytes (hot and cold parts), but RAM is only used as
+// flows arrive (about 150 bytes per flow with the index). Call Close to
+// release it.
 func New(cfg Config) (*Table, error) {
 	if err := cfg.Check(); err != nil {
 		return nil, err
