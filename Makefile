@@ -87,6 +87,7 @@ bench-go:
 # function exists that this list lacks.
 FUZZ_TARGETS := \
 	sensor:./internal/decode:FuzzDecode \
+	sensor:./internal/flow:FuzzTable \
 	sensor:./internal/pcapfile:FuzzReader \
 	collector:./internal/query:FuzzParseFlowQuery \
 	collector:./internal/query:FuzzParseSearch \

@@ -673,6 +673,7 @@ func TestChurnPerDirectionTotals(t *testing.T) {
 			tb.AddBatch(batch, tss)
 			batch, tss = batch[:0], tss[:0]
 			tb.Export(ts, emit)
+			require.NoError(t, tb.checkIndex())
 		}
 	}
 	tb.AddBatch(batch, tss)
