@@ -322,9 +322,9 @@ const group = 8
 // result, but fast with a table larger than the CPU caches, where Add waits
 // for two cache misses per packet (the index slot, then the entry). AddBatch
 // runs a software pipeline over groups of packets: while it applies group g,
-// the entries of group g+1 and the index slots of group g+2 are on their way
-// from memory (prefetch instructions, which do not stall the CPU the way
-// loads do). The prefetches are only hints: apply does the real lookup, so a
+// the entries of groups g+1 and g+2 and the index slots of group g+3 are on
+// their way from memory (prefetch instructions, which do not stall the CPU
+// the way loads do). The prefetches are only hints: apply does the real lookup, so a
 // slot or entry that changed in between (a flow created or evicted earlier in
 // the batch) costs a miss, never a wrong result.
 func (t *Table) AddBatch(pkts []decode.Packet, ts []int64) {
