@@ -181,12 +181,20 @@ func (s *Service) Start() error {
 				}
 				batches++
 				s.applyBatch(r.sensorID, r.bootID, b, time.Unix(0, r.at))
-			case recFlow:
+			case recFlow: // a snapshot from before recFlowBuckets
 				d := &netwatchv1.FlowDelta{}
 				if err := proto.Unmarshal(r.body, d); err == nil {
 					flows++
 					s.store.Apply(r.sensorID, []*netwatchv1.FlowDelta{d}, time.Unix(0, r.at))
 				}
+			case recFlowBuckets:
+				d, buckets, err := parseFlowBuckets(r.body)
+				if err != nil {
+					s.log.Warn("durable log: undecodable snapshot flow skipped", "sensor", r.sensorID, "err", err)
+					return nil
+				}
+				flows++
+				s.store.Restore(r.sensorID, d, time.Unix(0, r.at), buckets)
 			case recMark:
 				loss := &netwatchv1.SpoolLoss{}
 				if len(r.body) > 0 && proto.Unmarshal(r.body, loss) != nil {
@@ -310,8 +318,19 @@ func (s *Service) applyBatch(sensorID, bootID string, b *netwatchv1.FlowBatch, a
 func (s *Service) capture() func(io.Writer) error {
 	now := s.now()
 	cutoff := now.Add(-s.cfg.Retention).UnixNano()
-	var flows []store.Flow
-	s.store.Scan(func(f *store.Flow) bool { return f.ReceivedAt >= cutoff }, func(f store.Flow) { flows = append(flows, f) })
+	// Each flow with its traffic per bucket (buckets[lo:hi]), so that window
+	// questions stay exact across a restart. Copied here, encoded by the writer.
+	type snapFlow struct {
+		f      store.Flow
+		lo, hi int
+	}
+	var flows []snapFlow
+	var buckets []store.BucketTraffic
+	s.store.ScanBuckets(func(f *store.Flow) bool { return f.ReceivedAt >= cutoff }, func(f store.Flow, b []store.BucketTraffic) {
+		lo := len(buckets)
+		buckets = append(buckets, b...)
+		flows = append(flows, snapFlow{f, lo, len(buckets)})
+	})
 	var marks []record
 	s.mu.Lock()
 	for k, bs := range s.boots {
@@ -330,9 +349,13 @@ func (s *Service) capture() func(io.Writer) error {
 	s.mu.Unlock()
 	return func(w io.Writer) error {
 		var buf []byte
+		var payload, body []byte
 		for i := range flows {
-			r := record{kind: recFlow, at: flows[i].ReceivedAt, sensorID: flows[i].SensorID, body: marshal(flowDelta(&flows[i]))}
-			buf = appendFrame(buf[:0], r.appendPayload(nil))
+			fl := &flows[i]
+			body = flowBucketsBody(body[:0], &fl.f, buckets[fl.lo:fl.hi])
+			r := record{kind: recFlowBuckets, at: fl.f.ReceivedAt, sensorID: fl.f.SensorID, body: body}
+			payload = r.appendPayload(payload[:0])
+			buf = appendFrame(buf[:0], payload)
 			if _, err := w.Write(buf); err != nil {
 				return err
 			}

@@ -359,3 +359,69 @@ func TestRegistryStaleAfterThreeSilentIntervalsAndLoss(t *testing.T) {
 	require.Equal(t, uint64(2), s.ack())
 	assert.False(t, c.svc.Sensors()[0].GetStale())
 }
+
+// TestSnapshotsKeepTrafficPerMinute: a flow that transferred something every minute
+// for ten minutes, restored from a snapshot after a crash, answers window questions
+// (top talkers over the last N minutes) as before, not with all of its traffic in
+// its last minute.
+func TestSnapshotsKeepTrafficPerMinute(t *testing.T) {
+	dir := t.TempDir()
+	small := func(cfg *Config) { cfg.SegmentBytes = 4 << 10 }
+	c := startCollector(t, dir, small)
+	s, _, err := dial(t, c.addr, "s1", "boot-a")
+	require.NoError(t, err)
+	now := time.Now()
+	seq := uint64(0)
+	for m := 9; m >= 0; m-- {
+		d := delta(500000)
+		d.FirstSeen = timestamppb.New(now.Add(-10 * time.Minute))
+		d.LastSeen = timestamppb.New(now.Add(-time.Duration(m) * time.Minute))
+		d.SrcPackets, d.SrcBytes, d.DstPackets, d.DstBytes = 1, 1000*uint64(m+1), 1, 10
+		seq++
+		s.send(&netwatchv1.FlowBatch{Sequence: seq, CreatedAt: timestamppb.Now(), Deltas: []*netwatchv1.FlowDelta{d}})
+		require.Equal(t, seq, s.ack())
+	}
+	// Enough other batches for the log to rotate, snapshot and drop the segment that
+	// holds the deltas above: after the crash the flow comes from the snapshot.
+	for range 200 {
+		seq++
+		s.send(batch(seq, 4))
+		require.Equal(t, seq, s.ack())
+	}
+	require.Eventually(t, func() bool {
+		segs, _ := listIndexes(dir, "wal-", ".log")
+		snaps, _ := listIndexes(dir, "snap-", ".snap")
+		return len(snaps) == 1 && len(segs) > 0 && segs[0] > 1
+	}, 5*time.Second, 10*time.Millisecond, "first segment pruned after a snapshot")
+	windows := func(st *store.Store) map[time.Duration]uint64 {
+		out := map[time.Duration]uint64{}
+		for _, w := range []time.Duration{time.Minute, 3 * time.Minute, 5 * time.Minute, 15 * time.Minute} {
+			st.Window(now.Add(-w), now, func(f store.WindowFlow) { out[w] += f.Bytes })
+		}
+		return out
+	}
+	before := windows(c.store)
+	require.Less(t, before[3*time.Minute], before[15*time.Minute], "the traffic is spread over the minutes")
+	c.crash()
+	c2 := startCollector(t, dir, small)
+	assert.Equal(t, before, windows(c2.store))
+}
+
+func TestFlowBucketsRecordRoundTripAndTruncation(t *testing.T) {
+	f := store.Flow{SrcPackets: 3, SrcBytes: 300, LastSeen: 2e18, ReceivedAt: 2e18}
+	f.Protocol, f.Src, f.Dst, f.SrcPort, f.DstPort, f.FirstSeen = 6, netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2"), 1, 2, 1e18
+	in := []store.BucketTraffic{{Start: 1.9e18, Packets: 1, Bytes: 100}, {Start: 2e18, Packets: 2, Bytes: 1 << 40}}
+	body := flowBucketsBody(nil, &f, in)
+	d, out, err := parseFlowBuckets(body)
+	require.NoError(t, err)
+	assert.Equal(t, in, out)
+	assert.Equal(t, uint64(300), d.GetSrcBytes())
+	// Cut anywhere inside a bucket or the delta: an error, never a panic or a
+	// wrong bucket. (A cut exactly between buckets loses whole buckets only; the
+	// snapshot's end record is what tells a complete snapshot.)
+	for n := range len(body) {
+		if _, b, err := parseFlowBuckets(body[:n]); err == nil && len(b) > 0 {
+			assert.Equal(t, in[:len(b)], b, "cut at %d", n)
+		}
+	}
+}

@@ -25,6 +25,10 @@ const (
 	recMark byte = 3
 	// recEnd closes a complete snapshot.
 	recEnd byte = 4
+	// recFlowBuckets (snapshot): recFlow with what the flow transferred per bucket;
+	// body is uvarint length + FlowDelta, then per bucket varint start (unix nanos),
+	// uvarint packets, uvarint bytes. Snapshots written before it hold recFlow.
+	recFlowBuckets byte = 5
 )
 
 type record struct {
@@ -93,6 +97,51 @@ func flowDelta(f *store.Flow) *netwatchv1.FlowDelta {
 		SrcTcpFlags: uint32(f.SrcTCPFlags), DstTcpFlags: uint32(f.DstTCPFlags),
 		Status: f.Status, EndReason: f.EndReason,
 	}
+}
+
+// flowBucketsBody is the body of a recFlowBuckets record.
+func flowBucketsBody(dst []byte, f *store.Flow, buckets []store.BucketTraffic) []byte {
+	d := marshal(flowDelta(f))
+	dst = binary.AppendUvarint(dst, uint64(len(d)))
+	dst = append(dst, d...)
+	for _, b := range buckets {
+		dst = binary.AppendVarint(dst, b.Start)
+		dst = binary.AppendUvarint(dst, b.Packets)
+		dst = binary.AppendUvarint(dst, b.Bytes)
+	}
+	return dst
+}
+
+var errBadFlowBuckets = errors.New("malformed flow-with-buckets record")
+
+// parseFlowBuckets decodes a recFlowBuckets body.
+func parseFlowBuckets(body []byte) (*netwatchv1.FlowDelta, []store.BucketTraffic, error) {
+	n, k := binary.Uvarint(body)
+	if k <= 0 || n > uint64(len(body)-k) {
+		return nil, nil, errBadFlowBuckets
+	}
+	d := &netwatchv1.FlowDelta{}
+	if err := proto.Unmarshal(body[k:k+int(n)], d); err != nil {
+		return nil, nil, err
+	}
+	var buckets []store.BucketTraffic
+	for p := body[k+int(n):]; len(p) > 0; {
+		var b store.BucketTraffic
+		var k1, k2, k3 int
+		b.Start, k1 = binary.Varint(p)
+		if k1 > 0 {
+			b.Packets, k2 = binary.Uvarint(p[k1:])
+		}
+		if k1 > 0 && k2 > 0 {
+			b.Bytes, k3 = binary.Uvarint(p[k1+k2:])
+		}
+		if k1 <= 0 || k2 <= 0 || k3 <= 0 {
+			return nil, nil, errBadFlowBuckets
+		}
+		buckets = append(buckets, b)
+		p = p[k1+k2+k3:]
+	}
+	return d, buckets, nil
 }
 
 func marshal(m proto.Message) []byte {

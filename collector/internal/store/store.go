@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -183,33 +184,15 @@ func (s *Store) Apply(sensorID string, deltas []*netwatchv1.FlowDelta, now time.
 		return
 	}
 	nowNs := now.UnixNano()
-	// Buckets older than what a window question can reach (a replayed old capture) or
-	// further ahead than that (a sensor clock far off) are not kept.
-	keep := int64(max(s.cfg.Retention, MaxWindow))
-	minBucket, maxBucket := s.bucketOf(nowNs-keep), s.bucketOf(nowNs+keep)
 	var added int64
 	var pk, by, rejected uint64
 	for _, d := range deltas {
-		k, ok := compactKeyOf(sensor, d)
+		k, h, u, ok := s.decode(sensor, d, nowNs)
 		if !ok {
 			rejected++
 			continue
 		}
-		h := k.hash()
 		sh := &s.shards[h>>(64-shardBits)]
-		u := update{
-			srcPackets: d.GetSrcPackets(), srcBytes: d.GetSrcBytes(),
-			dstPackets: d.GetDstPackets(), dstBytes: d.GetDstBytes(),
-			vlan: uint16(d.GetVlanId()), srcFlags: uint8(d.GetSrcTcpFlags()), dstFlags: uint8(d.GetDstTcpFlags()),
-			status: d.GetStatus(), end: d.GetEndReason(), received: nowNs,
-			lastSeen: k.firstSeen, bucket: noBucket,
-		}
-		if ls := d.GetLastSeen(); ls != nil {
-			u.lastSeen = ls.AsTime().UnixNano()
-		}
-		if b := s.bucketOf(u.lastSeen); b >= minBucket && b <= maxBucket {
-			u.bucket = b
-		}
 		sh.mu.Lock()
 		if sh.apply(&k, h, &u) {
 			added++
@@ -218,7 +201,45 @@ func (s *Store) Apply(sensorID string, deltas []*netwatchv1.FlowDelta, now time.
 		pk += u.srcPackets + u.dstPackets
 		by += u.srcBytes + u.dstBytes
 	}
-	s.deltas.Add(uint64(len(deltas)) - rejected)
+	s.account(uint64(len(deltas))-rejected, pk, by, rejected, added)
+}
+
+// decode turns a delta received at nowNs into the flow's key, its hash and the
+// update to apply. The update's bucket is that of the delta's last packet when it
+// is one the store keeps: buckets older than what a window question can reach (a
+// replayed old capture) or further ahead than that (a sensor clock far off) are not.
+func (s *Store) decode(sensor uint16, d *netwatchv1.FlowDelta, nowNs int64) (compactKey, uint64, update, bool) {
+	k, ok := compactKeyOf(sensor, d)
+	if !ok {
+		return k, 0, update{}, false
+	}
+	u := update{
+		srcPackets: d.GetSrcPackets(), srcBytes: d.GetSrcBytes(),
+		dstPackets: d.GetDstPackets(), dstBytes: d.GetDstBytes(),
+		vlan: uint16(d.GetVlanId()), srcFlags: uint8(d.GetSrcTcpFlags()), dstFlags: uint8(d.GetDstTcpFlags()),
+		status: d.GetStatus(), end: d.GetEndReason(), received: nowNs,
+		lastSeen: k.firstSeen, bucket: noBucket,
+	}
+	if ls := d.GetLastSeen(); ls != nil {
+		u.lastSeen = ls.AsTime().UnixNano()
+	}
+	if b, ok := s.keptBucket(u.lastSeen, nowNs); ok {
+		u.bucket = b
+	}
+	return k, k.hash(), u, true
+}
+
+// keptBucket is the bucket of packet time ns for data received at nowNs, if the
+// store keeps it (see decode).
+func (s *Store) keptBucket(ns, nowNs int64) (uint32, bool) {
+	keep := int64(max(s.cfg.Retention, MaxWindow))
+	b := s.bucketOf(ns)
+	return b, b >= s.bucketOf(nowNs-keep) && b <= s.bucketOf(nowNs+keep)
+}
+
+// account adds applied deltas to the counters and evicts above MaxFlows.
+func (s *Store) account(deltas, pk, by, rejected uint64, added int64) {
+	s.deltas.Add(deltas)
 	s.packets.Add(pk)
 	s.bytes.Add(by)
 	if rejected > 0 {
@@ -227,6 +248,102 @@ func (s *Store) Apply(sensorID string, deltas []*netwatchv1.FlowDelta, now time.
 	if s.flows.Add(added) > int64(s.cfg.MaxFlows) {
 		s.evict()
 	}
+}
+
+// BucketTraffic is what a flow transferred inside one bucket (both directions), by
+// packet time; Start is the bucket's start (unix nanos). Snapshots carry it so that a
+// restart keeps window questions exact.
+type BucketTraffic struct {
+	Start          int64
+	Packets, Bytes uint64
+}
+
+// ScanBuckets is Scan, with what each flow transferred per bucket, oldest bucket
+// first. fn runs under the shard's read lock: it must not call the store, and the
+// slice is only valid during the call.
+func (s *Store) ScanBuckets(match func(*Flow) bool, fn func(Flow, []BucketTraffic)) {
+	var per [][]BucketTraffic // by slot
+	var nums []uint32
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.RLock()
+		if cap(per) < int(sh.nslots) {
+			per = make([][]BucketTraffic, sh.nslots)
+		}
+		per = per[:sh.nslots]
+		for j := range per {
+			per[j] = per[j][:0]
+		}
+		nums = nums[:0]
+		for b := range sh.buckets {
+			nums = append(nums, b)
+		}
+		slices.Sort(nums)
+		for _, b := range nums {
+			bk := sh.buckets[b]
+			for pos := range bk.entries {
+				e := &bk.entries[pos]
+				if _, ok := sh.live(e); !ok {
+					continue
+				}
+				l := per[e.slot]
+				if n := len(l); n > 0 && l[n-1].Start == int64(b)*s.width {
+					l[n-1].Packets += uint64(e.packets) // a bucket's second entry
+					l[n-1].Bytes += e.bytes()
+					continue
+				}
+				per[e.slot] = append(l, BucketTraffic{Start: int64(b) * s.width, Packets: uint64(e.packets), Bytes: e.bytes()})
+			}
+		}
+		for slot := sh.head; slot != nilSlot; {
+			r := sh.rec(slot)
+			f := sh.flow(r, &s.sensors)
+			if match(&f) {
+				fn(f, per[slot])
+			}
+			slot = r.next
+		}
+		sh.mu.RUnlock()
+	}
+}
+
+// Restore adds a flow from a snapshot: d holds its totals, received is when the
+// collector last updated it, and buckets what it transferred per bucket (Apply would
+// put all of it in the bucket of its last packet). Buckets the store would not keep
+// for data received at received are left out, as Apply leaves them out.
+func (s *Store) Restore(sensorID string, d *netwatchv1.FlowDelta, received time.Time, buckets []BucketTraffic) {
+	sensor, ok := s.sensors.intern(sensorID)
+	if !ok {
+		s.rejected.Add(1)
+		return
+	}
+	nowNs := received.UnixNano()
+	k, h, u, ok := s.decode(sensor, d, nowNs)
+	if !ok {
+		s.account(0, 0, 0, 1, 0)
+		return
+	}
+	u.bucket = noBucket
+	sh := &s.shards[h>>(64-shardBits)]
+	sh.mu.Lock()
+	added := sh.apply(&k, h, &u)
+	if slot, found := sh.find(&k, h); found {
+		r := sh.rec(slot)
+		for _, bt := range buckets {
+			if b, ok := s.keptBucket(bt.Start, nowNs); ok && (bt.Packets > 0 || bt.Bytes > 0) {
+				sh.addToBucket(slot, r, b, bt.Packets, bt.Bytes)
+			}
+		}
+	}
+	sh.mu.Unlock()
+	s.account(1, u.srcPackets+u.dstPackets, u.srcBytes+u.dstBytes, 0, b2i(added))
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // evict drops the flows idle the longest until the store is back at MaxFlows. Each

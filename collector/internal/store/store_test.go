@@ -396,3 +396,58 @@ func TestConcurrentIngestQueryExpire(t *testing.T) {
 	assert.Equal(t, s.Len(), n, "the counter matches the records")
 	assert.NotZero(t, st.Evicted+st.Expired)
 }
+
+// TestScanBucketsAndRestoreKeepWindows: a flow taken out with ScanBuckets and put
+// into another store with Restore answers every window question as before, where
+// Apply of its totals would put all of its traffic in the bucket of its last packet.
+func TestScanBucketsAndRestoreKeepWindows(t *testing.T) {
+	s := New(DefaultConfig())
+	now := t0.Add(30 * time.Second)
+	long := dl{src: "10.0.0.3", dst: "10.0.0.4", sport: 2, dport: 80, first: now.Add(-9 * time.Minute)}
+	short := dl{src: "10.0.0.5", dst: "10.0.0.6", sport: 3, dport: 53, proto: 17, first: now.Add(-2 * time.Minute)}
+	var deltas []*netwatchv1.FlowDelta
+	for ago := 9; ago >= 0; ago-- {
+		d := long
+		d.last, d.srcPk, d.srcB, d.dstPk, d.dstB = now.Add(-time.Duration(ago)*time.Minute), 1, 100*uint64(ago+1), 1, 10
+		deltas = append(deltas, d.delta())
+	}
+	d := short
+	d.last, d.srcPk, d.srcB = now.Add(-time.Minute), 3, 300
+	deltas = append(deltas, d.delta())
+	s.Apply("s1", deltas, now)
+
+	type taken struct {
+		f       Flow
+		buckets []BucketTraffic
+	}
+	var out []taken
+	s.ScanBuckets(func(*Flow) bool { return true }, func(f Flow, b []BucketTraffic) {
+		out = append(out, taken{f, slices.Clone(b)})
+	})
+	require.Len(t, out, 2)
+
+	restored, naive := New(DefaultConfig()), New(DefaultConfig())
+	for _, tk := range out {
+		f := tk.f
+		total := &netwatchv1.FlowDelta{
+			Key: &netwatchv1.FlowKey{Protocol: uint32(f.Protocol), SrcAddr: f.Src.AsSlice(), SrcPort: uint32(f.SrcPort),
+				DstAddr: f.Dst.AsSlice(), DstPort: uint32(f.DstPort)},
+			SrcPackets: f.SrcPackets, SrcBytes: f.SrcBytes, DstPackets: f.DstPackets, DstBytes: f.DstBytes,
+			FirstSeen: timestamppb.New(time.Unix(0, f.FirstSeen)), LastSeen: timestamppb.New(time.Unix(0, f.LastSeen)),
+			Status: f.Status,
+		}
+		restored.Restore(f.SensorID, total, time.Unix(0, f.ReceivedAt), tk.buckets)
+		naive.Apply(f.SensorID, []*netwatchv1.FlowDelta{total}, time.Unix(0, f.ReceivedAt))
+	}
+	window := func(st *Store, d time.Duration) map[string][2]uint64 {
+		m := map[string][2]uint64{}
+		st.Window(now.Add(-d), now, func(w WindowFlow) { m[w.Src.String()] = [2]uint64{w.Bytes, w.Packets} })
+		return m
+	}
+	for _, w := range []time.Duration{time.Minute, 3 * time.Minute, 5 * time.Minute, 15 * time.Minute} {
+		assert.Equal(t, window(s, w), window(restored, w), "window %v", w)
+	}
+	assert.NotEqual(t, window(s, 3*time.Minute), window(naive, 3*time.Minute), "the totals alone lose the per-minute split")
+	assert.Equal(t, all(s), all(restored))
+	assert.Equal(t, s.Stats().Flows, restored.Stats().Flows)
+}
