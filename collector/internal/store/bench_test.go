@@ -208,3 +208,26 @@ func BenchmarkWindow1M(b *testing.B) {
 		b.ReportMetric(float64(n), "flows")
 	}
 }
+
+// BenchmarkSnapshotScan1M is what a snapshot's capture costs on the ingest path at
+// 1M flows: Scan (the flows) against ScanBuckets (the flows with their per-bucket
+// traffic, what snapshots take now). One op is one pass.
+func BenchmarkSnapshotScan1M(b *testing.B) {
+	oneMillionOnce.Do(func() {
+		oneMillion = New(DefaultConfig())
+		fill(oneMillion, 1_000_000, 0)
+	})
+	all := func(*Flow) bool { return true }
+	b.Run("Scan", func(b *testing.B) {
+		for b.Loop() {
+			n := 0
+			oneMillion.Scan(all, func(Flow) { n++ })
+		}
+	})
+	b.Run("ScanBuckets", func(b *testing.B) {
+		for b.Loop() {
+			n := 0
+			oneMillion.ScanBuckets(all, func(_ Flow, bt []BucketTraffic) { n += len(bt) })
+		}
+	})
+}
