@@ -14,18 +14,3 @@ loop:
 	JNZ loop
 done:
 	RET
-
-// func prefetchw(addrs *uintptr, n int)
-TEXT ·prefetchw(SB), NOSPLIT|NOFRAME, $0-16
-	MOVQ addrs+0(FP), AX
-	MOVQ n+8(FP), CX
-	TESTQ CX, CX
-	JLE donew
-loopw:
-	MOVQ (AX), DX
-	BYTE $0x0F; BYTE $0x0D; BYTE $0x0A // PREFETCHW (DX)
-	ADDQ $8, AX
-	DECQ CX
-	JNZ loopw
-donew:
-	RET

@@ -9,6 +9,3 @@ package flow
 //
 //go:noescape
 func prefetch(addrs *uintptr, n int)
-
-//go:noescape
-func prefetchw(addrs *uintptr, n int)
