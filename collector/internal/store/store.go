@@ -184,10 +184,11 @@ func (s *Store) Apply(sensorID string, deltas []*netwatchv1.FlowDelta, now time.
 		return
 	}
 	nowNs := now.UnixNano()
+	kept := s.keptBuckets(nowNs)
 	var added int64
 	var pk, by, rejected uint64
 	for _, d := range deltas {
-		k, h, u, ok := s.decode(sensor, d, nowNs)
+		k, h, u, ok := s.decode(sensor, d, nowNs, kept)
 		if !ok {
 			rejected++
 			continue
@@ -206,9 +207,8 @@ func (s *Store) Apply(sensorID string, deltas []*netwatchv1.FlowDelta, now time.
 
 // decode turns a delta received at nowNs into the flow's key, its hash and the
 // update to apply. The update's bucket is that of the delta's last packet when it
-// is one the store keeps: buckets older than what a window question can reach (a
-// replayed old capture) or further ahead than that (a sensor clock far off) are not.
-func (s *Store) decode(sensor uint16, d *netwatchv1.FlowDelta, nowNs int64) (compactKey, uint64, update, bool) {
+// is one the store keeps (kept, from keptBuckets(nowNs)).
+func (s *Store) decode(sensor uint16, d *netwatchv1.FlowDelta, nowNs int64, kept bucketRange) (compactKey, uint64, update, bool) {
 	k, ok := compactKeyOf(sensor, d)
 	if !ok {
 		return k, 0, update{}, false
@@ -223,18 +223,23 @@ func (s *Store) decode(sensor uint16, d *netwatchv1.FlowDelta, nowNs int64) (com
 	if ls := d.GetLastSeen(); ls != nil {
 		u.lastSeen = ls.AsTime().UnixNano()
 	}
-	if b, ok := s.keptBucket(u.lastSeen, nowNs); ok {
+	if b := s.bucketOf(u.lastSeen); kept.has(b) {
 		u.bucket = b
 	}
 	return k, k.hash(), u, true
 }
 
-// keptBucket is the bucket of packet time ns for data received at nowNs, if the
-// store keeps it (see decode).
-func (s *Store) keptBucket(ns, nowNs int64) (uint32, bool) {
+// bucketRange is the buckets [lo, hi] the store keeps for data received at one time.
+type bucketRange struct{ lo, hi uint32 }
+
+func (r bucketRange) has(b uint32) bool { return b >= r.lo && b <= r.hi }
+
+// keptBuckets is the range of buckets kept for data received at nowNs: buckets older
+// than what a window question can reach (a replayed old capture) or further ahead than
+// that (a sensor clock far off) are not.
+func (s *Store) keptBuckets(nowNs int64) bucketRange {
 	keep := int64(max(s.cfg.Retention, MaxWindow))
-	b := s.bucketOf(ns)
-	return b, b >= s.bucketOf(nowNs-keep) && b <= s.bucketOf(nowNs+keep)
+	return bucketRange{s.bucketOf(nowNs - keep), s.bucketOf(nowNs + keep)}
 }
 
 // account adds applied deltas to the counters and evicts above MaxFlows.
@@ -318,7 +323,8 @@ func (s *Store) Restore(sensorID string, d *netwatchv1.FlowDelta, received time.
 		return
 	}
 	nowNs := received.UnixNano()
-	k, h, u, ok := s.decode(sensor, d, nowNs)
+	kept := s.keptBuckets(nowNs)
+	k, h, u, ok := s.decode(sensor, d, nowNs, kept)
 	if !ok {
 		s.account(0, 0, 0, 1, 0)
 		return
@@ -330,7 +336,7 @@ func (s *Store) Restore(sensorID string, d *netwatchv1.FlowDelta, received time.
 	if slot, found := sh.find(&k, h); found {
 		r := sh.rec(slot)
 		for _, bt := range buckets {
-			if b, ok := s.keptBucket(bt.Start, nowNs); ok && (bt.Packets > 0 || bt.Bytes > 0) {
+			if b := s.bucketOf(bt.Start); kept.has(b) && (bt.Packets > 0 || bt.Bytes > 0) {
 				sh.addToBucket(slot, r, b, bt.Packets, bt.Bytes)
 			}
 		}
