@@ -154,11 +154,10 @@ type Talker struct {
 // hostSum accumulates one host. Its largest flows live apart in a hostTop, touched
 // only when a flow enters them, so the hot loop walks small records.
 type hostSum struct {
-	host           netip.Addr
 	bytes, packets uint64
+	floor          uint64 // bytes of the smallest of a full top
 	flows          uint32
 	ntop           uint32
-	floor          uint64 // bytes of the smallest of a full top
 }
 
 type hostTop [TopFlowsPerHost]sized
@@ -202,20 +201,29 @@ const (
 // [from, to] by bytes (ties: packets, then address) and returns the first limit. A
 // flow counts for its initiator, its responder or both, as side says; the
 // percentages are shares of all the bytes in the window either way.
+//
+// Hosts are the store's interned ids, so a flow costs two array updates, not two
+// hash lookups of its addresses; the ids stay pinned until the talkers are resolved.
 func TopTalkers(st *store.Store, from, to time.Time, limit int, side Side) []Talker {
+	unpin := st.PinHosts()
+	defer unpin()
 	var (
-		index = map[[16]byte]int32{} // As16: no pointer in the key, cheaper than netip.Addr
+		at    = make([]int32, st.HostIDs()) // host id -> 1 + its index in sums
+		ids   []store.HostID
 		sums  []hostSum
 		tops  []hostTop
 		total uint64
 	)
-	add := func(a netip.Addr, w *store.WindowFlow) {
-		k := a.As16()
-		i, ok := index[k]
-		if !ok {
+	add := func(id store.HostID, w *store.WindowFlow) {
+		if int(id) >= len(at) { // a host interned during the window
+			at = append(at, make([]int32, int(id)+1-len(at))...)
+		}
+		i := at[id] - 1
+		if i < 0 {
 			i = int32(len(sums))
-			index[k] = i
-			sums = append(sums, hostSum{host: a})
+			at[id] = i + 1
+			ids = append(ids, id)
+			sums = append(sums, hostSum{})
 			tops = append(tops, hostTop{})
 		}
 		sums[i].add(w, &tops[i])
@@ -223,15 +231,24 @@ func TopTalkers(st *store.Store, from, to time.Time, limit int, side Side) []Tal
 	st.Window(from, to, func(w store.WindowFlow) {
 		total += w.Bytes
 		if side != SideDst {
-			add(w.Src, &w)
+			add(w.SrcHost, &w)
 		}
-		if side == SideDst || (side == SideAny && w.Dst != w.Src) {
-			add(w.Dst, &w)
+		if side == SideDst || (side == SideAny && w.DstHost != w.SrcHost) {
+			add(w.DstHost, &w)
 		}
 	})
 	order := make([]int32, len(sums))
 	for i := range order {
 		order[i] = int32(i)
+	}
+	addrs := map[int32]netip.Addr{} // resolved on ties only
+	addr := func(i int32) netip.Addr {
+		a, ok := addrs[i]
+		if !ok {
+			a = st.HostAddr(ids[i])
+			addrs[i] = a
+		}
+		return a
 	}
 	slices.SortFunc(order, func(i, j int32) int {
 		a, b := &sums[i], &sums[j]
@@ -241,13 +258,13 @@ func TopTalkers(st *store.Store, from, to time.Time, limit int, side Side) []Tal
 		case a.packets != b.packets:
 			return cmpDesc(a.packets, b.packets)
 		}
-		return a.host.Compare(b.host)
+		return addr(i).Compare(addr(j))
 	})
 	order = order[:min(limit, len(order))]
 	out := make([]Talker, 0, len(order))
 	for _, i := range order {
 		h := &sums[i]
-		t := Talker{Host: h.host, Bytes: h.bytes, Packets: h.packets, Flows: h.flows}
+		t := Talker{Host: addr(i), Bytes: h.bytes, Packets: h.packets, Flows: h.flows}
 		if total > 0 {
 			t.Percentage = float64(h.bytes) * 100 / float64(total)
 		}

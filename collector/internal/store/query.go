@@ -309,12 +309,12 @@ func (sh *shard) scan(c *compiled, o Order, top *topK) (matched int) {
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
 	n := sh.nslots
-	for ci, chunk := range sh.chunks {
+	for ci, ch := range sh.chunks {
 		base := uint32(ci) << chunkBits
 		if base >= n {
 			break
 		}
-		chunk = chunk[:min(uint32(len(chunk)), n-base)]
+		chunk := ch[:min(chunkSize, n-base)]
 		for j := range chunk {
 			r := &chunk[j]
 			if !c.match(r) {
@@ -371,9 +371,9 @@ func (s *Store) Scan(match func(*Flow) bool, fn func(Flow)) {
 
 // WindowFlow is what one flow transferred inside a window.
 type WindowFlow struct {
-	Ref            FlowRef
-	Src, Dst       netip.Addr
-	Bytes, Packets uint64 // both directions
+	Ref              FlowRef
+	SrcHost, DstHost HostID // see PinHosts
+	Bytes, Packets   uint64 // both directions
 }
 
 // Window calls fn once for every stored flow that transferred something inside
@@ -401,7 +401,7 @@ func (s *Store) Window(from, to time.Time, fn func(WindowFlow)) {
 		add := func(bk *bucket) {
 			for pos := range bk.entries {
 				e := &bk.entries[pos]
-				if _, ok := sh.live(e); !ok {
+				if !sh.live(e) {
 					continue
 				}
 				a := &sums[e.slot]
@@ -429,10 +429,9 @@ func (s *Store) Window(from, to time.Time, fn func(WindowFlow)) {
 			}
 		}
 		for _, slot := range touched {
-			r := sh.rec(slot)
+			m := sh.meta(slot)
 			fn(WindowFlow{
-				Ref: makeRef(sh.id, slot, r.gen),
-				Src: r.src.netip(r.meta&metaSrc4 != 0), Dst: r.dst.netip(r.meta&metaDst4 != 0),
+				Ref: makeRef(sh.id, slot, m.gen&genMask), SrcHost: m.src, DstHost: m.dst,
 				Bytes: sums[slot].bytes, Packets: sums[slot].packets,
 			})
 			sums[slot] = acc{}

@@ -169,6 +169,15 @@ const (
 func (e *entry) bytes() uint64 { return e.bytesGen >> genBits }
 func (e *entry) gen() uint32   { return uint32(e.bytesGen & genMask) }
 
+// slotMeta is what a window question needs of a slot besides its bucket entries:
+// 12 bytes per slot, next to each other, instead of a 120-byte record each.
+type slotMeta struct {
+	gen      uint32 // the record's gen, | slotLive while the slot holds a flow
+	src, dst HostID
+}
+
+const slotLive = 1 << 31
+
 type bucket struct {
 	entries []entry
 	dead    int // entries marked dead when their flow was removed
@@ -178,7 +187,9 @@ type bucket struct {
 type shard struct {
 	mu     sync.RWMutex
 	id     uint8
-	chunks [][]record
+	chunks []*[chunkSize]record   // 15 pages each
+	metas  []*[chunkSize]slotMeta // apart from the records, so a window question reads 12 bytes a slot
+	hosts  *hostTable
 	nslots uint32 // slots handed out so far
 	free   uint32 // free-list head
 	index  []uint64
@@ -193,8 +204,8 @@ type shard struct {
 	cache         *bucket
 }
 
-func (sh *shard) init(id uint8) {
-	sh.id = id
+func (sh *shard) init(id uint8, hosts *hostTable) {
+	sh.id, sh.hosts = id, hosts
 	sh.free, sh.head, sh.tail = nilSlot, nilSlot, nilSlot
 	sh.headReceived.Store(math.MaxInt64)
 	sh.index = make([]uint64, 1024)
@@ -203,6 +214,10 @@ func (sh *shard) init(id uint8) {
 
 func (sh *shard) rec(slot uint32) *record {
 	return &sh.chunks[slot>>chunkBits][slot&(chunkSize-1)]
+}
+
+func (sh *shard) meta(slot uint32) *slotMeta {
+	return &sh.metas[slot>>chunkBits][slot&(chunkSize-1)]
 }
 
 // apply adds one delta; it reports whether the flow is new.
@@ -220,6 +235,8 @@ func (sh *shard) apply(k *compactKey, h uint64, u *update) bool {
 			sensor: k.sensor, proto: k.proto, meta: k.family | metaLive, vlan: u.vlan, gen: r.gen,
 			prev: nilSlot, next: nilSlot,
 		}
+		src, dst := sh.hosts.internPair(k.src, k.dst)
+		*sh.meta(slot) = slotMeta{gen: r.gen | slotLive, src: src, dst: dst}
 		sh.insertIndex(h, slot)
 		sh.used++
 	}
@@ -251,7 +268,8 @@ func (sh *shard) alloc() uint32 {
 	}
 	slot := sh.nslots
 	if int(slot>>chunkBits) == len(sh.chunks) {
-		sh.chunks = append(sh.chunks, make([]record, chunkSize))
+		sh.chunks = append(sh.chunks, new([chunkSize]record))
+		sh.metas = append(sh.metas, new([chunkSize]slotMeta))
 	}
 	sh.nslots++
 	return slot
@@ -270,7 +288,10 @@ func (sh *shard) remove(slot uint32) {
 			bk.dead++
 		}
 	}
+	m := sh.meta(slot)
+	sh.hosts.releasePair(m.src, m.dst)
 	gen := (r.gen + 1) & genMask
+	*m = slotMeta{gen: gen}
 	*r = record{gen: gen, next: sh.free, prev: nilSlot}
 	sh.free = slot
 	sh.used--
@@ -432,12 +453,8 @@ func (sh *shard) addToBucket(slot uint32, r *record, b uint32, pk, by uint64) {
 }
 
 // live reports whether e belongs to the flow now in its slot.
-func (sh *shard) live(e *entry) (*record, bool) {
-	if e.slot == nilSlot {
-		return nil, false
-	}
-	r := sh.rec(e.slot)
-	return r, r.meta&metaLive != 0 && r.gen == e.gen()
+func (sh *shard) live(e *entry) bool {
+	return e.slot != nilSlot && sh.meta(e.slot).gen == e.gen()|slotLive
 }
 
 // pruneBuckets drops buckets before minBucket and compacts those mostly dead.
@@ -455,11 +472,10 @@ func (sh *shard) pruneBuckets(minBucket uint32) {
 		kept := make([]entry, 0, len(bk.entries)-bk.dead)
 		for pos := range bk.entries {
 			e := &bk.entries[pos]
-			r, ok := sh.live(e)
-			if !ok {
+			if !sh.live(e) {
 				continue
 			}
-			if r.bucket == b && r.bpos == uint32(pos) {
+			if r := sh.rec(e.slot); r.bucket == b && r.bpos == uint32(pos) {
 				r.bpos = uint32(len(kept))
 			}
 			kept = append(kept, *e)

@@ -12,7 +12,11 @@
 //     expiry and the --max-flows eviction pop the head instead of scanning;
 //   - what each delta transferred is also added to a per-bucket (default per-minute)
 //     entry of its flow, keyed by the packets' own time, so a window question counts
-//     only what was transferred inside the window.
+//     only what was transferred inside the window;
+//   - every address of a stored flow is interned once in a host table (HostID), and
+//     each slot keeps its generation and its two host ids in a 12-byte slotMeta
+//     apart from the records: a window question over the hosts (top talkers) walks
+//     the bucket entries and these, never a record, and sums into arrays by host id.
 package store
 
 import (
@@ -145,6 +149,7 @@ type Store struct {
 	width   int64 // bucket width, ns
 	shards  [numShards]shard
 	sensors sensorTable
+	hosts   hostTable
 
 	flows    atomic.Int64
 	evictMu  sync.Mutex // one evictor at a time, so concurrent Applys do not over-evict
@@ -165,7 +170,7 @@ func New(cfg Config) *Store {
 	cfg = cfg.withDefaults()
 	s := &Store{cfg: cfg, width: int64(cfg.BucketWidth)}
 	for i := range s.shards {
-		s.shards[i].init(uint8(i))
+		s.shards[i].init(uint8(i), &s.hosts)
 	}
 	return s
 }
@@ -288,7 +293,7 @@ func (s *Store) ScanBuckets(match func(*Flow) bool, fn func(Flow, []BucketTraffi
 			bk := sh.buckets[b]
 			for pos := range bk.entries {
 				e := &bk.entries[pos]
-				if _, ok := sh.live(e); !ok {
+				if !sh.live(e) {
 					continue
 				}
 				l := per[e.slot]
@@ -401,6 +406,7 @@ func (s *Store) Expire(now time.Time) (removed int) {
 		sh.mu.Unlock()
 		removed += n
 	}
+	s.hosts.sweep()
 	s.flows.Add(int64(-removed))
 	s.expired.Add(uint64(removed))
 	return removed

@@ -129,7 +129,7 @@ func TestWindowCountsOnlyWhatWasTransferredInside(t *testing.T) {
 	window := func(d time.Duration) map[string][2]uint64 {
 		out := map[string][2]uint64{}
 		s.Window(now.Add(-d), now, func(w WindowFlow) {
-			out[w.Src.String()] = [2]uint64{w.Bytes, w.Packets}
+			out[s.HostAddr(w.SrcHost).String()] = [2]uint64{w.Bytes, w.Packets}
 		})
 		return out
 	}
@@ -149,7 +149,8 @@ func TestWindowCountsOnlyWhatWasTransferredInside(t *testing.T) {
 	s.Window(now.Add(-time.Minute), now, func(w WindowFlow) {
 		f, ok := s.Get(w.Ref)
 		assert.True(t, ok)
-		assert.Equal(t, w.Src, f.Src)
+		assert.Equal(t, s.HostAddr(w.SrcHost), f.Src)
+		assert.Equal(t, s.HostAddr(w.DstHost), f.Dst)
 	})
 }
 
@@ -441,7 +442,7 @@ func TestScanBucketsAndRestoreKeepWindows(t *testing.T) {
 	}
 	window := func(st *Store, d time.Duration) map[string][2]uint64 {
 		m := map[string][2]uint64{}
-		st.Window(now.Add(-d), now, func(w WindowFlow) { m[w.Src.String()] = [2]uint64{w.Bytes, w.Packets} })
+		st.Window(now.Add(-d), now, func(w WindowFlow) { m[st.HostAddr(w.SrcHost).String()] = [2]uint64{w.Bytes, w.Packets} })
 		return m
 	}
 	for _, w := range []time.Duration{time.Minute, 3 * time.Minute, 5 * time.Minute, 15 * time.Minute} {
