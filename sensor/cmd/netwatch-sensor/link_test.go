@@ -55,40 +55,51 @@ func oracleTotals(want []oracle.Flow) (packets, bytes uint64) {
 }
 
 // killCapture spans about 146 s of capture time (334 flows): at 40x the replay
-// takes about 3.6 s, so a kill 1.5 s in lands in the middle of it.
-const (
-	killCapture = "pcapplusplus-tls2.pcap"
-	killSpeed   = "40x"
-	killAfter   = 1500 * time.Millisecond
-	downFor     = 1500 * time.Millisecond
-)
+// takes about 3.6 s, so a kill 1.5 s in lands in the middle of it. It is also the
+// capture of TestSensorKilledMidReplay.
+const killCapture = "pcapplusplus-tls2.pcap"
 
-// TestCollectorKilledMidReadLosesNothing: `--read --speed 40x` of a shared capture
-// to a collector that is killed with SIGKILL in the middle of it and started again
-// on the same data directory 1.5 s later. The sensor spools and resends what was not
-// acknowledged; the collector restores what it had acknowledged from its log and
-// applies each batch once: the stored flows equal the oracle's exactly. In the
-// torn-tail variant the newest log segment also ends in a record cut short (a write
-// the kill interrupted); the collector reports it, truncates it and starts.
+// derivedDir holds captures cut from pcapDir's, with their own oracle output.
+const derivedDir = "../../testdata/derived"
+
+type killCase struct {
+	dir, capture, speed string
+	killAfter, downFor  time.Duration
+	torn                bool
+}
+
+// TestCollectorKilledMidReadLosesNothing: `--read` of a capture to a collector that
+// is killed with SIGKILL in the middle of it and started again on the same data
+// directory a little later. The sensor spools and resends what was not acknowledged;
+// the collector restores what it had acknowledged from its log and applies each batch
+// once: the stored flows equal the oracle's exactly. In the torn-tail variant the
+// newest log segment also ends in a record cut short (a write the kill interrupted);
+// the collector reports it, truncates it and starts. The 1x variant replays in real
+// time, as the sensor meets live traffic: the first 20 s of a capture with 39 flows,
+// the collector killed 8 s in and down for 2 s.
 func TestCollectorKilledMidReadLosesNothing(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		torn bool
-	}{{"kill9", false}, {"kill9-torn-tail", true}} {
-		t.Run(tc.name, func(t *testing.T) { killMidRead(t, tc.torn) })
+		kc   killCase
+	}{
+		{"kill9", killCase{pcapDir, killCapture, "40x", 1500 * time.Millisecond, 1500 * time.Millisecond, false}},
+		{"kill9-torn-tail", killCase{pcapDir, killCapture, "40x", 1500 * time.Millisecond, 1500 * time.Millisecond, true}},
+		{"kill9-1x", killCase{derivedDir, "ndpi-alexa-app-first20s.pcapng", "1x", 8 * time.Second, 2 * time.Second, false}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { killMidRead(t, tc.kc) })
 	}
 }
 
-func killMidRead(t *testing.T, torn bool) {
-	path := filepath.Join(pcapDir, killCapture)
-	want, _, err := oracle.Load(pcapDir, oracle.Name(path))
+func killMidRead(t *testing.T, kc killCase) {
+	path := filepath.Join(kc.dir, kc.capture)
+	want, _, err := oracle.Load(kc.dir, oracle.Name(path))
 	require.NoError(t, err)
 	wantPackets, wantBytes := oracleTotals(want)
 
 	c := testcollector.New(t, collectorBin)
 	c.Start()
 	const id = "kill-test"
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var stderr testcollector.Buffer
 	t.Cleanup(func() {
@@ -100,10 +111,10 @@ func killMidRead(t *testing.T, torn bool) {
 	start := time.Now()
 	go func() {
 		done <- run(ctx, []string{"--read", path, "--collector", c.Addr(), "--sensor-id", id,
-			"--speed", killSpeed, "--export-interval", "200ms"}, io.Discard, &stderr)
+			"--speed", kc.speed, "--export-interval", "200ms"}, io.Discard, &stderr)
 	}()
 
-	time.Sleep(killAfter)
+	time.Sleep(kc.killAfter)
 	_, durablePackets, _ := c.Totals(id)
 	c.Kill()
 	killedAt := time.Since(start)
@@ -118,11 +129,11 @@ func killMidRead(t *testing.T, torn bool) {
 
 	var tornSeg string
 	var intact int64
-	if torn {
+	if kc.torn {
 		tornSeg, intact, err = testcollector.TearLogTail(c.DataDir())
 		require.NoError(t, err)
 	}
-	time.Sleep(downFor)
+	time.Sleep(kc.downFor)
 	mark := c.LogLen()
 	c.Start()
 	restartedAt := time.Since(start)
@@ -141,7 +152,7 @@ func killMidRead(t *testing.T, torn bool) {
 	require.NotEmpty(t, replayed, "restart log:\n%s", restartLog)
 	batches, _ := strconv.Atoi(testcollector.Field(replayed, "batches"))
 	assert.Positive(t, batches, "the acknowledged batches were replayed from the log: %s", replayed)
-	if torn {
+	if kc.torn {
 		line := testcollector.Line(restartLog, "torn tail record truncated")
 		require.NotEmpty(t, line, "the torn record is reported; restart log:\n%s", restartLog)
 		assert.Equal(t, tornSeg, testcollector.Field(line, "segment"), line)
@@ -166,7 +177,7 @@ func killMidRead(t *testing.T, torn bool) {
 
 	s := c.Sensor(id)
 	require.NotNil(t, s)
-	assert.Equal(t, "file:"+killCapture, s.GetInterface())
+	assert.Equal(t, "file:"+kc.capture, s.GetInterface())
 	assert.Zero(t, s.GetLostFlows()+s.GetLostPackets()+s.GetLostBytes(), "no spool loss")
 	t.Logf("killed at %v (%d of %d packets durable), restarted at %v, sensor done at %v; %d batches replayed; %d records = %d oracle flows exactly",
 		killedAt.Round(time.Millisecond), durablePackets, wantPackets, restartedAt.Round(time.Millisecond),

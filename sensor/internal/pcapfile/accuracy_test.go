@@ -2,6 +2,7 @@ package pcapfile
 
 import (
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -13,13 +14,24 @@ import (
 	"netwatch.dev/sensor/internal/oracle"
 )
 
-const pcapDir = "../../testdata/pcaps"
+const (
+	pcapDir    = "../../testdata/pcaps"
+	derivedDir = "../../testdata/derived" // cut from pcapDir's captures, with their own oracle output
+)
 
 func captures(t testing.TB) []string {
 	names, err := oracle.Captures(pcapDir)
 	require.NoError(t, err)
 	require.Len(t, names, 30, "captures in %s", pcapDir)
 	return names
+}
+
+// everyCapture is captures and the derived ones.
+func everyCapture(t testing.TB) []string {
+	derived, err := oracle.Captures(derivedDir)
+	require.NoError(t, err)
+	require.NotEmpty(t, derived, "captures in %s", derivedDir)
+	return append(captures(t), derived...)
 }
 
 // runCapture reads a capture through decoder and table, exporting every exportEvery
@@ -55,10 +67,10 @@ func runCapture(t *testing.T, path string, cfg flow.Config, exportEvery time.Dur
 // longer than any capture, and Export runs every 10 ms of packet time, so
 // the test also checks that deltas sum to the totals.
 func TestOracleAccuracy(t *testing.T) {
-	for _, path := range captures(t) {
+	for _, path := range everyCapture(t) {
 		name := oracle.Name(path)
 		t.Run(name, func(t *testing.T) {
-			want, sum, err := oracle.Load(pcapDir, name)
+			want, sum, err := oracle.Load(filepath.Dir(path), name)
 			require.NoError(t, err)
 			cfg := flow.DefaultConfig()
 			cfg.IdleTimeout, cfg.ActiveTimeout, cfg.FinLinger = 1000*time.Hour, 1000*time.Hour, 1000*time.Hour
