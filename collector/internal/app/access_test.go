@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"testing"
 
@@ -83,7 +84,12 @@ func TestPrometheusMetrics(t *testing.T) {
 	require.NoError(t, err)
 	defer conn.Close()
 	text := metricsText(t, base, "")
+	hosts := map[netip.Addr]bool{}
+	for _, f := range flows {
+		hosts[f.Src.Unmap()], hosts[f.Dst.Unmap()] = true, true
+	}
 	for _, want := range []string{
+		"netwatch_collector_store_hosts " + itoa(len(hosts)) + "\n",
 		"netwatch_collector_deltas_applied_total " + itoa(len(flows)) + "\n",
 		"netwatch_collector_store_flows " + itoa(len(flows)) + "\n",
 		"netwatch_collector_store_max_flows 10000000\n",

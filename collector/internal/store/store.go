@@ -135,6 +135,8 @@ type Stats struct {
 	Deltas, Packets, Bytes uint64
 	// BucketEntries is the number of (flow, bucket) traffic entries held.
 	BucketEntries int
+	// Hosts is the number of distinct addresses of the stored flows (the host table).
+	Hosts int
 }
 
 // numShards is a power of two; the top bits of a key's hash pick its shard.
@@ -427,6 +429,7 @@ func (s *Store) Stats() Stats {
 		st.BucketEntries += sh.bucketEntries
 		sh.mu.RUnlock()
 	}
+	st.Hosts = s.Hosts()
 	return st
 }
 

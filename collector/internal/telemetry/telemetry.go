@@ -113,6 +113,7 @@ func Write(w *bufio.Writer, src Sources) {
 		one("netwatch_collector_store_flows", "gauge", "Flows held by the store.", uint64(st.Flows))
 		one("netwatch_collector_store_max_flows", "gauge", "Flows the store holds at most (--max-flows).", uint64(src.Store.Config().MaxFlows))
 		one("netwatch_collector_store_bucket_entries", "gauge", "Per-bucket traffic entries held for window questions.", uint64(st.BucketEntries))
+		one("netwatch_collector_store_hosts", "gauge", "Distinct addresses of the stored flows (the host table: about 28 bytes each).", uint64(st.Hosts))
 		one("netwatch_collector_store_evictions_total", "counter", "Flows evicted because the store was at --max-flows.", st.Evicted)
 		one("netwatch_collector_store_expired_total", "counter", "Flows dropped past the retention window.", st.Expired)
 	}
