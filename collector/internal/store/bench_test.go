@@ -26,7 +26,10 @@ var benchNow = time.Date(2026, 11, 25, 13, 0, 0, 0, time.UTC)
 // reused batch so only the store's memory remains afterwards. With longEvery > 0,
 // every longEvery-th flow is long-lived: it also gets a delta in each of the 59
 // minutes before benchNow, so it holds 60 bucket entries.
-func fill(s *Store, n, longEvery int) {
+func fill(s *Store, n, longEvery int) { fillHosts(s, n, longEvery, 0) }
+
+// fillHosts is fill with the sources drawn from srcHosts addresses (0: one per flow).
+func fillHosts(s *Store, n, longEvery, srcHosts int) {
 	const batch = 1024
 	deltas := make([]*netwatchv1.FlowDelta, batch)
 	for i := range deltas {
@@ -45,12 +48,12 @@ func fill(s *Store, n, longEvery int) {
 			if i%10 == 9 {
 				k.SrcAddr, k.DstAddr = k.SrcAddr[:16], k.DstAddr[:16]
 				binary.BigEndian.PutUint64(k.SrcAddr[:8], 0x20010db800000000)
-				binary.BigEndian.PutUint64(k.SrcAddr[8:], uint64(i))
+				binary.BigEndian.PutUint64(k.SrcAddr[8:], uint64(srcOf(i, srcHosts)))
 				binary.BigEndian.PutUint64(k.DstAddr[:8], 0x20010db800010000)
 				binary.BigEndian.PutUint64(k.DstAddr[8:], x%1000)
 			} else {
 				k.SrcAddr, k.DstAddr = k.SrcAddr[:4], k.DstAddr[:4]
-				binary.BigEndian.PutUint32(k.SrcAddr, 10<<24|uint32(i))
+				binary.BigEndian.PutUint32(k.SrcAddr, 10<<24|uint32(srcOf(i, srcHosts)))
 				binary.BigEndian.PutUint32(k.DstAddr, 172<<24|16<<16|uint32(x%1000))
 			}
 			k.Protocol = []uint32{6, 6, 6, 17, 17, 1}[x%6]
@@ -86,6 +89,13 @@ func fill(s *Store, n, longEvery int) {
 	}
 }
 
+func srcOf(i, hosts int) int {
+	if hosts > 0 {
+		return i % hosts
+	}
+	return i
+}
+
 func heapAlloc() uint64 {
 	runtime.GC()
 	runtime.GC()
@@ -95,19 +105,20 @@ func heapAlloc() uint64 {
 }
 
 // BenchmarkHeapPerFlow measures the heap held per stored flow at 1M flows, index,
-// bucket entries, host table and slack included. Every flow has a source address of
-// its own (hosts/flow is 1.0), the worst case for the host table.
+// bucket entries, host table and slack included. In the first two every flow has a
+// source address of its own (hosts/flow is 1.0), the worst case for the host table;
+// in the third the sources are 50,000 addresses, 20 flows each.
 func BenchmarkHeapPerFlow(b *testing.B) {
 	const n = 1_000_000
 	for _, long := range []struct {
-		name  string
-		every int
-	}{{"short_flows", 0}, {"5pct_hour_long", 20}} {
+		name         string
+		every, hosts int
+	}{{"short_flows", 0, 0}, {"5pct_hour_long", 20, 0}, {"short_flows_50k_hosts", 0, 50_000}} {
 		b.Run(long.name, func(b *testing.B) {
 			for b.Loop() {
 				before := heapAlloc()
 				s := New(DefaultConfig())
-				fill(s, n, long.every)
+				fillHosts(s, n, long.every, long.hosts)
 				after := heapAlloc()
 				b.ReportMetric(float64(after-before)/float64(s.Len()), "B/flow")
 				b.ReportMetric(float64(s.Stats().BucketEntries)/float64(s.Len()), "entries/flow")
