@@ -425,3 +425,39 @@ func TestFlowBucketsRecordRoundTripAndTruncation(t *testing.T) {
 		}
 	}
 }
+
+// TestPendingDeltasAreBounded: 20 sensors stream 40 batches of 500 deltas each as
+// fast as acknowledgements allow (up to 8 unacknowledged) into a collector whose
+// pending budget is 3,000 deltas: at no time do more than that wait for the log and
+// the store, and every batch is applied exactly once.
+func TestPendingDeltasAreBounded(t *testing.T) {
+	const budget, sensors, batches, per = 3000, 20, 40, 500
+	c := startCollector(t, t.TempDir(), func(cfg *Config) { cfg.MaxPendingDeltas = budget })
+	bs := make([]*netwatchv1.FlowBatch, batches)
+	for i := range bs {
+		bs[i] = batch(uint64(i+1), per)
+	}
+	errc := make(chan error, sensors)
+	for i := range sensors {
+		go func() {
+			errc <- stream(c.addr, fmt.Sprintf("s%02d", i), batches, bs, []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())})
+		}()
+	}
+	for range sensors {
+		require.NoError(t, <-errc)
+	}
+	f, _, _ := c.totals()
+	assert.Equal(t, sensors*batches*per, f)
+	now, peak := c.svc.PendingDeltas()
+	assert.Zero(t, now, "everything acknowledged was applied and given back")
+	assert.LessOrEqual(t, peak, int64(budget))
+	assert.GreaterOrEqual(t, peak, int64(2*per), "the budget was used: more than one batch waited at once")
+	t.Logf("pending deltas peaked at %d of %d", peak, budget)
+}
+
+func TestPendingBudgetIsChecked(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxPendingDeltas = 0
+	_, err := New(cfg, store.New(store.DefaultConfig()), slog.New(slog.DiscardHandler), time.Now)
+	require.ErrorContains(t, err, "max-pending-deltas")
+}

@@ -107,10 +107,20 @@ type walConfig struct {
 
 // walEntry is one queued record.
 type walEntry struct {
-	frame []byte
-	apply func() // runs after the record is durable, in log order
-	done  chan struct{}
-	err   error
+	frame   []byte
+	apply   func() // runs after the record is durable, in log order
+	release func() // runs once the entry is done, applied or failed
+	done    chan struct{}
+	err     error
+}
+
+// finish marks e done with err.
+func (e *walEntry) finish(err error) {
+	e.err = err
+	close(e.done)
+	if e.release != nil {
+		e.release()
+	}
 }
 
 // wait blocks until the record is durable (and applied) or failed.
@@ -299,8 +309,8 @@ func syncDir(dir string) error {
 }
 
 // append queues a framed record; apply runs once it is durable.
-func (w *wal) append(frame []byte, apply func()) *walEntry {
-	e := &walEntry{frame: frame, apply: apply, done: make(chan struct{})}
+func (w *wal) append(frame []byte, apply, release func()) *walEntry {
+	e := &walEntry{frame: frame, apply: apply, release: release, done: make(chan struct{})}
 	w.mu.Lock()
 	if w.closed || w.err != nil {
 		err := w.err
@@ -308,8 +318,7 @@ func (w *wal) append(frame []byte, apply func()) *walEntry {
 			err = errors.New("durable log closed")
 		}
 		w.mu.Unlock()
-		e.err = err
-		close(e.done)
+		e.finish(err)
 		return e
 	}
 	w.queue = append(w.queue, e)
@@ -390,8 +399,7 @@ func (w *wal) commit(group []*walEntry, buf []byte) []byte {
 		if err == nil && e.apply != nil {
 			e.apply()
 		}
-		e.err = err
-		close(e.done)
+		e.finish(err)
 	}
 	return buf
 }
