@@ -150,7 +150,7 @@ type Service struct {
 	sensors map[string]*sensorEntry
 	boots   map[[2]string]*bootState
 	wal     *wal
-	unlock  func() // releases the data directory
+	unlock  func()              // releases the data directory
 	pending *semaphore.Weighted // deltas received and not yet applied (MaxPendingDeltas)
 
 	pendingNow, pendingPeak atomic.Int64
