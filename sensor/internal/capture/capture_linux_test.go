@@ -244,6 +244,38 @@ func TestLiveCountsTimestampsStats(t *testing.T) {
 	waitFor(t, "ping after link up", func() bool { return r.count(isICMP) >= 2*pings+12 })
 }
 
+// TestLiveInterfaceDeleted: a worker whose interface is deleted under it ends Run
+// with an error naming that (its socket will never receive again), and Close
+// still works.
+func TestLiveInterfaceDeleted(t *testing.T) {
+	n := testnet.New(t)
+	r := newRecorder()
+	cfg := testConfig(n.Host)
+	cfg.TickInterval = time.Second // the longest: a worker that missed the error would wait on, tick after tick
+	c, err := Open(cfg)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer c.Close()
+	runErr := make(chan error, 1)
+	go func() { runErr <- c.Run(context.Background(), r.newHandler) }()
+	testnet.Ping(t, n.PeerIP, 2)
+	waitFor(t, "2 pings", func() bool { return r.count(func(p pkt) bool { return p.proto == 1 }) >= 4 })
+	testnet.IP(t, "link", "del", n.Host)
+	select {
+	case err := <-runErr:
+		if err == nil || !strings.Contains(err.Error(), "is gone") {
+			t.Fatalf("Run after the interface was deleted: %v, want an error saying it is gone", err)
+		}
+		t.Logf("Run: %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run still waiting 5 s after its interface was deleted")
+	}
+	if err := c.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+}
+
 func TestLiveTicksWhenIdle(t *testing.T) {
 	n := testnet.New(t)
 	r := newRecorder()
