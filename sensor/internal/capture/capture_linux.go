@@ -8,11 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 	"unsafe"
 
@@ -41,8 +39,6 @@ type Capture struct {
 type worker struct {
 	id        int
 	fd        int
-	file      *os.File        // fd, non-blocking, in the runtime's netpoller (epoll)
-	rc        syscall.RawConn // of file
 	ring      []byte
 	blockSize int
 	numBlocks int
@@ -200,17 +196,6 @@ func openWorker(id int, cfg Config, ifindex int) (w *worker, err error) {
 	if err := unix.Bind(fd, &sa); err != nil {
 		return nil, fmt.Errorf("bind to ifindex %d: %w", ifindex, sysErr("bind", err))
 	}
-	// Waiting for the next block goes through the runtime's netpoller: a worker
-	// with nothing to read parks like a goroutine on a socket, instead of holding
-	// a thread in poll(2) that the scheduler's monitor keeps checking on (about a
-	// tenth of the sensor's CPU at a few hundred kpps, in perf).
-	if err := unix.SetNonblock(fd, true); err != nil {
-		return nil, fmt.Errorf("set O_NONBLOCK: %w", sysErr("fcntl", err))
-	}
-	w.file = os.NewFile(uintptr(fd), fmt.Sprintf("packet-socket-%d", id))
-	if w.rc, err = w.file.SyscallConn(); err != nil {
-		return nil, fmt.Errorf("packet socket: %w", err)
-	}
 	return w, nil
 }
 
@@ -325,9 +310,10 @@ func (c *Capture) Run(ctx context.Context, newHandler func(worker int) Handler) 
 }
 
 // run is the worker loop: read every block the kernel has handed over,
-// else wait until one is ready or the next Tick is due.
+// else poll(2) the socket until one is ready or the next Tick is due.
 func (w *worker) run(ctx context.Context, h Handler, tick time.Duration) error {
 	done := ctx.Done()
+	pfd := []unix.PollFd{{Fd: int32(w.fd), Events: unix.POLLIN}}
 	last := time.Now()
 	for {
 		select {
@@ -336,8 +322,19 @@ func (w *worker) run(ctx context.Context, h Handler, tick time.Duration) error {
 		default:
 		}
 		if !w.readBlock(h) {
-			if err := w.wait(last.Add(tick)); err != nil {
-				return err
+			wait := tick - time.Since(last)
+			ms := int(wait / time.Millisecond)
+			if ms < 1 {
+				ms = 1
+			}
+			n, err := unix.Poll(pfd, ms)
+			if err != nil && err != unix.EINTR {
+				return fmt.Errorf("poll: %w", err)
+			}
+			if n > 0 && pfd[0].Revents&unix.POLLERR != 0 {
+				if err := w.socketError(); err != nil {
+					return err
+				}
 			}
 		}
 		if now := time.Now(); now.Sub(last) >= tick {
@@ -345,45 +342,6 @@ func (w *worker) run(ctx context.Context, h Handler, tick time.Duration) error {
 			last = now
 		}
 	}
-}
-
-// wait parks the worker until the kernel hands over the next block, the socket
-// reports an error, or deadline. The kernel signals readability when it retires
-// a block (full, or its timer fired); the netpoller keeps an edge that comes
-// between the check for a block and the wait, so none is missed. A wake-up with
-// no block is an error condition (the interface went down: ENETDOWN) and is read
-// and cleared like poll(2)'s POLLERR was.
-func (w *worker) wait(deadline time.Time) error {
-	if err := w.file.SetReadDeadline(deadline); err != nil {
-		return fmt.Errorf("wait: %w", err)
-	}
-	var sockErr error
-	woken := false
-	err := w.rc.Read(func(uintptr) bool {
-		if w.ready() {
-			return true
-		}
-		if woken {
-			if sockErr = w.socketError(); sockErr != nil {
-				return true
-			}
-		}
-		woken = true
-		return false
-	})
-	switch {
-	case sockErr != nil:
-		return sockErr
-	case err != nil && !errors.Is(err, os.ErrDeadlineExceeded):
-		return fmt.Errorf("wait: %w", err)
-	}
-	return nil
-}
-
-// ready reports whether the next block belongs to user space.
-func (w *worker) ready() bool {
-	status := (*uint32)(unsafe.Pointer(&w.ring[w.cur*w.blockSize+blockStatusOff]))
-	return atomic.LoadUint32(status)&unix.TP_STATUS_USER != 0
 }
 
 // socketError reads (and so clears) the socket's pending error. The kernel
@@ -575,14 +533,10 @@ func (w *worker) close() error {
 		w.ring = nil
 	}
 	if w.fd >= 0 {
-		closeFD := func() error { return unix.Close(w.fd) }
-		if w.file != nil {
-			closeFD = w.file.Close
-		}
-		if err := closeFD(); err != nil {
+		if err := unix.Close(w.fd); err != nil {
 			errs = append(errs, fmt.Errorf("worker %d: close socket: %w", w.id, err))
 		}
-		w.fd, w.file = -1, nil
+		w.fd = -1
 	}
 	return errors.Join(errs...)
 }
