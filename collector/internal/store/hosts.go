@@ -176,20 +176,7 @@ func (t *hostTable) unindex(id HostID) {
 	for t.index[i] != uint32(id)+1 {
 		i = (i + 1) & mask
 	}
-	for j := i; ; {
-		j = (j + 1) & mask
-		e := t.index[j]
-		if e == 0 {
-			break
-		}
-		home := t.at(HostID(e-1)).hash() & mask
-		// e may move to the hole at i unless its home lies cyclically in (i, j].
-		if (i < j && (home <= i || home > j)) || (i > j && home <= i && home > j) {
-			t.index[i] = e
-			i = j
-		}
-	}
-	t.index[i] = 0
+	probeDelete(t.index, i, func(e uint32) uint64 { return t.at(HostID(e - 1)).hash() })
 	t.keyed--
 }
 

@@ -350,20 +350,7 @@ func (sh *shard) deleteIndex(h uint64, slot uint32) {
 	for uint32(sh.index[i]) != slot+1 {
 		i = (i + 1) & mask
 	}
-	for j := i; ; {
-		j = (j + 1) & mask
-		e := sh.index[j]
-		if e == 0 {
-			break
-		}
-		home := (e >> 32) & mask
-		// e may move to the hole at i unless its home lies cyclically in (i, j].
-		if (i < j && (home <= i || home > j)) || (i > j && home <= i && home > j) {
-			sh.index[i] = e
-			i = j
-		}
-	}
-	sh.index[i] = 0
+	probeDelete(sh.index, i, func(e uint64) uint64 { return e >> 32 })
 }
 
 // unlink takes slot out of the receive-order list.
