@@ -295,9 +295,11 @@ func TestSnapshotsKeepTheLogBoundedAndReplayExactly(t *testing.T) {
 	assert.Equal(t, uint64(n), w.GetAppliedThrough(), "dedup marks come back from the snapshot")
 }
 
-func TestGroupCommitAcrossSensors(t *testing.T) {
-	c := startCollector(t, t.TempDir(), nil)
-	const sensors, batches, per = 20, 30, 50
+// streamAtOnce runs sensors streams (ids s00, s01...) to c at the same time, each
+// sending batches 1..batches of per deltas (the same keys in every sensor) as fast
+// as acknowledgements allow, and fails t if any stream fails.
+func streamAtOnce(t *testing.T, c *collector, sensors, batches, per int) {
+	t.Helper()
 	bs := make([]*netwatchv1.FlowBatch, batches)
 	for i := range bs {
 		bs[i] = batch(uint64(i+1), per)
@@ -311,6 +313,12 @@ func TestGroupCommitAcrossSensors(t *testing.T) {
 	for range sensors {
 		require.NoError(t, <-errc)
 	}
+}
+
+func TestGroupCommitAcrossSensors(t *testing.T) {
+	c := startCollector(t, t.TempDir(), nil)
+	const sensors, batches, per = 20, 30, 50
+	streamAtOnce(t, c, sensors, batches, per)
 	// Every sensor sends the same keys, but flows are per sensor.
 	f, _, _ := c.totals()
 	assert.Equal(t, sensors*batches*per, f)
@@ -433,19 +441,7 @@ func TestFlowBucketsRecordRoundTripAndTruncation(t *testing.T) {
 func TestPendingDeltasAreBounded(t *testing.T) {
 	const budget, sensors, batches, per = 3000, 20, 40, 500
 	c := startCollector(t, t.TempDir(), func(cfg *Config) { cfg.MaxPendingDeltas = budget })
-	bs := make([]*netwatchv1.FlowBatch, batches)
-	for i := range bs {
-		bs[i] = batch(uint64(i+1), per)
-	}
-	errc := make(chan error, sensors)
-	for i := range sensors {
-		go func() {
-			errc <- stream(c.addr, fmt.Sprintf("s%02d", i), batches, bs, []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())})
-		}()
-	}
-	for range sensors {
-		require.NoError(t, <-errc)
-	}
+	streamAtOnce(t, c, sensors, batches, per)
 	f, _, _ := c.totals()
 	assert.Equal(t, sensors*batches*per, f)
 	now, peak := c.svc.PendingDeltas()
