@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
-	"sync"
 	"testing"
 	"time"
 
@@ -115,26 +114,10 @@ func TestPinnedHostIDsAreNotReused(t *testing.T) {
 // resolution at once (for the race detector), then checks the table is exact.
 func TestHostIDsUnderConcurrency(t *testing.T) {
 	s := New(Config{MaxFlows: 2000, Retention: time.Minute})
-	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	for w := range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				d := dl{src: fmt.Sprintf("10.%d.%d.%d", w, i>>8&7, i&255), dst: fmt.Sprintf("10.255.0.%d", i%5), sport: uint32(i % 11), dport: 80,
-					first: t0, last: t0.Add(time.Duration(i%60) * time.Second), srcPk: 1, srcB: 100}
-				s.Apply("s1", []*netwatchv1.FlowDelta{d.delta()}, t0.Add(time.Duration(i)*time.Millisecond))
-			}
-		}()
-	}
-	deadline := time.Now().Add(300 * time.Millisecond)
-	for i := 0; time.Now().Before(deadline); i++ {
+	whileIngesting(s, func(w, i int) (string, dl) {
+		return "s1", dl{src: fmt.Sprintf("10.%d.%d.%d", w, i>>8&7, i&255), dst: fmt.Sprintf("10.255.0.%d", i%5), sport: uint32(i % 11), dport: 80,
+			first: t0, last: t0.Add(time.Duration(i%60) * time.Second), srcPk: 1, srcB: 100}
+	}, func(i int) {
 		unpin := s.PinHosts()
 		s.Window(t0, t0.Add(5*time.Minute), func(w WindowFlow) {
 			a, b := s.HostAddr(w.SrcHost), s.HostAddr(w.DstHost)
@@ -142,9 +125,7 @@ func TestHostIDsUnderConcurrency(t *testing.T) {
 		})
 		unpin()
 		s.Expire(t0.Add(time.Duration(i) * time.Millisecond))
-	}
-	close(stop)
-	wg.Wait()
+	})
 	s.Expire(t0)
 	checkHosts(t, s, t0, t0.Add(5*time.Minute))
 }

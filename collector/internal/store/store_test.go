@@ -358,38 +358,47 @@ func TestConfigCheck(t *testing.T) {
 	}
 }
 
-// TestConcurrentIngestQueryExpire runs ingest, queries, windows, scans, eviction and
-// expiry together (run it with -race).
-func TestConcurrentIngestQueryExpire(t *testing.T) {
-	s := New(Config{MaxFlows: 3000, Retention: time.Minute})
+// whileIngesting calls round(0), round(1)... for 300 ms while two goroutines apply
+// one delta after another to s (delta(w, i) of writer w, received at t0 + i ms), and
+// stops them before it returns.
+func whileIngesting(s *Store, delta func(w, i int) (sensor string, d dl), round func(i int)) {
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	for w := range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := 0; ; i++ {
 				select {
 				case <-stop:
 					return
 				default:
 				}
-				d := dl{src: fmt.Sprintf("10.%d.%d.%d", w, i>>8&255, i&255), dst: "10.255.0.1", sport: uint32(i % 7), dport: 80,
-					first: t0, last: t0.Add(time.Duration(i%120) * time.Second), srcPk: 1, srcB: 100}
-				s.Apply(fmt.Sprintf("s%d", w), []*netwatchv1.FlowDelta{d.delta()}, t0.Add(time.Duration(i)*time.Millisecond))
+				sensor, d := delta(w, i)
+				s.Apply(sensor, []*netwatchv1.FlowDelta{d.delta()}, t0.Add(time.Duration(i)*time.Millisecond))
 			}
-		}()
+		})
 	}
+	defer wg.Wait()
+	defer close(stop)
 	deadline := time.Now().Add(300 * time.Millisecond)
 	for i := 0; time.Now().Before(deadline); i++ {
+		round(i)
+	}
+}
+
+// TestConcurrentIngestQueryExpire runs ingest, queries, windows, scans, eviction and
+// expiry together (run it with -race).
+func TestConcurrentIngestQueryExpire(t *testing.T) {
+	s := New(Config{MaxFlows: 3000, Retention: time.Minute})
+	whileIngesting(s, func(w, i int) (string, dl) {
+		return fmt.Sprintf("s%d", w), dl{src: fmt.Sprintf("10.%d.%d.%d", w, i>>8&255, i&255), dst: "10.255.0.1", sport: uint32(i % 7), dport: 80,
+			first: t0, last: t0.Add(time.Duration(i%120) * time.Second), srcPk: 1, srcB: 100}
+	}, func(i int) {
 		page, total := s.Query(Filter{Protocol: 6, Port: 80}, Order{ByBytes, true}, 0, 50)
 		require.LessOrEqual(t, len(page), total)
 		s.Window(t0, t0.Add(5*time.Minute), func(w WindowFlow) { require.NotZero(t, w.Bytes) })
 		s.Scan(func(*Flow) bool { return true }, func(Flow) {})
 		s.Expire(t0.Add(time.Duration(i) * time.Millisecond))
-	}
-	close(stop)
-	wg.Wait()
+	})
 	assert.LessOrEqual(t, s.Len(), 3000)
 	st := s.Stats()
 	n := 0
