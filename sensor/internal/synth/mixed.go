@@ -193,12 +193,7 @@ func WriteMixedPcap(w io.Writer, cfg MixedConfig) (MixedStats, error) {
 	if cfg.ZipfS == 0 {
 		cfg.ZipfS = 2.1
 	}
-	if cfg.StepNS == 0 {
-		cfg.StepNS = 1000
-	}
-	if cfg.StartNS == 0 {
-		cfg.StartNS = 1767225600 * 1e9
-	}
+	defaultTimes(&cfg.StartNS, &cfg.StepNS)
 	if cfg.Flows < 1 || cfg.Flows >= 1<<24 {
 		return st, fmt.Errorf("synth: Flows must be in [1, 2^24), got %d", cfg.Flows)
 	}

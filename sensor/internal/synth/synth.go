@@ -41,17 +41,23 @@ func (s *Stream) Frame(i int) []byte {
 // Timestamp returns frame i's capture time in unix nanoseconds.
 func (s *Stream) Timestamp(i int) int64 { return s.StartNS + int64(i)*s.StepNS }
 
+// defaultTimes fills in the documented defaults of a StartNS and StepNS left 0:
+// 2026-01-01T00:00:00Z, and 1 µs between frames.
+func defaultTimes(startNS, stepNS *int64) {
+	if *stepNS == 0 {
+		*stepNS = 1000
+	}
+	if *startNS == 0 {
+		*startNS = 1767225600 * 1e9
+	}
+}
+
 // normalize fills in the defaults documented on Config and checks the rest.
 func (cfg *Config) normalize() error {
 	if cfg.FrameLen == 0 {
 		cfg.FrameLen = 64
 	}
-	if cfg.StepNS == 0 {
-		cfg.StepNS = 1000
-	}
-	if cfg.StartNS == 0 {
-		cfg.StartNS = 1767225600 * 1e9
-	}
+	defaultTimes(&cfg.StartNS, &cfg.StepNS)
 	switch {
 	case cfg.Frames < 1:
 		return fmt.Errorf("synth: Frames must be >= 1, got %d", cfg.Frames)
