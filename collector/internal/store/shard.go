@@ -220,8 +220,8 @@ func (sh *shard) meta(slot uint32) *slotMeta {
 	return &sh.metas[slot>>chunkBits][slot&(chunkSize-1)]
 }
 
-// apply adds one delta; it reports whether the flow is new.
-func (sh *shard) apply(k *compactKey, h uint64, u *update) bool {
+// apply adds one delta to the flow's slot; it reports whether the flow is new.
+func (sh *shard) apply(k *compactKey, h uint64, u *update) (slot uint32, created bool) {
 	slot, found := sh.find(k, h)
 	var r *record
 	if found {
@@ -258,7 +258,7 @@ func (sh *shard) apply(k *compactKey, h uint64, u *update) bool {
 	if pk, by := u.srcPackets+u.dstPackets, u.srcBytes+u.dstBytes; u.bucket != noBucket && (pk > 0 || by > 0) {
 		sh.addToBucket(slot, r, u.bucket, pk, by)
 	}
-	return !found
+	return slot, !found
 }
 
 func (sh *shard) alloc() uint32 {

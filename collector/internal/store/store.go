@@ -202,7 +202,7 @@ func (s *Store) Apply(sensorID string, deltas []*netwatchv1.FlowDelta, now time.
 		}
 		sh := &s.shards[h>>(64-shardBits)]
 		sh.mu.Lock()
-		if sh.apply(&k, h, &u) {
+		if _, created := sh.apply(&k, h, &u); created {
 			added++
 		}
 		sh.mu.Unlock()
@@ -339,13 +339,11 @@ func (s *Store) Restore(sensorID string, d *netwatchv1.FlowDelta, received time.
 	u.bucket = noBucket
 	sh := &s.shards[h>>(64-shardBits)]
 	sh.mu.Lock()
-	added := sh.apply(&k, h, &u)
-	if slot, found := sh.find(&k, h); found {
-		r := sh.rec(slot)
-		for _, bt := range buckets {
-			if b := s.bucketOf(bt.Start); kept.has(b) && (bt.Packets > 0 || bt.Bytes > 0) {
-				sh.addToBucket(slot, r, b, bt.Packets, bt.Bytes)
-			}
+	slot, added := sh.apply(&k, h, &u)
+	r := sh.rec(slot)
+	for _, bt := range buckets {
+		if b := s.bucketOf(bt.Start); kept.has(b) && (bt.Packets > 0 || bt.Bytes > 0) {
+			sh.addToBucket(slot, r, b, bt.Packets, bt.Bytes)
 		}
 	}
 	sh.mu.Unlock()
