@@ -536,10 +536,14 @@ func (t *Table) lookup(k *key, h, slot uint32) int32 {
 	if slot != 0 && t.hot[slot&t.idxMask-1].holds(k) {
 		return int32(slot&t.idxMask) - 1
 	}
-	if s := t.slotOf(h); s != 0 && t.hot[s&t.idxMask-1].holds(k) {
+	s := t.slotOf(h)
+	if s == 0 { // an empty slot came before any slot with the tag: not in the table
+		return nilIdx
+	}
+	if t.hot[s&t.idxMask-1].holds(k) {
 		return int32(s&t.idxMask) - 1
 	}
-	// Not there: a flow with the same tag, or none.
+	// That slot's flow only shares the tag: search the whole run.
 	tag := h &^ t.idxMask
 	for i := h & t.mask; ; i = (i + 1) & t.mask {
 		s := t.slots[i]
