@@ -127,8 +127,10 @@ func start(t *testing.T, cfg Config, r *recorder) *Capture {
 		if err := c.Close(); err != nil {
 			t.Errorf("Close: %v", err)
 		}
-		if d := time.Since(begin); d > cfg.TickInterval+200*time.Millisecond {
-			t.Errorf("Close took %v, want about TickInterval (%v) at most", d, cfg.TickInterval)
+		// A liveness bound, not a speed one: Close wakes the workers within a
+		// TickInterval; 10 s means it hung.
+		if d := time.Since(begin); d > 10*time.Second {
+			t.Errorf("Close took %v: the workers did not wake (TickInterval %v)", d, cfg.TickInterval)
 		}
 		if err := <-runErr; err != nil {
 			t.Errorf("Run: %v", err)
