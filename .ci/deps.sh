@@ -8,6 +8,7 @@ declare -A need=(
   [ip]=iproute2
   [ping]=iputils-ping
   [tcpreplay]=tcpreplay
+  [tcpdump]=tcpdump     # the capture's live tests compare their packet counts with tcpdump's
   [column]=bsdextrautils
   [systemd-analyze]=systemd
   [chromium]=chromium   # the browser tests drive Debian's chromium (playwright cannot download one)

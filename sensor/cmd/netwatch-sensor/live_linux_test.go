@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -106,4 +108,73 @@ func TestLiveSensorCountsRealTraffic(t *testing.T) {
 	log := stderr.String()
 	assert.Contains(t, log, "kernel_drops=0", "tp_drops is reported")
 	assert.Regexp(t, `kernel_packets=[1-9]`, log)
+}
+
+// TestLiveSensorLoopbackCountsOnce runs the whole sensor on lo inside the
+// test namespace: the loopback device hands packet sockets every packet
+// twice (outgoing, then incoming), and a flow must still count each datagram
+// once, as many as were sent and as tcpdump -i lo captures.
+func TestLiveSensorLoopbackCountsOnce(t *testing.T) {
+	tn := testnet.New(t)
+	const port, count, size = 7055, 50, 120
+	filter := fmt.Sprintf("udp port %d", port)
+	dump := tn.StartTcpdump(t, true, "lo", true, filter)
+
+	var stdout, stderr testcollector.Buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	code := -1
+	done := tn.GoInNS(func() {
+		code = run(ctx, []string{"--interface", "lo", "--bpf", filter, "--output", "jsonl", "--metrics-listen", "",
+			"--export-interval", "200ms", "--sensor-id", "live-lo"}, &stdout, &stderr)
+	})
+	require.Eventually(t, func() bool { return strings.Contains(stderr.String(), "msg=capturing") },
+		5*time.Second, 10*time.Millisecond, "sensor did not start: %s", stderr.String())
+
+	var recv net.PacketConn
+	var send net.Conn
+	var err error
+	tn.InNS(t, func() {
+		if recv, err = net.ListenPacket("udp4", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			send, err = net.Dial("udp4", fmt.Sprintf("127.0.0.1:%d", port))
+		}
+	})
+	require.NoError(t, err)
+	defer recv.Close()
+	defer send.Close()
+	buf := make([]byte, size+1)
+	for i := 0; i < count; i++ {
+		_, err := send.Write(make([]byte, size))
+		require.NoError(t, err)
+		recv.SetReadDeadline(time.Now().Add(2 * time.Second))
+		k, _, err := recv.ReadFrom(buf)
+		require.NoError(t, err, "datagram %d over lo", i)
+		require.Equal(t, size, k)
+	}
+	tcpdump := dump.Stop(t, count)
+	time.Sleep(300 * time.Millisecond) // a block timeout and an export interval
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+		require.Equal(t, 0, code, "stderr: %s", stderr.String())
+	case <-time.After(10 * time.Second):
+		t.Fatal("sensor did not stop")
+	}
+
+	var packets, srcPackets, bytes uint64
+	sc := bufio.NewScanner(strings.NewReader(stdout.String()))
+	for sc.Scan() {
+		var f jsonFlow
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &f), sc.Text())
+		require.Equal(t, 17, f.Protocol, "only UDP passes the filter: %s", sc.Text())
+		require.Equal(t, port, f.DstPort, "one flow, to the listener: %s", sc.Text())
+		packets += f.Packets
+		srcPackets += f.SrcPackets
+		bytes += f.SrcBytes
+	}
+	assert.Equal(t, count, tcpdump, "tcpdump -i lo")
+	assert.Equal(t, uint64(count), packets, "flow packets over lo: want one per datagram sent (stderr: %s)", stderr.String())
+	assert.Equal(t, uint64(count), srcPackets)
+	assert.Equal(t, uint64(count*(20+8+size)), bytes, "IPv4 total length per datagram")
 }

@@ -43,6 +43,9 @@ type worker struct {
 	blockSize int
 	numBlocks int
 	cur       int // next block to read, only touched by the worker goroutine
+	// loopback: the socket is bound to the loopback device, which hands
+	// packet sockets every packet twice (see readBlock).
+	loopback bool
 
 	// kernel holds the accumulated PACKET_STATISTICS; statsMu serialises
 	// the read-and-add (a read resets the kernel's counters) and Close.
@@ -51,7 +54,7 @@ type worker struct {
 	statErr error
 
 	// User-side counters, published once per block by the worker goroutine.
-	frames, bytes, wire, blocks atomic.Uint64
+	frames, bytes, wire, blocks, skipped atomic.Uint64
 }
 
 // Offsets in the TPACKET_V3 ring (linux/if_packet.h). A block starts with
@@ -79,6 +82,17 @@ const (
 	frameMacOff     = 24
 	frameVLANTCIOff = 32
 	frameHdrLen     = 48
+)
+
+// The kernel writes a struct sockaddr_ll {u16 sll_family; u16 sll_protocol;
+// s32 sll_ifindex; u16 sll_hatype; u8 sll_pkttype; u8 sll_halen; u8
+// sll_addr[8];} right after the tpacket3_hdr, at TPACKET_ALIGN(sizeof(struct
+// tpacket3_hdr)) = 48 (tpacket_rcv), before the frame data (tp_mac is at
+// least TPACKET3_HDRLEN = 48 + 20).
+const (
+	frameSllOff     = frameHdrLen
+	framePkttypeOff = frameSllOff + 10
+	frameSllHdrLen  = frameSllOff + 20 // TPACKET3_HDRLEN
 )
 
 var ne = binary.NativeEndian
@@ -132,6 +146,11 @@ func open(cfg Config) (*Capture, error) {
 			c.closeWorkers()
 			return nil, fmt.Errorf("open capture on %s: %w", cfg.Interface, err)
 		}
+		// IFF_LOOPBACK is set on the loopback device only (loopback_setup,
+		// which also makes its type ARPHRD_LOOPBACK), whatever its name and
+		// in whichever network namespace. libpcap decides the same way in
+		// effect: it drops outgoing frames whose sll_ifindex is that of "lo".
+		w.loopback = ifi.Flags&net.FlagLoopback != 0
 		c.workers = append(c.workers, w)
 	}
 	if cfg.Workers > 1 {
@@ -384,6 +403,20 @@ func (w *worker) socketError() error {
 // Blocks are handed over in ring order, so the reader only ever looks at
 // the next one. The status is read and written atomically (the kernel pairs
 // it with smp_wmb/smp_rmb).
+//
+// What is counted: every frame the kernel puts in the ring (after the BPF
+// filter) is handed to h exactly once, whatever its sll_pkttype: frames to
+// this host (PACKET_HOST), broadcast and multicast, frames to other MACs
+// (PACKET_OTHERHOST: with Promisc, or wherever the device does not filter by
+// MAC, as veth does not) and frames this host sends (PACKET_OUTGOING: each
+// is seen once, on the way out, so a span port's or a host's both directions
+// count). The one exception is the loopback device: the kernel hands packet
+// sockets each packet twice there, as PACKET_OUTGOING when it is sent
+// (dev_queue_xmit_nit) and again as PACKET_HOST when loopback_xmit feeds it
+// back in. Like libpcap (linux_check_direction), the outgoing copy is
+// skipped, counted in Stats.Skipped, so lo counts what tcpdump -i lo counts.
+// The check is one predictable branch on a flag; only on lo does it read
+// the pkttype byte from the frame's sockaddr_ll.
 func (w *worker) readBlock(h Handler) bool {
 	blk := w.ring[w.cur*w.blockSize : (w.cur+1)*w.blockSize]
 	status := (*uint32)(unsafe.Pointer(&blk[blockStatusOff]))
@@ -392,12 +425,22 @@ func (w *worker) readBlock(h Handler) bool {
 	}
 	num := ne.Uint32(blk[blockNumPktsOff:])
 	off := int(ne.Uint32(blk[blockFirstPktOff:]))
-	var frames, bytes, wire uint64
+	var frames, bytes, wire, skipped uint64
+	loopback := w.loopback // in a register for the loop
 	for i := uint32(0); i < num; i++ {
-		if off < blockHdrLen || off+frameHdrLen > len(blk) {
+		if off < blockHdrLen || off+frameSllHdrLen > len(blk) {
 			break // corrupt offset: cannot happen with a sane kernel
 		}
-		hdr := blk[off : off+frameHdrLen]
+		hdr := blk[off : off+frameSllHdrLen]
+		next := int(ne.Uint32(hdr[frameNextOff:]))
+		if loopback && hdr[framePkttypeOff] == unix.PACKET_OUTGOING {
+			skipped++
+			if next == 0 {
+				break
+			}
+			off += next
+			continue
+		}
 		snap := int(ne.Uint32(hdr[frameSnaplenOff:]))
 		start := off + int(ne.Uint16(hdr[frameMacOff:]))
 		end := start + snap
@@ -422,7 +465,6 @@ func (w *worker) readBlock(h Handler) bool {
 		frames++
 		bytes += uint64(snap)
 		wire += uint64(wireLen)
-		next := int(ne.Uint32(hdr[frameNextOff:]))
 		if next == 0 {
 			break // the last frame of a block has tp_next_offset 0
 		}
@@ -437,6 +479,9 @@ func (w *worker) readBlock(h Handler) bool {
 	w.bytes.Add(bytes)
 	w.wire.Add(wire)
 	w.blocks.Add(1)
+	if skipped != 0 {
+		w.skipped.Add(skipped)
+	}
 	return true
 }
 
@@ -469,6 +514,7 @@ func (w *worker) stats() WorkerStats {
 	s.Bytes = w.bytes.Load()
 	s.WireBytes = w.wire.Load()
 	s.Blocks = w.blocks.Load()
+	s.Skipped = w.skipped.Load()
 	return s
 }
 

@@ -195,7 +195,9 @@ type Stats struct {
 type WorkerStats struct {
 	// Packets is tp_packets: frames that passed the filter and were offered
 	// to the ring, including the dropped ones (the kernel adds tp_drops to
-	// tp_packets when reporting).
+	// tp_packets when reporting). On the loopback device the kernel offers
+	// every packet twice (see Skipped), so Packets and Drops count both
+	// copies there.
 	Packets uint64
 	// Drops is tp_drops: frames lost because the ring was full.
 	Drops uint64
@@ -209,6 +211,11 @@ type WorkerStats struct {
 	Frames, Bytes, WireBytes uint64
 	// Blocks is the number of ring blocks read.
 	Blocks uint64
+	// Skipped counts frames read from the ring but not handed to the
+	// Handler: on the loopback device, the outgoing copy of each packet
+	// (the kernel delivers it again as incoming; libpcap skips the same
+	// copy). It is 0 on every other interface.
+	Skipped uint64
 }
 
 func (s *WorkerStats) add(o WorkerStats) {
@@ -219,6 +226,7 @@ func (s *WorkerStats) add(o WorkerStats) {
 	s.Bytes += o.Bytes
 	s.WireBytes += o.WireBytes
 	s.Blocks += o.Blocks
+	s.Skipped += o.Skipped
 }
 
 // ErrPermission is matched (errors.Is) by the error Open returns when the
