@@ -8,6 +8,7 @@ declare -A need=(
   [ip]=iproute2
   [ping]=iputils-ping
   [tcpreplay]=tcpreplay
+  [tcpdump]=tcpdump     # the filter compiler is compared with libpcap's (tcpdump -ddd)
   [column]=bsdextrautils
   [systemd-analyze]=systemd
   [chromium]=chromium   # the browser tests drive Debian's chromium (playwright cannot download one)
