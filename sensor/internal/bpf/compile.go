@@ -6,7 +6,7 @@
 // link: the packet starts at the Ethernet header, and the outer VLAN tag is
 // NOT in the packet but in the skb metadata (see "vlan" below). CompileFor
 // targets the frames of a capture file of a given link type (Ethernet, Linux
-// cooked v1/v2, raw IP), where VLAN tags are in the packet bytes; its programs
+// cooked v1/v2, raw IP, BSD loopback), where VLAN tags are in the packet bytes; its programs
 // run in golang.org/x/net/bpf's VM and behave as libpcap's for the same link
 // type (the tests compare them with tcpdump -d).
 //
@@ -43,6 +43,9 @@
 //     protocol; other extension headers are not walked;
 //   - IPv4 ports and tcp[]/udp[]/icmp[] are only read in the first fragment
 //     (fragment offset 0); tcp[], udp[], sctp[] and icmp[] are IPv4 only;
+//   - on BSD loopback (NULL, LOOP) "ip6" matches every AF_INET6 value the
+//     sensor decodes (10, 24, 28, 30, NULL in either byte order), where
+//     libpcap matches only its own host's;
 //   - "less N" is "len <= N", "greater N" is "len >= N"; len is the frame
 //     length the filter sees (for a capture file, the captured bytes);
 //   - on a capture file "vlan [ID]" tests the 802.1Q/802.1ad tag in the packet
@@ -102,6 +105,7 @@ type layout struct {
 	name       string
 	typeOff    int    // offset of the 16-bit EtherType-valued protocol field; -1: none
 	rawFamily  int    // when typeOff < 0: 0 = the IP version nibble decides, 4 or 6 = always that family
+	loopback   int    // BSD loopback: 4-byte AF_ value first; 1 = either byte order (NULL), 2 = network order (LOOP)
 	nl         uint32 // offset of the network-layer header
 	ether      bool   // Ethernet: MAC addresses at 0 and 6, "vlan" available
 	kernelVLAN bool   // the outer VLAN tag is in skb metadata, not in the packet
@@ -118,6 +122,8 @@ var (
 		decode.LinkRawDLT14:  {name: "raw IP", typeOff: -1},
 		decode.LinkIPv4:      {name: "raw IPv4", typeOff: -1, rawFamily: 4},
 		decode.LinkIPv6:      {name: "raw IPv6", typeOff: -1, rawFamily: 6},
+		decode.LinkNull:      {name: "BSD loopback (NULL)", typeOff: -1, loopback: 1, nl: 4},
+		decode.LinkLoop:      {name: "OpenBSD loopback (LOOP)", typeOff: -1, loopback: 2, nl: 4},
 	}
 )
 
@@ -137,7 +143,7 @@ func Compile(expr string, snaplen uint32) ([]xbpf.Instruction, error) {
 func CompileFor(expr string, snaplen uint32, lt decode.LinkType) ([]xbpf.Instruction, error) {
 	lay, ok := fileLayouts[lt]
 	if !ok {
-		return nil, fmt.Errorf("filter %q: %w: %d (supported: Ethernet 1, Linux cooked SLL 113 and SLL2 276, raw IP 12, 14, 101, 228, 229)", expr, ErrLinkType, lt)
+		return nil, fmt.Errorf("filter %q: %w: %d (supported: Ethernet 1, Linux cooked SLL 113 and SLL2 276, raw IP 12, 14, 101, 228, 229, BSD loopback 0, 108)", expr, ErrLinkType, lt)
 	}
 	return compile(expr, snaplen, lay)
 }
@@ -472,6 +478,10 @@ func (p *parser) parsePrimitive(t token) (node, error) {
 			return p.parsePortKind(t.s, dirAny, []uint32{6, 17, 132})
 		}
 		return p.parseHostNet(famAny)
+	}
+	switch t.s {
+	case "and", "or", "&&", "||", ")", "&", "|", "=", "==", "!=", "<", "<=", ">", ">=", "[", "]":
+		return nil, p.errf(t.pos, "expected a primitive, got %q", t.s)
 	}
 	if _, err := netip.ParseAddr(t.s); err == nil {
 		return nil, p.errf(t.pos, "bare address %q: write %q", t.s, "host "+t.s)
@@ -847,6 +857,23 @@ func (p *parser) typeIs(off, t uint32) node {
 func (p *parser) linkProto(t uint32) node {
 	if p.lay.typeOff >= 0 {
 		return p.typeIs(uint32(p.lay.typeOff), t)
+	}
+	if p.lay.loopback != 0 {
+		// The AF_ values the decoder takes: AF_INET 2; AF_INET6 10 (Linux),
+		// 24 (NetBSD, OpenBSD), 28 (FreeBSD), 30 (Darwin). NULL is in the
+		// writer's byte order, LOOP in network order.
+		afs := map[uint32][]uint32{etIP: {2}, etIP6: {10, 24, 28, 30}}[t]
+		var alts []node
+		for _, af := range afs {
+			alts = append(alts, testNode{ops: []xbpf.Instruction{ld(0, 4)}, val: af})
+			if p.lay.loopback == 1 {
+				alts = append(alts, testNode{ops: []xbpf.Instruction{ld(0, 4)}, val: af << 24})
+			}
+		}
+		if len(alts) == 0 {
+			return constNode(false)
+		}
+		return anyOf(alts)
 	}
 	switch p.lay.rawFamily {
 	case 4:

@@ -273,8 +273,13 @@ func TestCompileForLinkTypes(t *testing.T) {
 	ip := eth[14:]
 	sll := append([]byte{0, 0, 0, 1, 0, 6, 2, 0, 0, 0, 0, 2, 0, 0, 8, 0}, ip...)
 	sll2 := append([]byte{8, 0, 0, 0, 0, 0, 0, 2, 0, 1, 0, 6, 2, 0, 0, 0, 0, 2, 0, 0}, ip...)
-	for lt, f := range map[decode.LinkType][]byte{decode.LinkEthernet: eth, decode.LinkLinuxSLL: sll,
-		decode.LinkLinuxSLL2: sll2, decode.LinkRaw: ip, decode.LinkIPv4: ip} {
+	nullLE, nullBE := append([]byte{2, 0, 0, 0}, ip...), append([]byte{0, 0, 0, 2}, ip...)
+	for _, c := range []struct {
+		lt decode.LinkType
+		f  []byte
+	}{{decode.LinkEthernet, eth}, {decode.LinkLinuxSLL, sll}, {decode.LinkLinuxSLL2, sll2}, {decode.LinkRaw, ip},
+		{decode.LinkIPv4, ip}, {decode.LinkNull, nullLE}, {decode.LinkNull, nullBE}, {decode.LinkLoop, nullBE}} {
+		lt, f := c.lt, c.f
 		for expr, want := range map[string]bool{"tcp port 443": true, "host 10.0.0.2 and tcp": true, "ip6": false, "udp": false,
 			"tcp[tcpflags] & tcp-syn = 0": true, "net 10.0.0.0/8 and not portrange 1-1024": false} {
 			prog, err := CompileFor(expr, 0, lt)
@@ -290,9 +295,9 @@ func TestCompileForLinkTypes(t *testing.T) {
 			}
 		}
 	}
-	_, err := CompileFor("tcp", 0, decode.LinkNull)
+	_, err := CompileFor("tcp", 0, decode.LinkType(127)) // 802.11 radiotap
 	if !errors.Is(err, ErrLinkType) || !strings.Contains(err.Error(), "link type not supported") {
-		t.Errorf("BSD loopback: got %v, want ErrLinkType", err)
+		t.Errorf("radiotap: got %v, want ErrLinkType", err)
 	}
 	for _, tc := range []struct {
 		lt   decode.LinkType
@@ -328,6 +333,8 @@ func TestCompileErrorOffsets(t *testing.T) {
 		{"udp[0] + 1 = 2", 7, `unexpected character '+'`},
 		{"less", 4, `expression ends where a length was expected`},
 		{"tcp | udp", 4, `unexpected "|" (use "||"`},
+		{"tcp and and", 8, `expected a primitive, got "and"`},
+		{"udp or )", 7, `expected a primitive, got ")"`},
 	} {
 		_, err := Compile(tc.expr, 0)
 		var e *Error

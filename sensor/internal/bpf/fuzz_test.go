@@ -18,7 +18,7 @@ func FuzzCompile(f *testing.F) {
 	for _, e := range append(append([]string{"", "tcp and and", "((udp)", "tcp[13:4] & (1|2|4) >= 0x10", "vlan vlan vlan and port 1"}, diffExprs...), ethernetOnly...) {
 		f.Add(e, []byte{2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 8, 0, 0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6})
 	}
-	links := []decode.LinkType{decode.LinkEthernet, decode.LinkLinuxSLL, decode.LinkLinuxSLL2, decode.LinkRaw, decode.LinkIPv4, decode.LinkIPv6}
+	links := []decode.LinkType{decode.LinkEthernet, decode.LinkLinuxSLL, decode.LinkLinuxSLL2, decode.LinkRaw, decode.LinkIPv4, decode.LinkIPv6, decode.LinkNull, decode.LinkLoop}
 	f.Fuzz(func(t *testing.T, expr string, frame []byte) {
 		if len(expr) > 4096 {
 			return

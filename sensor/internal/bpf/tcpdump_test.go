@@ -229,6 +229,15 @@ func onLink(f corpusFrame, lt decode.LinkType) []byte {
 		return append(h, f.payload...)
 	case decode.LinkRaw:
 		return f.payload
+	case decode.LinkNull, decode.LinkLoop: // AF_INET 2, AF_INET6 10 (Linux: what libpcap compiles for here)
+		af := map[uint16]byte{0x0800: 2, 0x86dd: 10}[f.etype]
+		if af == 0 {
+			return nil
+		}
+		if lt == decode.LinkNull {
+			return append([]byte{af, 0, 0, 0}, f.payload...) // little-endian writer
+		}
+		return append([]byte{0, 0, 0, af}, f.payload...)
 	case decode.LinkIPv4:
 		if f.etype != 0x0800 {
 			return nil
@@ -272,7 +281,7 @@ var ethernetOnly = []string{
 
 var dltNames = map[decode.LinkType]string{
 	decode.LinkEthernet: "EN10MB", decode.LinkLinuxSLL: "LINUX_SLL", decode.LinkLinuxSLL2: "LINUX_SLL2",
-	decode.LinkRaw: "RAW", decode.LinkIPv4: "IPV4", decode.LinkIPv6: "IPV6",
+	decode.LinkRaw: "RAW", decode.LinkIPv4: "IPV4", decode.LinkIPv6: "IPV6", decode.LinkNull: "NULL", decode.LinkLoop: "LOOP",
 }
 
 // TestCompileMatchesTcpdump compares, frame by frame, what our program and
@@ -280,7 +289,7 @@ var dltNames = map[decode.LinkType]string{
 func TestCompileMatchesTcpdump(t *testing.T) {
 	tcpdump := needTcpdump(t)
 	frames := corpus()
-	for _, lt := range []decode.LinkType{decode.LinkEthernet, decode.LinkLinuxSLL, decode.LinkLinuxSLL2, decode.LinkRaw, decode.LinkIPv4, decode.LinkIPv6} {
+	for _, lt := range []decode.LinkType{decode.LinkEthernet, decode.LinkLinuxSLL, decode.LinkLinuxSLL2, decode.LinkRaw, decode.LinkIPv4, decode.LinkIPv6, decode.LinkNull, decode.LinkLoop} {
 		var data [][]byte
 		for _, f := range frames {
 			if b := onLink(f, lt); b != nil {
