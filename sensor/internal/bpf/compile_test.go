@@ -201,9 +201,9 @@ func TestCompileTooComplex(t *testing.T) {
 	}
 }
 
-// TestCompileNewPrimitives checks portrange, proto, tcp[] and ether host on
+// TestBPFNewPrimitives checks portrange, proto, tcp[] and ether host on
 // hand-built frames (the tcpdump differential test covers them broadly).
-func TestCompileNewPrimitives(t *testing.T) {
+func TestBPFNewPrimitives(t *testing.T) {
 	syn := frame("10.0.0.1", "10.0.0.2", 6, 40000, 443, 0, 0)
 	syn[14+20+13] = 0x02
 	synack := frame("10.0.0.2", "10.0.0.1", 6, 443, 40000, 0, 0)
@@ -266,9 +266,9 @@ func TestCompileNewPrimitives(t *testing.T) {
 	}
 }
 
-// TestCompileForLinkTypes: the same filter on the same packet behind other
+// TestBPFLinkTypes: the same filter on the same packet behind other
 // link headers; link types the compiler cannot target are refused.
-func TestCompileForLinkTypes(t *testing.T) {
+func TestBPFLinkTypes(t *testing.T) {
 	eth := frame("10.0.0.1", "10.0.0.2", 6, 40000, 443, 0, 0)
 	ip := eth[14:]
 	sll := append([]byte{0, 0, 0, 1, 0, 6, 2, 0, 0, 0, 0, 2, 0, 0, 8, 0}, ip...)
@@ -309,7 +309,7 @@ func TestCompileForLinkTypes(t *testing.T) {
 	}
 }
 
-func TestCompileErrorOffsets(t *testing.T) {
+func TestBPFErrorOffsets(t *testing.T) {
 	for _, tc := range []struct {
 		expr string
 		pos  int

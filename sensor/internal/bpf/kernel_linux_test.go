@@ -6,10 +6,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestKernelAcceptsPrograms attaches every live program of the differential
+// TestBPFKernelAcceptsPrograms attaches every live program of the differential
 // table to a socket: the kernel's checker (sk_chk_filter) takes them all.
 // Any socket takes SO_ATTACH_FILTER, so this needs no privilege.
-func TestKernelAcceptsPrograms(t *testing.T) {
+func TestBPFKernelAcceptsPrograms(t *testing.T) {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
 	if err != nil {
 		t.Fatalf("socket: %v", err)

@@ -285,9 +285,9 @@ var dltNames = map[decode.LinkType]string{
 	decode.LinkRaw: "RAW", decode.LinkIPv4: "IPV4", decode.LinkIPv6: "IPV6", decode.LinkNull: "NULL", decode.LinkLoop: "LOOP",
 }
 
-// TestCompileMatchesTcpdump compares, frame by frame, what our program and
+// TestBPFMatchesTcpdump compares, frame by frame, what our program and
 // libpcap's (tcpdump -ddd) accept, both run in x/net/bpf's VM.
-func TestCompileMatchesTcpdump(t *testing.T) {
+func TestBPFMatchesTcpdump(t *testing.T) {
 	tcpdump := needTcpdump(t)
 	frames := corpus()
 	for _, lt := range []decode.LinkType{decode.LinkEthernet, decode.LinkLinuxSLL, decode.LinkLinuxSLL2, decode.LinkRaw, decode.LinkIPv4, decode.LinkIPv6, decode.LinkNull, decode.LinkLoop} {
