@@ -86,6 +86,7 @@ bench-go:
 # FUZZ_TARGETS: module:package:target, one per fuzz target; fuzz-ci fails if a Fuzz
 # function exists that this list lacks.
 FUZZ_TARGETS := \
+	sensor:./internal/bpf:FuzzCompile \
 	sensor:./internal/decode:FuzzDecode \
 	sensor:./internal/flow:FuzzTable \
 	sensor:./internal/pcapfile:FuzzReader \

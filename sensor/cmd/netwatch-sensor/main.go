@@ -22,6 +22,7 @@ import (
 	"netwatch.dev/sensor/internal/capture"
 	"netwatch.dev/sensor/internal/export"
 	"netwatch.dev/sensor/internal/flow"
+	"netwatch.dev/sensor/internal/pcapfile"
 )
 
 // version is stamped by the build (-ldflags "-X main.version=...").
@@ -126,7 +127,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (cfg config, code int, 
 	fs.StringVar(&cfg.Export.ServerName, "tls-server-name", "", "name expected in the collector's certificate (default: its host)")
 	fs.BoolVar(&cfg.Export.Insecure, "insecure", false, "allow plaintext to a collector that is not on loopback")
 	fs.StringVar(&cfg.Export.Token, "token", "", "bearer token for the collector (also NETWATCH_SENSOR_TOKEN)")
-	fs.StringVar(&cfg.Capture.Filter, "bpf", "", "capture filter in tcpdump syntax, run in the kernel")
+	fs.StringVar(&cfg.Capture.Filter, "bpf", "", "capture filter in tcpdump syntax, run in the kernel (with --read: on each frame of the file)")
 	fs.BoolVar(&cfg.Capture.Promisc, "promisc", cfg.Capture.Promisc, "put the interface in promiscuous mode")
 	fs.IntVar(&cfg.Capture.Workers, "fanout", cfg.Capture.Workers, "capture workers (PACKET_FANOUT hash), each with its own ring and flow table")
 	ringSize := fs.String("ring-size", "16MiB", "ring memory per worker (also NETWATCH_RING_BUFFER_SIZE), split into --ring-block-size blocks")
@@ -232,6 +233,9 @@ func (c *config) check() error {
 	}
 	if c.Read == "" {
 		return c.Capture.Check()
+	}
+	if _, err := pcapfile.NewFilter(c.Capture.Filter); err != nil {
+		return fmt.Errorf("bpf: %w", err)
 	}
 	return nil
 }

@@ -40,6 +40,10 @@ func runOffline(ctx context.Context, cfg config, stdout, stderr io.Writer, log *
 		}
 		defer stopMetrics()
 	}
+	flt, err := pcapfile.NewFilter(cfg.Capture.Filter) // --bpf, as libpcap applies it to a file
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	out.start()
 	var (
@@ -50,7 +54,7 @@ func runOffline(ctx context.Context, cfg config, stdout, stderr io.Writer, log *
 	)
 	for loop := 0; ; loop++ {
 		var first, last int64
-		first, last, err = replayOnce(ctx, cfg, sh, &offset, &packets)
+		first, last, err = replayOnce(ctx, cfg, sh, flt, &offset, &packets)
 		if err != nil {
 			readErr = err
 			break
@@ -63,6 +67,7 @@ func runOffline(ctx context.Context, cfg config, stdout, stderr io.Writer, log *
 		// interval, so flows of one round do not merge with the next).
 		offset += last - first + int64(cfg.ExportInterval)
 	}
+	packets += flt.Dropped() // the summary counts every record read
 	if lastTS != 0 {
 		sh.export(lastTS)
 	}
@@ -92,7 +97,7 @@ func runOffline(ctx context.Context, cfg config, stdout, stderr io.Writer, log *
 	st := out.stats()
 	log.Info("read done", "file", cfg.Read, "packets", packets, "flows_written", jsonlWritten(out),
 		"elapsed", elapsed.Round(time.Millisecond), "packets_per_second", int64(float64(packets)/max(elapsed.Seconds(), 1e-9)),
-		"decode_errors", fmtCounters(st.GetDecodeErrors()), "non_ip", fmtCounters(st.GetNonIp()))
+		"decode_errors", fmtCounters(st.GetDecodeErrors()), "non_ip", fmtCounters(st.GetNonIp()), filteredAttr(flt))
 	if readErr != nil && !errors.Is(readErr, context.Canceled) {
 		return fmt.Errorf("read %s: %w (the flows decoded before it were kept and written)", cfg.Read, readErr)
 	}
@@ -106,8 +111,9 @@ func jsonlWritten(o *outputs) uint64 {
 	return o.jsonl.Written()
 }
 
-// replayOnce reads the file once. It returns the first and last capture timestamps.
-func replayOnce(ctx context.Context, cfg config, sh *shard, offset *int64, packets *uint64) (first, last int64, err error) {
+// replayOnce reads the file once, skipping what flt rejects. It returns the first and
+// last capture timestamps.
+func replayOnce(ctx context.Context, cfg config, sh *shard, flt *pcapfile.Filter, offset *int64, packets *uint64) (first, last int64, err error) {
 	f, err := os.Open(cfg.Read)
 	if err != nil {
 		return 0, 0, err
@@ -130,6 +136,12 @@ func replayOnce(ctx context.Context, cfg config, sh *shard, offset *int64, packe
 				return first, last, nil
 			}
 			return first, last, err
+		}
+		if pass, err := flt.Match(&rec); !pass {
+			if err != nil {
+				return first, last, fmt.Errorf("packet %d: %w", r.Packets(), err)
+			}
+			continue
 		}
 		if first == 0 {
 			first = rec.Timestamp
@@ -154,6 +166,14 @@ func replayOnce(ctx context.Context, cfg config, sh *shard, offset *int64, packe
 		sh.add(rec.LinkType, rec.Data, ts, 0, false)
 		sh.maybeExport(ts)
 	}
+}
+
+// filteredAttr is the summary's count of records --bpf dropped (nothing without --bpf).
+func filteredAttr(f *pcapfile.Filter) slog.Attr {
+	if f == nil {
+		return slog.Attr{}
+	}
+	return slog.Uint64("filtered", f.Dropped())
 }
 
 func fmtCounters(cs []*netwatchv1.CounterValue) string {

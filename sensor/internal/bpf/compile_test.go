@@ -4,10 +4,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
 	xbpf "golang.org/x/net/bpf"
+
+	"netwatch.dev/sensor/internal/decode"
 )
 
 // frame builds an Ethernet frame carrying an IPv4 or IPv6 packet with the
@@ -90,7 +93,7 @@ func TestCompileMatches(t *testing.T) {
 		{"dst host fd00::1", []string{"icmp6"}},
 		{"net 10.0.0.0/8", []string{"udp4", "udp4opts", "udp4frag", "tcp4", "icmp4"}},
 		{"src net 192.168.0.0/16", []string{"tcp4"}},
-		{"net 0.0.0.0/0", []string{"udp4", "udp4opts", "udp4frag", "tcp4", "icmp4"}},
+		{"net 0.0.0.0/0", []string{"udp4", "udp4opts", "udp4frag", "tcp4", "icmp4", "arp"}}, // ARP too, as libpcap
 		{"net fd00::/32", []string{"udp6", "icmp6"}},
 		{"net fd00::/8", []string{"udp6", "icmp6", "tcp6"}},
 		{"dst net 2001:db8::/32", []string{"tcp6"}},
@@ -170,12 +173,12 @@ func TestCompileErrors(t *testing.T) {
 		{"(udp", `missing ")"`},
 		{"udp)", `unexpected ")"`},
 		{"udp and", `expression ends where a primitive was expected`},
-		{"udp & tcp", `unexpected '&' (use "&&")`},
+		{"udp & tcp", `unexpected "&" (use "&&"`},
 		{"udp $", `unexpected character '$'`},
 		{"10.0.0.1", `bare address "10.0.0.1": write "host 10.0.0.1"`},
 		{"vlan 5000", `vlan id 5000 out of range`},
-		{"tcp src host 1.2.3.4", `expected "port" after "tcp"`},
-		{"src foo", `expected "host", "net" or "port", got "foo"`},
+		{"tcp src host 1.2.3.4", `expected "port" or "portrange" after "tcp", got "host"`},
+		{"src foo", `expected "host", "net", "port" or "portrange", got "foo"`},
 	} {
 		_, err := Compile(tc.expr, 0)
 		if err == nil {
@@ -195,5 +198,152 @@ func TestCompileTooComplex(t *testing.T) {
 	e := strings.Repeat("host fd00::1 or ", 40) + "host fd00::1"
 	if _, err := Compile(e, 0); err == nil || !strings.Contains(err.Error(), "too complex") {
 		t.Errorf("got %v, want a too-complex error", err)
+	}
+}
+
+// TestBPFNewPrimitives checks portrange, proto, tcp[] and ether host on
+// hand-built frames (the tcpdump differential test covers them broadly).
+func TestBPFNewPrimitives(t *testing.T) {
+	syn := frame("10.0.0.1", "10.0.0.2", 6, 40000, 443, 0, 0)
+	syn[14+20+13] = 0x02
+	synack := frame("10.0.0.2", "10.0.0.1", 6, 443, 40000, 0, 0)
+	synack[14+20+13] = 0x12
+	ack6 := frame("fd00::1", "fd00::2", 6, 40000, 443, 0, 0)
+	ack6[14+40+13] = 0x10
+	gre := frame("10.0.0.1", "10.0.0.2", 47, 0, 0, 0, 0)
+	udp := frame("10.0.0.1", "10.0.0.2", 17, 5353, 1050, 0, 0)
+	copy(udp[0:6], []byte{0x00, 0x1b, 0x21, 0x3c, 0x4d, 0x5e})
+	all := map[string][]byte{"syn": syn, "synack": synack, "ack6": ack6, "gre": gre, "udp": udp, "arp": arpFrame()}
+	for _, tc := range []struct {
+		expr  string
+		match []string
+	}{
+		{"portrange 1000-1100", []string{"udp"}},
+		{"dst portrange 400-500", []string{"syn", "ack6"}},
+		{"tcp src portrange 400-500", []string{"synack"}},
+		{"udp portrange 5353-5353", []string{"udp"}},
+		{"proto 47", []string{"gre"}},
+		{"ip proto 47", []string{"gre"}},
+		{`ip proto \tcp`, []string{"syn", "synack"}},
+		{"ip6 proto 6", []string{"ack6"}},
+		{"proto tcp", []string{"syn", "synack", "ack6"}},
+		{"tcp[tcpflags] & tcp-syn != 0", []string{"syn", "synack"}},
+		{"tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn", []string{"syn"}},
+		{"tcp[13] = 0x12", []string{"synack"}},
+		{"tcp[0:2] > 1024", []string{"syn"}},
+		{"udp[2:2] <= 1050", []string{"udp"}},
+		{"ether dst 00:1b:21:3c:4d:5e", []string{"udp"}},
+		{"ether host 00:1b:21:3c:4d:5e", []string{"udp"}},
+		{"ether src host 02:00:00:00:00:02", []string{"syn", "synack", "ack6", "gre", "udp"}},
+		{"ether proto 0x0806", []string{"arp"}},
+		{"greater 60", []string{"ack6"}},
+		{"less 53", []string{"arp"}},
+		{"len = 54", []string{"syn", "synack", "gre", "udp"}},
+	} {
+		for _, target := range []string{"live", "file"} {
+			prog, err := Compile(tc.expr, 0)
+			if target == "file" {
+				prog, err = CompileFor(tc.expr, 0, decode.LinkEthernet)
+			}
+			if err != nil {
+				t.Errorf("%s: Compile(%q): %v", target, tc.expr, err)
+				continue
+			}
+			vm, err := xbpf.NewVM(prog)
+			if err != nil {
+				t.Fatalf("%s: NewVM(%q): %v", target, tc.expr, err)
+			}
+			for name, f := range all {
+				n, err := vm.Run(f)
+				if err != nil {
+					t.Fatalf("%q on %s: %v", tc.expr, name, err)
+				}
+				if got, want := n > 0, slices.Contains(tc.match, name); got != want {
+					t.Errorf("%s: %q on %s: matched=%v, want %v", target, tc.expr, name, got, want)
+				}
+			}
+		}
+	}
+}
+
+// TestBPFLinkTypes: the same filter on the same packet behind other
+// link headers; link types the compiler cannot target are refused.
+func TestBPFLinkTypes(t *testing.T) {
+	eth := frame("10.0.0.1", "10.0.0.2", 6, 40000, 443, 0, 0)
+	ip := eth[14:]
+	sll := append([]byte{0, 0, 0, 1, 0, 6, 2, 0, 0, 0, 0, 2, 0, 0, 8, 0}, ip...)
+	sll2 := append([]byte{8, 0, 0, 0, 0, 0, 0, 2, 0, 1, 0, 6, 2, 0, 0, 0, 0, 2, 0, 0}, ip...)
+	nullLE, nullBE := append([]byte{2, 0, 0, 0}, ip...), append([]byte{0, 0, 0, 2}, ip...)
+	for _, c := range []struct {
+		lt decode.LinkType
+		f  []byte
+	}{{decode.LinkEthernet, eth}, {decode.LinkLinuxSLL, sll}, {decode.LinkLinuxSLL2, sll2}, {decode.LinkRaw, ip},
+		{decode.LinkIPv4, ip}, {decode.LinkNull, nullLE}, {decode.LinkNull, nullBE}, {decode.LinkLoop, nullBE}} {
+		lt, f := c.lt, c.f
+		for expr, want := range map[string]bool{"tcp port 443": true, "host 10.0.0.2 and tcp": true, "ip6": false, "udp": false,
+			"tcp[tcpflags] & tcp-syn = 0": true, "net 10.0.0.0/8 and not portrange 1-1024": false} {
+			prog, err := CompileFor(expr, 0, lt)
+			if err != nil {
+				t.Fatalf("CompileFor(%q, %d): %v", expr, lt, err)
+			}
+			vm, err := xbpf.NewVM(prog)
+			if err != nil {
+				t.Fatalf("NewVM(%q, %d): %v", expr, lt, err)
+			}
+			if n, err := vm.Run(f); err != nil || (n > 0) != want {
+				t.Errorf("%q on link type %d: accepted=%v (%v), want %v", expr, lt, n > 0, err, want)
+			}
+		}
+	}
+	_, err := CompileFor("tcp", 0, decode.LinkType(127)) // 802.11 radiotap
+	if !errors.Is(err, ErrLinkType) || !strings.Contains(err.Error(), "link type not supported") {
+		t.Errorf("radiotap: got %v, want ErrLinkType", err)
+	}
+	for _, tc := range []struct {
+		lt   decode.LinkType
+		expr string
+	}{{decode.LinkLinuxSLL, "vlan"}, {decode.LinkRaw, "ether host 02:00:00:00:00:01"}, {decode.LinkLinuxSLL2, "ether[0] = 1"}} {
+		if _, err := CompileFor(tc.expr, 0, tc.lt); err == nil || !strings.Contains(err.Error(), "needs an Ethernet link") {
+			t.Errorf("CompileFor(%q, %d): %v, want a needs-Ethernet error", tc.expr, tc.lt, err)
+		}
+	}
+}
+
+func TestBPFErrorOffsets(t *testing.T) {
+	for _, tc := range []struct {
+		expr string
+		pos  int
+		msg  string
+	}{
+		{"portrange 10", 10, `port range "10" is not N-M`},
+		{"tcp and portrange 10-70000", 18, `port range "10-70000"`},
+		{"proto foo", 6, `protocol "foo" is not a number in 0-255`},
+		{"ip proto 256", 9, `protocol "256"`},
+		{"tcp[13 = 2", 7, `expected "]" after "tcp[13"`},
+		{"tcp[13:3] = 1", 7, `size "3" must be 1, 2 or 4`},
+		{"tcp[13] & 2", 11, `expression ends where a comparison`},
+		{"tcp[13] & 2 and tcp", 12, `expected a comparison`},
+		{"tcp[x] = 1", 4, `offset "x" is not a number`},
+		{"tcp[tcpflags] & tcp-bogus != 0", 16, `value "tcp-bogus" is not a number`},
+		{"tcp[13] & (tcp-syn tcp-ack) != 0", 19, `expected "|" or ")" in a constant`},
+		{"ether host 1.2.3.4", 11, `ether address "1.2.3.4" is not a MAC address`},
+		{"ether proto 100", 12, `only EtherType values 1501-65535`},
+		{"ip6 host 10.0.0.1", 4, `does not fit the protocol qualifier`},
+		{"ip src port 80", 7, `expected "host" or "net", got "port"`},
+		{"udp[0] + 1 = 2", 7, `unexpected character '+'`},
+		{"less", 4, `expression ends where a length was expected`},
+		{"tcp | udp", 4, `unexpected "|" (use "||"`},
+		{"tcp and and", 8, `expected a primitive, got "and"`},
+		{"udp or )", 7, `expected a primitive, got ")"`},
+	} {
+		_, err := Compile(tc.expr, 0)
+		var e *Error
+		if !errors.As(err, &e) {
+			t.Errorf("Compile(%q): %v, want an *Error", tc.expr, err)
+			continue
+		}
+		if e.Pos != tc.pos || !strings.Contains(e.Msg, tc.msg) {
+			t.Errorf("Compile(%q): %q at %d, want %q at %d", tc.expr, e.Msg, e.Pos, tc.msg, tc.pos)
+		}
 	}
 }
