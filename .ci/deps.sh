@@ -10,6 +10,7 @@ declare -A need=(
   [tcpreplay]=tcpreplay
   [column]=bsdextrautils
   [systemd-analyze]=systemd
+  [openssl]=openssl     # deploy/tls/gen-certs.sh and its test
   [chromium]=chromium   # the browser tests drive Debian's chromium (playwright cannot download one)
   [node]=nodejs
   [npm]=npm
