@@ -11,6 +11,7 @@ declare -A need=(
   [column]=bsdextrautils
   [systemd-analyze]=systemd
   [openssl]=openssl     # deploy/tls/gen-certs.sh and its test
+  [setcap]=libcap2-bin  # the make-run tests set file capabilities on a copied sensor
   [chromium]=chromium   # the browser tests drive Debian's chromium (playwright cannot download one)
   [node]=nodejs
   [npm]=npm
