@@ -1,13 +1,17 @@
 package deploy
 
 import (
+	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -23,9 +27,14 @@ func readUnit(t *testing.T, name string) unit {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("systemd", name))
 	require.NoError(t, err)
+	return parseUnit(t, name, string(b))
+}
+
+func parseUnit(t *testing.T, name, text string) unit {
+	t.Helper()
 	u := unit{name: name, service: map[string][]string{}}
 	section := ""
-	for _, line := range strings.Split(string(b), "\n") {
+	for _, line := range strings.Split(text, "\n") {
 		line = strings.TrimSpace(line)
 		switch {
 		case line == "" || line[0] == '#' || line[0] == ';':
@@ -237,4 +246,167 @@ func TestReadmeInstallsWhatTheUnitsLoad(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestReadmeWalkthroughRuns executes the walkthrough's commands on this machine: host A and
+// host B are two directories, / is a temporary root (the commands' /etc/netwatch,
+// /etc/systemd/system and /usr/local/bin are moved under it, in the commands and in the
+// installed settings), ssh and scp run locally and systemctl only records its arguments. Then
+// each installed unit's ExecStart runs as systemd would run it: as an unprivileged user (the
+// sensor with the unit's two ambient capabilities), %d a directory holding the unit's
+// LoadCredential= files, %S the state root; the sensor, capturing on lo, reaches the collector
+// over mutual TLS with the walkthrough's certificates.
+func TestReadmeWalkthroughRuns(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the units' commands run as user nobody, the sensor with ambient capabilities")
+	}
+	sensorBin, collectorBin := build(t)
+	blocks := readmeSection(t, "systemd: a collector on host A, a sensor on host B, mutual TLS")
+	root, hostA, hostB := t.TempDir(), t.TempDir(), t.TempDir()
+	for _, d := range []string{"etc/systemd/system", "usr/local/bin", "var/lib"} {
+		require.NoError(t, os.MkdirAll(filepath.Join(root, d), 0o755))
+	}
+	require.NoError(t, os.MkdirAll(filepath.Join(hostA, "bin"), 0o755))
+	for _, b := range []string{sensorBin, collectorBin} {
+		data, err := os.ReadFile(b)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(hostA, "bin", filepath.Base(b)), data, 0o755))
+	}
+	here, err := os.Getwd()
+	require.NoError(t, err)
+	require.NoError(t, os.Symlink(here, filepath.Join(hostA, "deploy")))
+
+	prelude := `set -euo pipefail
+R=` + root + ` HOST_B=` + hostB + `
+export PATH="$R/usr/local/bin:$PATH"
+sudo() { "$@"; }
+make() { :; } # the binaries are built already
+ssh() { shift; (cd "$HOST_B" && "$@"); }
+scp() { local a=("$@"); local dst=${a[-1]}; unset 'a[-1]'; cp -r "${a[@]}" "$HOST_B/${dst#*:}"; }
+systemctl() { echo "$*" >>"$R/systemctl.log"; }
+install() { command install "$@"; local dst=${@: -1}; [[ $dst != *.yaml ]] || sed -i "s#/etc/netwatch/#$R/etc/netwatch/#g" "$dst"; }
+`
+	relocate := strings.NewReplacer("/etc/netwatch", root+"/etc/netwatch", "/etc/systemd/system", root+"/etc/systemd/system",
+		"/usr/local/bin", root+"/usr/local/bin")
+	var onA, onB []string
+	for _, b := range blocks {
+		switch {
+		case strings.Contains(b, "cd netwatch-sensor"):
+			onB = append(onB, relocate.Replace(b))
+		case strings.Contains(b, "curl "):
+			// The checks need the running services; done below.
+		default:
+			onA = append(onA, relocate.Replace(b))
+		}
+	}
+	require.NotEmpty(t, onB)
+	for _, s := range []struct{ dir, script string }{{hostA, strings.Join(onA, "\n")}, {hostB, strings.Join(onB, "\n")}} {
+		cmd := exec.Command("bash", "-c", prelude+s.script)
+		cmd.Dir = s.dir
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "in %s:\n%s\n%s", s.dir, s.script, out)
+	}
+	log, err := os.ReadFile(filepath.Join(root, "systemctl.log"))
+	require.NoError(t, err)
+	assert.Contains(t, string(log), "enable --now netwatch-collector")
+	assert.Contains(t, string(log), "enable --now netwatch-sensor")
+	for _, f := range []string{"etc/netwatch/tls/collector.key", "etc/netwatch/tls/sensor.key"} {
+		st, err := os.Stat(filepath.Join(root, f))
+		require.NoError(t, err)
+		assert.Equal(t, os.FileMode(0o600), st.Mode().Perm(), f)
+	}
+
+	// The collector as its installed unit runs it, on loopback ports instead of 9090/8080.
+	collectorLog := startUnit(t, root, "netwatch-collector.service", nil,
+		"--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--log-format", "json")
+	var grpcAddr, httpURL string
+	for grpcAddr == "" {
+		for _, line := range strings.Split(collectorLog.String(), "\n") {
+			var rec struct{ Msg, GRPC, HTTP string }
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "collector started" {
+				grpcAddr, httpURL = rec.GRPC, rec.HTTP
+			}
+		}
+		require.False(t, collectorLog.exited(), "collector exited: %s", collectorLog.String())
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The sensor dials 127.0.0.1 but checks the name of step 1 in the collector's certificate.
+	const capNetAdmin, capNetRaw = 12, 13
+	sensorLog := startUnit(t, root, "netwatch-sensor.service", []uintptr{capNetRaw, capNetAdmin},
+		"--collector", grpcAddr, "--tls-server-name", "collector.example.net", "--interface", "lo", "--metrics-listen", "")
+	// Until the collector lists it connected (the test's -timeout bounds this).
+	for {
+		resp, err := http.Get(httpURL + "api/v1/sensors")
+		require.NoError(t, err)
+		var body struct{ Sensors []map[string]any }
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
+		resp.Body.Close()
+		if len(body.Sensors) == 1 && body.Sensors[0]["sensorId"] == "sensor-b" && body.Sensors[0]["connected"] == true {
+			break
+		}
+		require.False(t, sensorLog.exited(), "sensor exited: %s", sensorLog.String())
+		if l := sensorLog.String(); strings.Contains(l, "x509:") || strings.Contains(l, "tls:") {
+			t.Fatalf("TLS handshake failed: %s\ncollector: %s", l, collectorLog.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// unitProcess is the output of a unit's process and whether it has exited.
+type unitProcess struct {
+	syncBuffer
+	done chan struct{}
+}
+
+func (p *unitProcess) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// startUnit runs the ExecStart of a unit installed under root the way systemd would: %d is a
+// fresh directory holding its LoadCredential= files (readable only by the service's user),
+// %S is root/var/lib with the StateDirectory= created, the user is nobody with the given
+// ambient capabilities only. extra flags go last (they win).
+func startUnit(t *testing.T, root, name string, ambient []uintptr, extra ...string) *unitProcess {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, "etc/systemd/system", name))
+	require.NoError(t, err)
+	u := parseUnit(t, name, string(b))
+	creds := filepath.Join(t.TempDir(), "credentials")
+	require.NoError(t, os.Mkdir(creds, 0o700))
+	for _, c := range u.credentials() {
+		data, err := os.ReadFile(filepath.Join(root, c.source))
+		require.NoError(t, err, "%s: LoadCredential=%s:%s", name, c.id, c.source)
+		require.NoError(t, os.WriteFile(filepath.Join(creds, c.id), data, 0o400))
+		require.NoError(t, os.Chown(filepath.Join(creds, c.id), nobody, nobody))
+	}
+	require.NoError(t, os.Chown(creds, nobody, nobody))
+	state := filepath.Join(root, "var/lib")
+	for _, s := range u.service["StateDirectory"] {
+		p := filepath.Join(state, s)
+		require.NoError(t, os.MkdirAll(p, 0o700))
+		require.NoError(t, os.Chown(p, nobody, nobody))
+	}
+	for _, start := range []string{filepath.Dir(creds), state} { // nobody reaches both
+		for d := start; strings.HasPrefix(d, os.TempDir()) && d != os.TempDir(); d = filepath.Dir(d) {
+			require.NoError(t, os.Chmod(d, 0o755))
+		}
+	}
+	args := strings.Fields(u.one(t, "ExecStart"))
+	for i, a := range args {
+		args[i] = strings.NewReplacer("%d", creds, "%S", state).Replace(a)
+	}
+	cmd := exec.Command(filepath.Join(root, args[0]), append(args[1:], extra...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}, AmbientCaps: ambient}
+	cmd.Env = []string{"CREDENTIALS_DIRECTORY=" + creds}
+	p := &unitProcess{done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p, p
+	require.NoError(t, cmd.Start())
+	go func() { cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-p.done })
+	return p
 }
