@@ -5,12 +5,14 @@ package deploy
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -18,19 +20,40 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
+var (
+	buildOnce          sync.Once
+	buildDir, buildErr = "", error(nil)
+)
+
+// TestMain removes the binaries build compiled.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
 // build compiles both binaries once per test run.
 func build(t *testing.T) (sensor, collector string) {
 	t.Helper()
-	dir := t.TempDir()
-	for _, b := range []struct{ out, pkg string }{
-		{"netwatch-sensor", "netwatch.dev/sensor/cmd/netwatch-sensor"},
-		{"netwatch-collector", "netwatch.dev/collector/cmd/netwatch-collector"},
-	} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b.out), b.pkg)
-		out, err := cmd.CombinedOutput()
-		require.NoError(t, err, "go build %s: %s", b.pkg, out)
-	}
-	return filepath.Join(dir, "netwatch-sensor"), filepath.Join(dir, "netwatch-collector")
+	buildOnce.Do(func() {
+		if buildDir, buildErr = os.MkdirTemp("", "netwatch-deploy-bin"); buildErr != nil {
+			return
+		}
+		for _, b := range []struct{ out, pkg string }{
+			{"netwatch-sensor", "netwatch.dev/sensor/cmd/netwatch-sensor"},
+			{"netwatch-collector", "netwatch.dev/collector/cmd/netwatch-collector"},
+		} {
+			out, err := exec.Command("go", "build", "-o", filepath.Join(buildDir, b.out), b.pkg).CombinedOutput()
+			if err != nil {
+				buildErr = fmt.Errorf("go build %s: %v: %s", b.pkg, err, out)
+				return
+			}
+		}
+	})
+	require.NoError(t, buildErr)
+	return filepath.Join(buildDir, "netwatch-sensor"), filepath.Join(buildDir, "netwatch-collector")
 }
 
 // TestSystemdUnitsVerify runs `systemd-analyze verify` on both units, with ExecStart

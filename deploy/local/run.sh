@@ -23,12 +23,26 @@ elif [[ -z $iface ]]; then
 else
   sensor_args=(--interface "$iface")
 fi
-if [[ $mode != demo && $(id -u) -ne 0 ]] && ! getcap bin/netwatch-sensor 2>/dev/null | grep -q cap_net_raw; then
+# Live capture needs CAP_NET_RAW. Stop early with the fix only when we know the sensor lacks
+# it: not root, no CAP_NET_RAW inherited (ambient), and getcap (libcap2-bin, in /usr/sbin,
+# which a plain user's PATH often lacks) shows none on the binary. Without getcap, start
+# anyway: the sensor names the missing capability itself.
+can_capture() {
+  [[ $(id -u) -eq 0 ]] && return 0
+  local amb
+  amb=$(awk '/^CapAmb:/ {print $2}' /proc/$$/status 2>/dev/null)
+  [[ -n $amb ]] && (((0x$amb >> 13) & 1)) && return 0 # CAP_NET_RAW is capability 13
+  local getcap
+  getcap=$(PATH="$PATH:/usr/sbin:/sbin" command -v getcap) || return 0
+  "$getcap" bin/netwatch-sensor 2>/dev/null | grep -q cap_net_raw
+}
+if [[ $mode != demo ]] && ! can_capture; then
   cat >&2 <<MSG
-run: live capture needs CAP_NET_RAW. Either
+run: live capture needs CAP_NET_RAW, which bin/netwatch-sensor does not have. Either
   sudo make run
-or give the sensor binary the capability once:
+or give the sensor binary the capability (again whenever make rebuilds it):
   sudo setcap cap_net_raw,cap_net_admin+ep bin/netwatch-sensor && make run
+or try it without capture: make demo
 MSG
   exit 2
 fi
@@ -43,7 +57,9 @@ stop() {
   done
   echo "run: stopped"
 }
-trap stop INT TERM EXIT
+trap 'stop; exit 130' INT
+trap 'stop; exit 143' TERM
+trap stop EXIT
 
 # Each binary in its own session: Ctrl-C reaches only this script, which then stops them
 # in order instead of both at once.
@@ -61,4 +77,7 @@ what="capturing on $iface"
 [[ $mode == demo ]] && what="replaying $pcap in a loop"
 echo "  Netwatch dashboard: http://127.0.0.1:$http_port/    ($what; Ctrl-C stops)"
 echo
-wait -n "${pids[@]}" || true
+status=0
+wait -n "${pids[@]}" || status=$?
+echo "run: a process exited (status $status); its message is above. Stopping." >&2
+exit "$status"
