@@ -118,7 +118,8 @@ func handshakeReason(err error) (reason string, quiet bool) {
 		}
 		return "not a TLS record: " + rec.Msg, false
 	case strings.Contains(err.Error(), "didn't provide a certificate"):
-		return "no client certificate: --tls-client-ca requires one (the sensor's --tls-cert and --tls-key)", false
+		// A Go client sends none when its own is not of a CA in --tls-client-ca.
+		return "no client certificate: --tls-client-ca requires one signed by it (the sensor's --tls-cert and --tls-key)", false
 	case errors.As(err, &unknownCA):
 		return "client certificate of an unknown CA: not signed by --tls-client-ca", false
 	case errors.As(err, &invalid):
