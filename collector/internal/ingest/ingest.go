@@ -261,6 +261,9 @@ func (s *Service) StartContext(ctx context.Context) error {
 			}
 			return nil
 		})
+		if err == nil && ctx.Err() != nil {
+			err = fmt.Errorf("replay of %s interrupted: %w", s.cfg.DataDir, context.Cause(ctx))
+		}
 		if err != nil {
 			unlock()
 			return err
