@@ -51,7 +51,7 @@ func parse(args []string, stdout, stderr io.Writer) (s settings, code int) {
 	fs.StringVar(&cfg.AuthToken, "api-token", "", "bearer token required by the API and /metrics (also NETWATCH_AUTH_TOKEN); without it the API stays on loopback")
 	fs.StringVar(&cfg.AuthToken, "auth-token", cfg.AuthToken, "alias of --api-token")
 	tokenFile := fs.String("api-token-file", "", "file holding the API token (first line), instead of --api-token")
-	fs.BoolVar(&cfg.AllowUnauthenticated, "allow-unauthenticated", false, "serve the API on a non-loopback --http-listen without a token (logs a warning)")
+	fs.BoolVar(&cfg.AllowUnauthenticated, "allow-unauthenticated", false, "serve the API without a token beyond loopback: REST on a non-loopback --http-listen, gRPC queries from any client (logs a warning)")
 	fs.IntVar(&cfg.RateLimit.Remote, "rate-limit", cfg.RateLimit.Remote, "API requests per minute per remote client IP (0: no limit)")
 	fs.IntVar(&cfg.RateLimit.Local, "rate-limit-local", cfg.RateLimit.Local, "API requests per minute per loopback client (0: no limit)")
 	corsOrigins := fs.String("cors-origin", "", "comma-separated origins (scheme://host[:port]) allowed to call the API cross-origin; empty: same-origin only")

@@ -47,7 +47,7 @@ type Config struct {
 	// AllowUnauthenticated is set.
 	AuthToken string
 	// AllowUnauthenticated lets the API listen beyond loopback without a token (a
-	// warning is logged).
+	// warning is logged), and the gRPC query service answer clients beyond loopback.
 	AllowUnauthenticated bool
 	// RateLimit is API requests per minute per client IP (Remote: seed 100; Local,
 	// loopback clients: seed 1000). Zero: no limit.
@@ -218,6 +218,9 @@ func New(cfg Config, log *slog.Logger) (*Collector, error) {
 	}
 	if host, _, _ := net.SplitHostPort(cfg.HTTPListen); cfg.AuthToken == "" && !isLoopback(host) {
 		log.Warn("allow-unauthenticated: the API and /metrics answer anyone who can reach them", "http-listen", cfg.HTTPListen)
+	}
+	if host, _, _ := net.SplitHostPort(cfg.GRPCListen); cfg.AuthToken == "" && cfg.AllowUnauthenticated && !isLoopback(host) {
+		log.Warn("allow-unauthenticated: the gRPC query service answers anyone who can reach it", "grpc-listen", cfg.GRPCListen)
 	}
 	c.latency = telemetry.NewLatency(append(api.RESTEndpoints(), grpcEndpoints()...)...)
 	opts = append(opts, grpc.ChainUnaryInterceptor(c.guard.unary, observeQueries(c.latency)), grpc.ChainStreamInterceptor(c.guard.stream))
