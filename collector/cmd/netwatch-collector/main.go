@@ -28,7 +28,19 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
+// settings are what the command line, the environment and the config file set.
+type settings struct {
+	cfg       app.Config
+	tokenFile string
+	logLevel  slog.Level
+	logFormat string
+	check     bool
+	effective string // flagconfig.Print: what a reload compares
+}
+
+// parse reads the settings; code >= 0 means exit with it (errors are written to
+// stderr). A reload calls it again with the same arguments.
+func parse(args []string, stdout, stderr io.Writer) (s settings, code int) {
 	cfg := app.DefaultConfig()
 	cfg.Version = version
 	fs := flag.NewFlagSet("netwatch-collector", flag.ContinueOnError)
@@ -39,9 +51,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.AuthToken, "api-token", "", "bearer token required by the API and /metrics (also NETWATCH_AUTH_TOKEN); without it the API stays on loopback")
 	fs.StringVar(&cfg.AuthToken, "auth-token", cfg.AuthToken, "alias of --api-token")
 	tokenFile := fs.String("api-token-file", "", "file holding the API token (first line), instead of --api-token")
-	fs.BoolVar(&cfg.AllowUnauthenticated, "allow-unauthenticated", false, "serve the API on a non-loopback --http-listen without a token (logs a warning)")
-	fs.IntVar(&cfg.RateLimit.Remote, "rate-limit", cfg.RateLimit.Remote, "API requests per minute per remote client IP (0: no limit)")
-	fs.IntVar(&cfg.RateLimit.Local, "rate-limit-local", cfg.RateLimit.Local, "API requests per minute per loopback client (0: no limit)")
+	fs.BoolVar(&cfg.AllowUnauthenticated, "allow-unauthenticated", false, "serve the API without a token beyond loopback: REST on a non-loopback --http-listen, gRPC queries from any client (logs a warning)")
+	fs.IntVar(&cfg.RateLimit.Remote, "rate-limit", cfg.RateLimit.Remote, "API requests (REST and gRPC queries together) per minute per remote client IP (0: no limit)")
+	fs.IntVar(&cfg.RateLimit.Local, "rate-limit-local", cfg.RateLimit.Local, "API requests (REST and gRPC queries together) per minute per loopback client (0: no limit)")
 	corsOrigins := fs.String("cors-origin", "", "comma-separated origins (scheme://host[:port]) allowed to call the API cross-origin; empty: same-origin only")
 	fs.DurationVar(&cfg.Retention, "retention", cfg.Retention, "how long flows are kept after their last update")
 	fs.IntVar(&cfg.MaxFlows, "max-flows", cfg.MaxFlows, "flows kept at most; the oldest-idle are evicted beyond it")
@@ -86,43 +98,43 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "netwatch-collector: %v\n", err)
 		}
 		if errors.Is(err, flag.ErrHelp) {
-			return 0
+			return s, 0
 		}
-		return 2
+		return s, 2
 	}
 	if v := os.Getenv("NETWATCH_AUTH_ENABLED"); v != "" {
 		on, err := strconv.ParseBool(v)
 		if err != nil {
 			fmt.Fprintf(stderr, "netwatch-collector: environment NETWATCH_AUTH_ENABLED: %q is not true or false\n", v)
-			return 2
+			return s, 2
 		}
 		if on && cfg.AuthToken == "" && *tokenFile == "" {
 			fmt.Fprintln(stderr, "netwatch-collector: api-token: NETWATCH_AUTH_ENABLED is true but no token is set (--api-token, NETWATCH_AUTH_TOKEN or --api-token-file)")
-			return 2
+			return s, 2
 		}
 	}
 	if *printConfig {
 		fmt.Fprint(stdout, flagconfig.Print(fs))
-		return 0
+		return s, 0
 	}
 	if *showVersion {
 		fmt.Fprintln(stdout, "netwatch-collector", version)
-		return 0
+		return s, 0
 	}
 	if *tokenFile != "" {
 		if cfg.AuthToken != "" {
 			fmt.Fprintln(stderr, "netwatch-collector: api-token-file: give either --api-token (or NETWATCH_AUTH_TOKEN) or --api-token-file")
-			return 2
+			return s, 2
 		}
 		b, err := os.ReadFile(*tokenFile)
 		if err != nil {
 			fmt.Fprintf(stderr, "netwatch-collector: api-token-file: %v\n", err)
-			return 2
+			return s, 2
 		}
 		line, _, _ := strings.Cut(string(b), "\n")
 		if cfg.AuthToken = strings.TrimSpace(line); cfg.AuthToken == "" {
 			fmt.Fprintf(stderr, "netwatch-collector: api-token-file: %s holds no token on its first line\n", *tokenFile)
-			return 2
+			return s, 2
 		}
 	}
 	for _, o := range strings.Split(*corsOrigins, ",") {
@@ -133,34 +145,82 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		fmt.Fprintf(stderr, "netwatch-collector: log-level: %q is not one of debug, info, warn, error\n", *logLevel)
-		return 2
+		return s, 2
 	}
-	var log *slog.Logger
-	switch *logFormat {
-	case "text":
-		log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	case "json":
-		log = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
-	default:
+	if *logFormat != "text" && *logFormat != "json" {
 		fmt.Fprintf(stderr, "netwatch-collector: log-format: %q is not one of text, json\n", *logFormat)
-		return 2
+		return s, 2
 	}
-	c, err := app.New(cfg, log)
+	return settings{cfg: cfg, tokenFile: *tokenFile, logLevel: level, logFormat: *logFormat, check: *check, effective: flagconfig.Print(fs)}, -1
+}
+
+// run is the whole program; it returns the exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	// Signals from the start: SIGHUP's default action would kill the collector, and
+	// a SIGTERM during a long replay of the durable log must stop it cleanly.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	s, code := parse(args, stdout, stderr)
+	if code >= 0 {
+		return code
+	}
+	level := new(slog.LevelVar)
+	level.Set(s.logLevel)
+	hopts := &slog.HandlerOptions{Level: level}
+	log := slog.New(slog.NewTextHandler(stderr, hopts))
+	if s.logFormat == "json" {
+		log = slog.New(slog.NewJSONHandler(stderr, hopts))
+	}
+	c, err := app.New(s.cfg, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "netwatch-collector: %v\n", err)
 		return 2
 	}
-	if *check {
+	if s.check {
 		fmt.Fprintln(stdout, "configuration ok")
 		return 0
 	}
-	if err := c.Start(); err != nil {
-		fmt.Fprintf(stderr, "netwatch-collector: %v\n", err)
-		return 1
+	r := &reloader{args: args, cur: s, c: c, log: log, level: level}
+	startCtx, cancelStart := context.WithCancel(context.Background())
+	defer cancelStart()
+	started := make(chan error, 1)
+	go func() { started <- c.StartContext(startCtx) }()
+	stopping := false // a stop was asked for during the replay
+	for {
+		select {
+		case err := <-started:
+			started = nil
+			if err != nil {
+				if stopping {
+					log.Info("stopped during the replay of the durable log")
+					return 0
+				}
+				fmt.Fprintf(stderr, "netwatch-collector: %v\n", err)
+				return 1
+			}
+			if !stopping {
+				continue
+			}
+		case sig := <-sigs:
+			switch {
+			case sig == syscall.SIGHUP:
+				r.reload()
+				continue
+			case stopping:
+				log.Warn("exiting without waiting for the replay of the durable log to stop", "signal", sig.String())
+				return 1
+			case started != nil:
+				// The replay only reads (and truncates a torn tail): interrupting it
+				// loses nothing. It stops between two records.
+				log.Info("stopping: interrupting the replay of the durable log (signal again to exit at once)", "signal", sig.String())
+				stopping = true
+				cancelStart()
+				continue
+			}
+		}
+		break
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	<-ctx.Done()
 	log.Info("stopping")
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -7,10 +7,10 @@ package api
 import (
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/hex"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -34,6 +34,8 @@ type Options struct {
 	// Token, when set, is required as "Authorization: Bearer TOKEN" on every /api/
 	// call but /api/v1/health, and on /metrics.
 	Token string
+	// Auth, when set, replaces Token: a token that can change while serving.
+	Auth *Token
 	// Now is the clock for error timestamps and the rate limit.
 	Now func() time.Time
 	// UI serves everything outside /api/ (the embedded dashboard); nil: 404.
@@ -41,6 +43,8 @@ type Options struct {
 	Log *slog.Logger
 	// RateLimit per client IP on /api/ and /metrics; zero fields: no limit.
 	RateLimit RateLimit
+	// Limiter, when set, replaces RateLimit: one shared with other APIs.
+	Limiter *Limiter
 	// CORSOrigins may call the API from their pages; empty: same-origin only.
 	CORSOrigins []string
 	// Metrics serves /metrics (Prometheus); nil: not served.
@@ -59,11 +63,11 @@ const OpenAPIPath = "/api/v1/openapi.json"
 // and the UI, with request ids, security headers, CORS, rate limits and the token.
 type Handler struct {
 	http.Handler
-	limiter *limiter
+	limited atomic.Uint64
 }
 
 // RateLimited is the number of requests refused by the rate limit since start.
-func (h *Handler) RateLimited() uint64 { return h.limiter.limited.Load() }
+func (h *Handler) RateLimited() uint64 { return h.limited.Load() }
 
 // NewHandler builds the HTTP handler for /api/v1, /metrics and the UI.
 //
@@ -114,16 +118,25 @@ func NewHandler(ctx context.Context, qs netwatchv1.QueryServiceServer, opts Opti
 	for path, h := range opts.Routes {
 		api.Handle(path, h)
 	}
-	lim := newLimiter(opts.RateLimit, opts.Now)
+	lim := opts.Limiter
+	if lim == nil {
+		lim = NewLimiter(opts.RateLimit, opts.Now)
+	}
+	tok := opts.Auth
+	if tok == nil {
+		tok = NewToken(opts.Token)
+	}
+	h := &Handler{}
 	root := http.NewServeMux()
-	root.Handle("/api/", cors(opts.CORSOrigins, eh, rateLimit(lim, eh, authenticate(opts.Token, eh, checkParams(routes, eh, api)))))
+	root.Handle("/api/", cors(opts.CORSOrigins, eh, rateLimit(lim, &h.limited, eh, authenticate(tok, eh, checkParams(routes, eh, api)))))
 	if opts.Metrics != nil {
-		root.Handle("/metrics", rateLimit(lim, eh, authenticate(opts.Token, eh, opts.Metrics)))
+		root.Handle("/metrics", rateLimit(lim, &h.limited, eh, authenticate(tok, eh, opts.Metrics)))
 	}
 	if opts.UI != nil {
 		root.Handle("/", opts.UI)
 	}
-	return &Handler{Handler: withRequestID(securityHeaders(root)), limiter: lim}, nil
+	h.Handler = withRequestID(securityHeaders(root))
+	return h, nil
 }
 
 // instrument records the latency of query-service requests by path (the REST routes;
@@ -169,11 +182,7 @@ func withRequestID(next http.Handler) http.Handler {
 	})
 }
 
-func authenticate(token string, eh errorHandler, next http.Handler) http.Handler {
-	if token == "" {
-		return next
-	}
-	want := []byte("Bearer " + token)
+func authenticate(token *Token, eh errorHandler, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Health stays open: load balancers and orchestrators probe it without
 		// credentials, and it says nothing about the traffic.
@@ -181,8 +190,7 @@ func authenticate(token string, eh errorHandler, next http.Handler) http.Handler
 			next.ServeHTTP(w, r)
 			return
 		}
-		got := []byte(r.Header.Get("Authorization"))
-		if subtle.ConstantTimeCompare(got, want) != 1 {
+		if !token.Accepts(r.Header.Get("Authorization")) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="netwatch"`)
 			eh.write(w, r, http.StatusUnauthorized, "UNAUTHENTICATED", "a valid bearer token is required", nil)
 			return

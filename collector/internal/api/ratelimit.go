@@ -19,16 +19,15 @@ type RateLimit struct {
 	Local int
 }
 
-// limiter is a token bucket per client IP: a client may burst its whole minute's
+// Limiter is a token bucket per client IP: a client may burst its whole minute's
 // allowance, which refills continuously. The client is the connection's peer
-// address (X-Forwarded-For is not trusted: anyone can write it).
-type limiter struct {
-	limits   RateLimit
-	now      func() time.Time
-	mu       sync.Mutex
-	buckets  map[netip.Addr]*tokenBucket
-	lastScan time.Time
-	limited  atomic.Uint64
+// address (X-Forwarded-For is not trusted: anyone can write it). One Limiter serves
+// the REST API and the gRPC query service, so a client has one allowance for both.
+type Limiter struct {
+	limits  RateLimit
+	now     func() time.Time
+	mu      sync.Mutex
+	buckets map[netip.Addr]*tokenBucket
 }
 
 type tokenBucket struct {
@@ -39,12 +38,16 @@ type tokenBucket struct {
 // maxClients bounds the buckets kept; beyond it the full ones are dropped first.
 const maxClients = 100_000
 
-func newLimiter(l RateLimit, now func() time.Time) *limiter {
-	return &limiter{limits: l, now: now, buckets: map[netip.Addr]*tokenBucket{}}
+// NewLimiter builds the per-client limiter; now is the clock (nil: time.Now).
+func NewLimiter(l RateLimit, now func() time.Time) *Limiter {
+	if now == nil {
+		now = time.Now
+	}
+	return &Limiter{limits: l, now: now, buckets: map[netip.Addr]*tokenBucket{}}
 }
 
-// allow takes a token for ip; when there is none it returns how long until one.
-func (l *limiter) allow(ip netip.Addr) (time.Duration, bool) {
+// Allow takes a token for ip; when there is none it returns how long until one.
+func (l *Limiter) Allow(ip netip.Addr) (time.Duration, bool) {
 	perMin := l.limits.Remote
 	if ip.IsLoopback() {
 		perMin = l.limits.Local
@@ -72,13 +75,12 @@ func (l *limiter) allow(ip netip.Addr) (time.Duration, bool) {
 		b.tokens--
 		return 0, true
 	}
-	l.limited.Add(1)
 	return time.Duration(math.Ceil((1 - b.tokens) / rate)), false
 }
 
 // sweep drops the buckets that have refilled (their clients are not limited), and if
 // that is not enough, all of them: the limit then restarts for everyone.
-func (l *limiter) sweep(now time.Time) {
+func (l *Limiter) sweep(now time.Time) {
 	for ip, b := range l.buckets {
 		if now.Sub(b.at) >= time.Minute {
 			delete(l.buckets, ip)
@@ -90,22 +92,29 @@ func (l *limiter) sweep(now time.Time) {
 }
 
 // clientIP is the peer address of r.
-func clientIP(r *http.Request) netip.Addr {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
+func clientIP(r *http.Request) netip.Addr { return PeerIP(r.RemoteAddr) }
+
+// PeerIP is the IP of a peer address "host:port" (the zero Addr if it has none).
+func PeerIP(addr string) netip.Addr {
+	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		host = r.RemoteAddr
+		host = addr
 	}
 	a, _ := netip.ParseAddr(host)
 	return a.Unmap()
 }
 
+// RetryAfterSeconds is wait in whole seconds, at least 1 (the Retry-After header).
+func RetryAfterSeconds(wait time.Duration) int64 { return max(int64(math.Ceil(wait.Seconds())), 1) }
+
 // rateLimit answers 429 with Retry-After (whole seconds, at least 1) and the error
 // body when the client is over its limit.
-func rateLimit(l *limiter, eh errorHandler, next http.Handler) http.Handler {
+func rateLimit(l *Limiter, refused *atomic.Uint64, eh errorHandler, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		wait, ok := l.allow(clientIP(r))
+		wait, ok := l.Allow(clientIP(r))
 		if !ok {
-			secs := max(int64(math.Ceil(wait.Seconds())), 1)
+			refused.Add(1)
+			secs := RetryAfterSeconds(wait)
 			w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
 			eh.write(w, r, http.StatusTooManyRequests, "RESOURCE_EXHAUSTED",
 				"rate limit exceeded: retry in "+strconv.FormatInt(secs, 10)+"s", map[string]string{"retryAfterSeconds": strconv.FormatInt(secs, 10)})

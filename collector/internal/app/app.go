@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -46,7 +47,7 @@ type Config struct {
 	// AllowUnauthenticated is set.
 	AuthToken string
 	// AllowUnauthenticated lets the API listen beyond loopback without a token (a
-	// warning is logged).
+	// warning is logged), and the gRPC query service answer clients beyond loopback.
 	AllowUnauthenticated bool
 	// RateLimit is API requests per minute per client IP (Remote: seed 100; Local,
 	// loopback clients: seed 1000). Zero: no limit.
@@ -159,6 +160,11 @@ type Collector struct {
 	live   *live.Hub
 
 	latency *telemetry.Latency
+	token   *api.Token   // the API token: REST, gRPC queries, live push
+	limiter *api.Limiter // per-client rate limit of REST and gRPC queries
+	guard   *queryGuard
+	// sensorTokens are those of SensorTokenFile in force (reloads compare with them).
+	sensorTokens map[string]string
 
 	grpcLis, httpLis net.Listener
 	wg               sync.WaitGroup
@@ -176,7 +182,9 @@ func New(cfg Config, log *slog.Logger) (*Collector, error) {
 		return nil, err
 	}
 	st := store.New(scfg)
-	c := &Collector{cfg: cfg, log: log, store: st, query: query.New(st, cfg.Version, time.Now)}
+	c := &Collector{cfg: cfg, log: log, store: st, query: query.New(st, cfg.Version, time.Now),
+		token: api.NewToken(cfg.AuthToken), limiter: api.NewLimiter(cfg.RateLimit, time.Now)}
+	c.guard = &queryGuard{token: c.token, limiter: c.limiter, allowUnauthenticated: cfg.AllowUnauthenticated}
 	c.query.CacheTopTalkers(time.Second)
 	icfg := ingest.DefaultConfig()
 	icfg.DataDir, icfg.Retention, icfg.MaxSensors, icfg.Version = cfg.DataDir, cfg.Retention, cfg.MaxSensors, cfg.Version
@@ -185,7 +193,7 @@ func New(cfg Config, log *slog.Logger) (*Collector, error) {
 		if err != nil {
 			return nil, err
 		}
-		icfg.Tokens = toks
+		icfg.Tokens, c.sensorTokens = toks, toks
 	}
 	in, err := ingest.New(icfg, st, log, time.Now)
 	if err != nil {
@@ -202,7 +210,7 @@ func New(cfg Config, log *slog.Logger) (*Collector, error) {
 		if err != nil {
 			return nil, err
 		}
-		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
+		opts = append(opts, grpc.Creds(handshakeLogged{credentials.NewTLS(tc), newHandshakeLog(log, 30*time.Second, time.Now)}))
 	} else if cfg.Insecure {
 		if host, _, _ := net.SplitHostPort(cfg.GRPCListen); !isLoopback(host) {
 			log.Warn("insecure: sensors and gRPC clients talk to this collector in plaintext", "grpc-listen", cfg.GRPCListen)
@@ -211,13 +219,51 @@ func New(cfg Config, log *slog.Logger) (*Collector, error) {
 	if host, _, _ := net.SplitHostPort(cfg.HTTPListen); cfg.AuthToken == "" && !isLoopback(host) {
 		log.Warn("allow-unauthenticated: the API and /metrics answer anyone who can reach them", "http-listen", cfg.HTTPListen)
 	}
+	if host, _, _ := net.SplitHostPort(cfg.GRPCListen); cfg.AuthToken == "" && cfg.AllowUnauthenticated && !isLoopback(host) {
+		log.Warn("allow-unauthenticated: the gRPC query service answers anyone who can reach it", "grpc-listen", cfg.GRPCListen)
+	}
 	c.latency = telemetry.NewLatency(append(api.RESTEndpoints(), grpcEndpoints()...)...)
-	opts = append(opts, grpc.ChainUnaryInterceptor(observeQueries(c.latency)))
+	opts = append(opts, grpc.ChainUnaryInterceptor(c.guard.unary, observeQueries(c.latency)), grpc.ChainStreamInterceptor(c.guard.stream))
 	c.grpc = grpc.NewServer(opts...)
 	netwatchv1.RegisterQueryServiceServer(c.grpc, c.query)
 	netwatchv1.RegisterSensorServiceServer(c.grpc, c.ingest)
-	reflection.Register(c.grpc) // grpcurl and other tools list and describe the services
+	// grpcurl and other tools list and describe the services; reflection follows the
+	// query service's rules (queryGuard).
+	reflection.Register(c.grpc)
 	return c, nil
+}
+
+// SetAPIToken replaces the API token of the REST API, the gRPC query service and
+// the live push while they serve. A token the configuration needs (a non-loopback
+// HTTPListen) cannot be removed.
+func (c *Collector) SetAPIToken(tok string) error {
+	cfg := c.cfg
+	cfg.AuthToken = tok
+	if err := cfg.Check(); err != nil {
+		return err
+	}
+	c.token.Set(tok)
+	return nil
+}
+
+// ReloadSensorTokens reads the sensors' token file path ("": no tokens required)
+// and puts it in force for the streams opened from now on. changed reports whether
+// the tokens differ from those in force. Not safe for concurrent use.
+func (c *Collector) ReloadSensorTokens(path string) (changed bool, err error) {
+	var toks map[string]string
+	if path != "" {
+		if toks, err = readTokens(path); err != nil {
+			return false, err
+		}
+	}
+	if maps.Equal(toks, c.sensorTokens) {
+		return false, nil
+	}
+	if err := c.ingest.SetTokens(toks); err != nil {
+		return false, err
+	}
+	c.sensorTokens = toks
+	return true, nil
 }
 
 // serverTLS loads the gRPC listener's certificate and, for mTLS, the client CA.
@@ -271,7 +317,11 @@ func readTokens(path string) (map[string]string, error) {
 }
 
 // Start listens and serves. The bound addresses are available from GRPCAddr and HTTPAddr.
-func (c *Collector) Start() error {
+func (c *Collector) Start() error { return c.StartContext(context.Background()) }
+
+// StartContext is Start; cancelling start interrupts the replay of the durable log
+// (a stop asked for while starting): it then returns start's error and holds nothing.
+func (c *Collector) StartContext(start context.Context) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
 	var h *api.Handler
@@ -280,18 +330,21 @@ func (c *Collector) Start() error {
 		Counters: []telemetry.Counter{{
 			Name: "netwatch_collector_http_rate_limited_total", Help: "API requests refused with 429 by the per-client rate limit.",
 			Value: func() uint64 { return h.RateLimited() },
+		}, {
+			Name: "netwatch_collector_grpc_rate_limited_total", Help: "gRPC query calls refused with RESOURCE_EXHAUSTED by the per-client rate limit (shared with the REST API).",
+			Value: c.guard.limited.Load,
 		}},
 	})
 	h, err := api.NewHandler(ctx, c.query, api.Options{
-		Token: c.cfg.AuthToken, Log: c.log, UI: webui.Handler(),
-		RateLimit: c.cfg.RateLimit, CORSOrigins: c.cfg.CORSOrigins, Metrics: metrics, Latency: c.latency,
+		Auth: c.token, Log: c.log, UI: webui.Handler(),
+		Limiter: c.limiter, CORSOrigins: c.cfg.CORSOrigins, Metrics: metrics, Latency: c.latency,
 	})
 	if err != nil {
 		cancel()
 		return err
 	}
 	c.http = newHTTPServer(c.withLive(h))
-	if err := c.ingest.Start(); err != nil {
+	if err := c.ingest.StartContext(start); err != nil {
 		cancel()
 		return err
 	}

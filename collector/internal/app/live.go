@@ -7,11 +7,10 @@ import (
 	"netwatch.dev/collector/internal/live"
 )
 
-// newLive builds the live push (GET /api/v1/ws); it shares the API's token.
+// newLive builds the live push (GET /api/v1/ws); it shares the API's token, also
+// when a reload changes it.
 func newLive(c *Collector) (*live.Hub, error) {
-	cfg := c.cfg.Live
-	cfg.Token = c.cfg.AuthToken
-	return live.New(cfg, live.Deps{Query: c.query, Store: c.store, Log: c.log, Now: time.Now})
+	return live.New(c.cfg.Live, live.Deps{Query: c.query, Store: c.store, Log: c.log, Now: time.Now, Token: c.token.Get})
 }
 
 // withLive routes /api/v1/ws to the live push, everything else, untouched, to next

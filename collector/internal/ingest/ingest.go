@@ -145,6 +145,8 @@ type Service struct {
 	log   *slog.Logger
 	store *store.Store
 	now   func() time.Time
+	// tokens is Config.Tokens, replaced by SetTokens.
+	tokens atomic.Pointer[map[string]string]
 
 	mu      sync.Mutex
 	sensors map[string]*sensorEntry
@@ -173,12 +175,31 @@ func New(cfg Config, st *store.Store, log *slog.Logger, now func() time.Time) (*
 	if err := cfg.Check(); err != nil {
 		return nil, err
 	}
-	return &Service{cfg: cfg, log: log, store: st, now: now, pending: semaphore.NewWeighted(cfg.MaxPendingDeltas),
-		sensors: make(map[string]*sensorEntry), boots: make(map[[2]string]*bootState)}, nil
+	s := &Service{cfg: cfg, log: log, store: st, now: now, pending: semaphore.NewWeighted(cfg.MaxPendingDeltas),
+		sensors: make(map[string]*sensorEntry), boots: make(map[[2]string]*bootState)}
+	s.tokens.Store(&cfg.Tokens)
+	return s, nil
+}
+
+// SetTokens replaces the sensors' tokens (see Config.Tokens) while serving: streams
+// opened from now on are checked against them; open streams stay.
+func (s *Service) SetTokens(tokens map[string]string) error {
+	c := s.cfg
+	c.Tokens = tokens
+	if err := c.Check(); err != nil {
+		return err
+	}
+	s.tokens.Store(&tokens)
+	return nil
 }
 
 // Start replays the data directory into the store and starts the committer.
-func (s *Service) Start() error {
+func (s *Service) Start() error { return s.StartContext(context.Background()) }
+
+// StartContext is Start; cancelling ctx interrupts the replay of the data directory
+// (the collector was asked to stop while replaying): it returns ctx's error, having
+// released the directory, and nothing was written to it but a torn tail's truncation.
+func (s *Service) StartContext(ctx context.Context) error {
 	var next uint64
 	if s.cfg.DataDir == "" {
 		s.log.Warn("no data directory: flows are kept in memory only and a collector restart loses them; acknowledged batches are not durable")
@@ -193,7 +214,11 @@ func (s *Service) Start() error {
 		s.unlock = unlock
 		start := time.Now()
 		var batches, flows int
+		var records int
 		next, err = recoverDir(s.cfg.DataDir, s.log, func(p []byte, _ bool) error {
+			if records++; records%1024 == 0 && ctx.Err() != nil {
+				return fmt.Errorf("replay of %s interrupted: %w", s.cfg.DataDir, context.Cause(ctx))
+			}
 			r, err := parseRecord(p)
 			if err != nil {
 				s.log.Warn("durable log: unreadable record skipped", "err", err)
@@ -236,6 +261,9 @@ func (s *Service) Start() error {
 			}
 			return nil
 		})
+		if err == nil && ctx.Err() != nil {
+			err = fmt.Errorf("replay of %s interrupted: %w", s.cfg.DataDir, context.Cause(ctx))
+		}
 		if err != nil {
 			unlock()
 			return err
@@ -401,10 +429,11 @@ func (s *Service) capture() func(io.Writer) error {
 
 // authorize checks the sensor's bearer token when tokens are configured.
 func (s *Service) authorize(ctx context.Context, sensorID string) error {
-	if len(s.cfg.Tokens) == 0 {
+	tokens := *s.tokens.Load()
+	if len(tokens) == 0 {
 		return nil
 	}
-	want, ok := s.cfg.Tokens[sensorID]
+	want, ok := tokens[sensorID]
 	md, _ := metadata.FromIncomingContext(ctx)
 	var got string
 	if v := md.Get("authorization"); len(v) > 0 {

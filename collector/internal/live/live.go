@@ -120,6 +120,9 @@ type Deps struct {
 	Store *store.Store
 	Log   *slog.Logger
 	Now   func() time.Time
+	// Token, when set, is the current token and replaces Config.Token: the
+	// collector's API token, which a SIGHUP can change.
+	Token func() string
 }
 
 // Hub serves GET /api/v1/ws and pushes to its clients.
@@ -330,10 +333,14 @@ func (h *Hub) checkOrigin(r *http.Request) error {
 }
 
 func (h *Hub) authorized(r *http.Request) bool {
-	if h.cfg.Token == "" {
+	tok := h.cfg.Token
+	if h.deps.Token != nil {
+		tok = h.deps.Token()
+	}
+	if tok == "" {
 		return true
 	}
-	want := []byte(h.cfg.Token)
+	want := []byte(tok)
 	if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
 		if subtle.ConstantTimeCompare([]byte(a[7:]), want) == 1 {
 			return true

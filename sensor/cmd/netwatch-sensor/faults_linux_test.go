@@ -39,9 +39,10 @@ func startNSCollector(t *testing.T, ns string, ip netip.Addr) *nsCollector {
 	t.Helper()
 	c := &nsCollector{t: t, addr: netip.AddrPortFrom(ip, 9090).String(), log: &testcollector.Buffer{}, dataDir: t.TempDir()}
 	// ip netns exec execs the collector after entering the namespace: the pid is
-	// the collector's.
+	// the collector's. The test queries it from the root namespace, beyond
+	// loopback: without an API token that needs --allow-unauthenticated.
 	c.cmd = exec.Command("ip", "netns", "exec", ns, collectorBin, "--grpc-listen", c.addr, "--insecure",
-		"--http-listen", "127.0.0.1:8080", "--data-dir", c.dataDir)
+		"--allow-unauthenticated", "--http-listen", "127.0.0.1:8080", "--data-dir", c.dataDir)
 	c.cmd.Stdout, c.cmd.Stderr = c.log, c.log
 	require.NoError(t, c.cmd.Start())
 	t.Cleanup(func() {

@@ -37,6 +37,7 @@ func runLive(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger
 	if err != nil {
 		return err
 	}
+	attachExporter(ctx, exp)
 	if cfg.MetricsListen != "" {
 		stopMetrics, err := serveMetrics(cfg.MetricsListen, out, log)
 		if err != nil {

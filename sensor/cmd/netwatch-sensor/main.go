@@ -57,6 +57,7 @@ type config struct {
 }
 
 func main() {
+	signal.Notify(sighup, syscall.SIGHUP) // reload (reload.go), never the default: exit
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
@@ -73,11 +74,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return max(code, 0)
 	}
-	log, err := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	log, level, err := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
 	if err != nil {
 		fmt.Fprintf(stderr, "netwatch-sensor: %v\n", err)
 		return exitUsage
 	}
+	ctx = watchReloads(ctx, args, cfg, log, level)
 
 	if cfg.Read != "" {
 		err = runOffline(ctx, cfg, stdout, stderr, log)
@@ -272,18 +274,19 @@ func parseSize(field, s string) (int, error) {
 	return v * mult, nil
 }
 
-// newLogger builds the structured logger: level debug|info|warn|error, format text|json.
-func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
-	var lv slog.Level
+// newLogger builds the structured logger: level debug|info|warn|error (in a
+// LevelVar, so a reload can change it), format text|json.
+func newLogger(w io.Writer, level, format string) (*slog.Logger, *slog.LevelVar, error) {
+	lv := new(slog.LevelVar)
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("log-level: %q is not one of debug, info, warn, error", level)
+		return nil, nil, fmt.Errorf("log-level: %q is not one of debug, info, warn, error", level)
 	}
 	opts := &slog.HandlerOptions{Level: lv}
 	switch format {
 	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		return slog.New(slog.NewTextHandler(w, opts)), lv, nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		return slog.New(slog.NewJSONHandler(w, opts)), lv, nil
 	}
-	return nil, fmt.Errorf("log-format: %q is not one of text, json", format)
+	return nil, nil, fmt.Errorf("log-format: %q is not one of text, json", format)
 }

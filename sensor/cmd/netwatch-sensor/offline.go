@@ -29,6 +29,7 @@ func runOffline(ctx context.Context, cfg config, stdout, stderr io.Writer, log *
 	if err != nil {
 		return err
 	}
+	attachExporter(ctx, exp)
 	sh, err := newShard(0, cfg, out)
 	if err != nil {
 		return err

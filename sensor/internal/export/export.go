@@ -86,6 +86,8 @@ type Exporter struct {
 	stats      Stats
 	changed    chan struct{} // closed and replaced whenever the spool shrinks
 	wake       chan struct{} // a new batch for the sender
+	token      string        // Config.Token, replaced by SetToken
+	retry      chan struct{} // SetToken: end the backoff wait now
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -104,7 +106,20 @@ func New(cfg Config, log *slog.Logger, now func() time.Time) (*Exporter, error) 
 	var b [8]byte
 	rand.Read(b[:])
 	return &Exporter{cfg: cfg, log: log, now: now, creds: creds, bootID: hex.EncodeToString(b[:]), start: now(),
-		changed: make(chan struct{}), wake: make(chan struct{}, 1)}, nil
+		changed: make(chan struct{}), wake: make(chan struct{}, 1), token: cfg.Token, retry: make(chan struct{}, 1)}, nil
+}
+
+// SetToken replaces the bearer token (Config.Token) while exporting. A stream that
+// is open stays open: the collector checks the token when a stream opens. A sensor
+// waiting to retry after a refusal retries now.
+func (e *Exporter) SetToken(tok string) {
+	e.mu.Lock()
+	e.token = tok
+	e.mu.Unlock()
+	select {
+	case e.retry <- struct{}{}:
+	default:
+	}
 }
 
 func transportCredentials(cfg Config) (credentials.TransportCredentials, error) {
@@ -311,21 +326,36 @@ func (e *Exporter) run(ctx context.Context) {
 	defer close(e.done)
 	attempt := 0
 	logged := false // "link down" already said since the last "connected"
+	said := ""      // the misconfiguration last explained since the last "connected"
 	for ctx.Err() == nil {
 		welcomed, err := e.session(ctx)
 		if ctx.Err() != nil {
 			return
 		}
 		if welcomed {
-			attempt, logged = 0, false
+			attempt, logged, said = 0, false, ""
 		}
 		e.mu.Lock()
 		e.stats.Connected = false
 		spooled := len(e.spool)
 		e.mu.Unlock()
 		delay := e.backoff(attempt)
-		switch status.Code(err) {
-		case codes.Unauthenticated, codes.PermissionDenied, codes.AlreadyExists, codes.InvalidArgument:
+		hint := ""
+		if !welcomed {
+			hint = e.diagnose(ctx, err)
+		}
+		switch code := status.Code(err); {
+		case hint != "":
+			// The sensor and the collector disagree on TLS: retrying soon will not help.
+			delay = e.cfg.BackoffMax
+			if hint != said {
+				e.log.Error("cannot talk to the collector: "+hint+"; retrying every "+e.cfg.BackoffMax.String(),
+					"collector", e.cfg.Collector, "err", status.Convert(err).Message(), "code", code.String())
+				said, logged = hint, true
+			} else {
+				e.log.Debug("collector still unreachable", "err", err, "retry_in", delay)
+			}
+		case code == codes.Unauthenticated, code == codes.PermissionDenied, code == codes.AlreadyExists, code == codes.InvalidArgument:
 			// Retrying soon will not help: say so once and wait the longest.
 			delay = e.cfg.BackoffMax
 			if !logged {
@@ -347,6 +377,7 @@ func (e *Exporter) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-time.After(delay):
+		case <-e.retry:
 		}
 	}
 }
@@ -383,8 +414,11 @@ func (e *Exporter) session(ctx context.Context) (welcomed bool, err error) {
 	defer conn.Close()
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if e.cfg.Token != "" {
-		sctx = metadata.AppendToOutgoingContext(sctx, "authorization", "Bearer "+e.cfg.Token)
+	e.mu.Lock()
+	token := e.token
+	e.mu.Unlock()
+	if token != "" {
+		sctx = metadata.AppendToOutgoingContext(sctx, "authorization", "Bearer "+token)
 	}
 	stream, err := netwatchv1.NewSensorServiceClient(conn).Ingest(sctx)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -143,6 +144,9 @@ func TestSpoolOverflowDropsOldestAndTheLossReachesTheCollector(t *testing.T) {
 	c := newCollector(t) // not started: the sensor spools
 	cfg := testConfig(c.Addr(), "lossy")
 	cfg.SpoolBytes = 64 << 10
+	// The collector marks a sensor stale after three silent export intervals: 1 s
+	// here (not 20 ms), so the health below does not depend on how fast it is read.
+	cfg.Interval = time.Second
 	e := newExporter(t, cfg)
 	g := &gen{keys: 1 << 20, perBatch: 100} // distinct flows: the store holds exactly what arrived
 	var perBatch []uint64
@@ -188,7 +192,7 @@ func TestSpoolOverflowDropsOldestAndTheLossReachesTheCollector(t *testing.T) {
 	h, err := c.Query().GetHealth(context.Background(), &netwatchv1.GetHealthRequest{})
 	require.NoError(t, err)
 	assert.True(t, h.GetIncomplete())
-	assert.Equal(t, "degraded", h.GetStatus())
+	assert.Equal(t, "degraded", h.GetStatus(), "%v", h.GetReasons())
 	assert.Equal(t, uint32(1), h.GetSensorsConnected())
 }
 
@@ -345,4 +349,89 @@ func issue(t *testing.T, dir, name string, ca *x509.Certificate, caKey *ecdsa.Pr
 
 func writePEM(t *testing.T, path, typ string, der []byte) {
 	require.NoError(t, os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600))
+}
+
+// newExporterLogging is newExporter with its log (warnings and errors) written to w.
+func newExporterLogging(t *testing.T, cfg Config, w *testcollector.Buffer) *Exporter {
+	t.Helper()
+	e, err := New(cfg, slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn})), time.Now)
+	require.NoError(t, err)
+	e.Start()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		e.Stop(ctx)
+		if t.Failed() {
+			t.Logf("sensor log:\n%s", w.String())
+		}
+	})
+	return e
+}
+
+// TestTLSMismatchesAreExplained: a sensor and a collector that disagree on TLS
+// are told so in plain words, on both sides: the sensor says what to change, the
+// collector logs the refused handshake with the peer and the reason, once per
+// peer and window (the sensor retries every 300 ms here).
+func TestTLSMismatchesAreExplained(t *testing.T) {
+	dir := t.TempDir()
+	ca, caKey := newCA(t, "netwatch test CA")
+	writePEM(t, filepath.Join(dir, "ca.pem"), "CERTIFICATE", ca.Raw)
+	issue(t, dir, "server", ca, caKey, true)
+	issue(t, dir, "client", ca, caKey, false)
+	other, otherKey := newCA(t, "another CA")
+	writePEM(t, filepath.Join(dir, "other-ca.pem"), "CERTIFICATE", other.Raw)
+	issue(t, dir, "stranger", other, otherKey, false)
+	tlsArgs := []string{"--tls-cert", filepath.Join(dir, "server.pem"), "--tls-key", filepath.Join(dir, "server-key.pem")}
+	mtlsArgs := append(slices.Clone(tlsArgs), "--tls-client-ca", filepath.Join(dir, "ca.pem"))
+	for _, tc := range []struct {
+		name          string
+		collector     []string
+		ca, cert      string
+		sensorSays    string
+		collectorSays string // "": nothing logged
+	}{
+		{name: "plaintext sensor, TLS collector", collector: tlsArgs,
+			sensorSays:    "the collector speaks TLS: give --ca",
+			collectorSays: "plaintext on the TLS port"},
+		{name: "TLS sensor, plaintext collector", ca: "ca.pem",
+			sensorSays: "the collector does not speak TLS (plaintext on loopback?): drop --ca"},
+		{name: "sensor without the collector's CA", collector: tlsArgs, ca: "other-ca.pem",
+			sensorSays:    "the collector's certificate is not signed by --ca",
+			collectorSays: "the client refused this collector's certificate"},
+		{name: "no client certificate", collector: mtlsArgs, ca: "ca.pem",
+			sensorSays:    "the collector requires a client certificate (mTLS): give --tls-cert and --tls-key",
+			collectorSays: "no client certificate"},
+		{name: "client certificate of another CA", collector: mtlsArgs, ca: "ca.pem", cert: "stranger",
+			sensorSays:    "the collector requires a client certificate signed by its --tls-client-ca, and --tls-cert is not",
+			collectorSays: "no client certificate"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCollector(t, tc.collector...)
+			c.Start()
+			cfg := testConfig(c.Addr(), "s")
+			if tc.ca != "" {
+				cfg.CAFile = filepath.Join(dir, tc.ca)
+			}
+			if tc.cert != "" {
+				cfg.CertFile, cfg.KeyFile = filepath.Join(dir, tc.cert+".pem"), filepath.Join(dir, tc.cert+"-key.pem")
+			}
+			var log testcollector.Buffer
+			e := newExporterLogging(t, cfg, &log)
+			e.Submit(nil, nil)
+			require.Eventually(t, func() bool { return strings.Contains(log.String(), tc.sensorSays) },
+				10*time.Second, 20*time.Millisecond, "the sensor says %q", tc.sensorSays)
+			assert.Equal(t, 1, strings.Count(log.String(), "cannot talk to the collector"), "said once:\n%s", log.String())
+			assert.Zero(t, e.Stats().Connects)
+			if tc.collectorSays == "" {
+				assert.NotContains(t, c.Log(), "refused TLS handshake")
+				return
+			}
+			require.Eventually(t, func() bool { return strings.Contains(c.Log(), tc.collectorSays) },
+				5*time.Second, 20*time.Millisecond, "the collector logs %q", tc.collectorSays)
+			line := testcollector.Line(c.Log(), "refused TLS handshake")
+			assert.Contains(t, line, "peer=127.0.0.1:")
+			time.Sleep(time.Second) // three more retries of the sensor
+			assert.Equal(t, 1, strings.Count(c.Log(), "refused TLS handshake"), "one line per peer per 30 s:\n%s", c.Log())
+		})
+	}
 }
