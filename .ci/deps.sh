@@ -8,7 +8,6 @@ declare -A need=(
   [ip]=iproute2
   [ping]=iputils-ping
   [tcpreplay]=tcpreplay
-  [column]=bsdextrautils
   [systemd-analyze]=systemd
   [chromium]=chromium   # the browser tests drive Debian's chromium (playwright cannot download one)
   [node]=nodejs
