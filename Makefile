@@ -1,7 +1,9 @@
 # Netwatch — build, test and run. `make help` lists the targets.
 SHELL      := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
-MODULES    := proto sensor collector webui deploy
+MODULES    := proto sensor collector webui deploy bench .ci/testsum
+# the modules test-unit runs a second time with -race (-short keeps it in CI time)
+RACE_MODULES := sensor collector
 VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS    := -s -w -X main.version=$(VERSION)
 GOBUILD    := CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)'
@@ -12,14 +14,23 @@ PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 GATEWAY_VERSION          := v2.33.0
 FUZZTIME   ?= 30s
 export PATH := $(TOOLS):$(PATH)
+# make test: every run writes one result record per test into RESULTS (testsum's
+# JSON lines); testsum total then prints the one summary line.
+RESULTS    := $(CURDIR)/bin/test-results
+TESTSUM    := $(CURDIR)/bin/testsum
+# node_reporters NAME: the dashboard's tests print as usual (spec) and write their
+# records to RESULTS/NAME.jsonl. node --test takes no option after its file
+# arguments (npm appends there), so they go in through NODE_OPTIONS.
+node_reporters = NODE_OPTIONS='--test-reporter=spec --test-reporter-destination=stdout --test-reporter=$(CURDIR)/.ci/testsum/reporter.mjs --test-reporter-destination=$(RESULTS)/$(1).jsonl'
 
 .DEFAULT_GOAL := help
 
 ## help: list the targets
 help:
-	@grep -E '^## ' $(MAKEFILE_LIST) | sed 's/^## /  /' | column -t -s ':'
+	@awk '/^## [A-Za-z0-9_.-]+: / { t = $$2; sub(/:$$/, "", t); d = $$0; sub(/^## [^:]+: /, "", d); \
+		printf "  %-18s %s\n", t, d }' $(MAKEFILE_LIST)
 
-## build: netwatch-sensor and netwatch-collector in bin/ (static, CGO off, version stamped)
+## build: static, version-stamped sensor and collector in bin/
 build: bin/netwatch-sensor bin/netwatch-collector
 
 bin/netwatch-sensor: FORCE
@@ -30,15 +41,15 @@ bin/netwatch-collector: FORCE
 
 FORCE:
 
-## run: build, start the collector on 127.0.0.1 and a sensor on the default-route interface
+## run: collector on 127.0.0.1, sensor on the default-route NIC
 run: build
 	@deploy/local/run.sh
 
-## demo: no privilege needed: the collector plus a sensor replaying a bundled capture in a loop
+## demo: collector and a sensor looping a bundled capture (no root)
 demo: build
 	@deploy/local/run.sh demo
 
-## release: static linux/amd64 and linux/arm64 binaries with checksums in dist/
+## release: linux amd64 and arm64 binaries, SHA256SUMS, in dist/
 release:
 	rm -rf dist && mkdir -p dist
 	@for arch in amd64 arm64; do for b in sensor collector; do \
@@ -47,38 +58,55 @@ release:
 	done; done
 	cd dist && sha256sum netwatch-* > SHA256SUMS && cat SHA256SUMS
 
-## deps: install what the tests need (as root: apt-get; otherwise names what is missing)
+## deps: install what the tests need (root) or name what is missing
 deps:
 	@.ci/deps.sh
 
-## test: all tests (installs what it lacks when run as root)
-test: deps test-unit test-integration check-sensor-lean test-e2e fuzz-ci
+## test: all of the below; ends "tests: N passed, N failed, N skipped"
+# Every step runs even when one fails (make -k), so the count is complete; the
+# skipped and failed tests are listed just before the summary line.
+TEST_STEPS := test-unit test-integration check-sensor-lean test-e2e fuzz-ci
+test: deps $(TESTSUM)
+	@rm -rf $(RESULTS)
+	@rc=0; $(MAKE) --no-print-directory -k $(TEST_STEPS) || rc=$$?; $(TESTSUM) total $(RESULTS) $$rc
 
-## test-unit: the Go tests of every module, without the live-capture tests (-short)
-test-unit:
-	@for m in $(MODULES); do echo "== go test $$m"; (cd $$m && go test -short -count=1 ./...); done
-	cd collector && go test -short -count=1 -race ./...
+$(TESTSUM): FORCE
+	@cd .ci/testsum && go build -o $(TESTSUM) .
 
-## test-integration: the live-capture tests in network namespaces (root; they skip, saying why, otherwise)
-test-integration:
-	cd sensor && go test -count=1 -run 'Live' ./...
+## test-unit: Go tests of all modules (-short); sensor, collector -race
+test-unit: $(TESTSUM)
+	@mkdir -p $(RESULTS); rc=0; \
+	for m in $(MODULES); do echo "== go test -short $$m"; \
+		(cd $$m && $(TESTSUM) go -name "go test -short $$m" -out $(RESULTS)/unit-$$(echo $$m | tr / _).jsonl -- \
+			go test -json -short -count=1 ./...) || rc=1; done; \
+	for m in $(RACE_MODULES); do echo "== go test -short -race $$m"; \
+		(cd $$m && $(TESTSUM) go -name "go test -short -race $$m" -out $(RESULTS)/race-$$m.jsonl -- \
+			go test -json -short -race -count=1 ./...) || rc=1; done; \
+	exit $$rc
 
-## test-e2e: dashboard JS unit tests, then the browser tests (real collector and sensors, Debian's chromium via playwright-core)
+## test-integration: live-capture tests in network namespaces (root)
+test-integration: $(TESTSUM)
+	@mkdir -p $(RESULTS); echo "== go test -run Live sensor"; cd sensor && \
+		$(TESTSUM) go -name "go test -run Live sensor" -out $(RESULTS)/integration-sensor.jsonl -- go test -json -count=1 -run 'Live' ./...
+
+## test-e2e: dashboard JS unit tests, then browser tests (chromium)
 test-e2e: bin/netwatch-collector bin/netwatch-sensor
-	cd webui && npm test
-	cd webui && NETWATCH_BIN=$(CURDIR)/bin npm run test:e2e
+	@mkdir -p $(RESULTS); rc=0; cd webui; \
+	echo "== webui unit (npm test)"; TESTSUM_RUN="webui unit" $(call node_reporters,webui-unit) npm test || rc=1; \
+	echo "== webui e2e (npm run test:e2e)"; TESTSUM_RUN="webui e2e" NETWATCH_BIN=$(CURDIR)/bin $(call node_reporters,webui-e2e) npm run test:e2e || rc=1; \
+	exit $$rc
 
-## check-sensor-lean: the sensor binary must not contain grpc-gateway, WebSocket or UI code
+## check-sensor-lean: the sensor binary links no gateway, WebSocket or UI code
 check-sensor-lean: bin/netwatch-sensor
 	@if go version -m bin/netwatch-sensor | grep -E 'grpc-gateway|websocket|netwatch.dev/webui|netwatch.dev/collector'; then \
 		echo "FAIL: bin/netwatch-sensor links code it must not (above)"; exit 1; fi
 	@echo "ok: bin/netwatch-sensor has no gateway, WebSocket or UI code"
 
-## bench: the comparative benchmark (root; about 10 min): pcaps, Netwatch vs softflowd/nfdump/argus/pmacct/tcpdump offline and live, the collector under load; writes bench/RESULTS.md
+## bench: Netwatch vs softflowd, nfdump, argus... (root, ~10 min)
 bench:
 	bench/run.sh
 
-## bench-go: the Go benchmarks (sensor: decode, aggregate, read path; collector: ingest, store, queries at 1M flows)
+## bench-go: Go benchmarks of the sensor and the collector
 bench-go:
 	cd sensor && go test -run '^$$' -bench . -benchmem ./...
 	cd collector && go test -run '^$$' -bench . -benchmem ./...
@@ -94,7 +122,7 @@ FUZZ_TARGETS := \
 	collector:./internal/query:FuzzParseSearch \
 	collector:./internal/ingest:FuzzIngest
 
-## fuzz-ci: run every fuzz target for FUZZTIME (default 30s) each; a crasher lands in the package's testdata/fuzz
+## fuzz-ci: each fuzz target for FUZZTIME (30s); crashers: testdata/
 fuzz-ci:
 	@listed="$(foreach t,$(FUZZ_TARGETS),$(lastword $(subst :, ,$(t))))"; \
 	for f in $$(grep -rhoE '^func Fuzz[A-Za-z0-9_]+' --include='*_test.go' sensor collector | sed 's/^func //' | sort -u); do \
@@ -110,13 +138,13 @@ fuzz: fuzz-ci
 
 SOAK_DURATION ?= 30m
 SOAK_TIMEOUT  ?= 3h
-## soak: SOAK_DURATION (default 30m) of a sensor looping a capture at 20x into a collector; RSS, threads, fds every 10 s into bench/out/soak.csv; fails on growth after warm-up
+## soak: SOAK_DURATION (30m) replay; fails on RSS, thread, fd growth
 soak:
 	@mkdir -p bench/out
 	cd sensor && NETWATCH_SOAK_DURATION=$(SOAK_DURATION) NETWATCH_SOAK_CSV=$(CURDIR)/bench/out/soak.csv \
 		go test -count=1 -run '^TestSoak$$' -timeout $(SOAK_TIMEOUT) -v ./cmd/netwatch-sensor
 
-## tools: install buf and the protoc plugins (pinned) into bin/tools
+## tools: install pinned buf and protoc plugins into bin/tools
 tools: $(TOOLS)/buf $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc $(TOOLS)/protoc-gen-grpc-gateway $(TOOLS)/protoc-gen-openapiv2
 
 $(TOOLS)/buf:
@@ -130,7 +158,7 @@ $(TOOLS)/protoc-gen-grpc-gateway:
 $(TOOLS)/protoc-gen-openapiv2:
 	GOBIN=$(TOOLS) go install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2@$(GATEWAY_VERSION)
 
-## generate: regenerate Go, gRPC, gateway and OpenAPI code from proto/ (offline)
+## generate: regenerate Go, gRPC, gateway and OpenAPI code (offline)
 generate: tools
 	buf generate
 
@@ -140,7 +168,7 @@ check-generate: generate
 		echo "FAIL: generated code is stale: run make generate and commit"; exit 1; fi
 	@echo "ok: generated code is up to date"
 
-## lint: buf lint (STANDARD) and go vet on every module
+## lint: buf lint, go vet and gofmt on every module
 lint: tools
 	buf lint
 	@for m in $(MODULES); do echo "== go vet $$m"; (cd $$m && go vet ./...); done

@@ -9,7 +9,6 @@ declare -A need=(
   [ping]=iputils-ping
   [tcpreplay]=tcpreplay
   [tcpdump]=tcpdump     # live capture counts and the filter compiler are compared with tcpdump/libpcap
-  [column]=bsdextrautils
   [systemd-analyze]=systemd
   [openssl]=openssl     # deploy/tls/gen-certs.sh and its test
   [setcap]=libcap2-bin  # the make-run tests set file capabilities on a copied sensor

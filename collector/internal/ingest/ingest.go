@@ -597,7 +597,15 @@ func (s *Service) Ingest(stream netwatchv1.SensorService_IngestServer) error {
 			return status.Error(codes.Aborted, "stream replaced by a newer stream of the same sensor boot")
 		case p, ok := <-pending:
 			if !ok {
-				err := <-recvErr
+				var err error
+				select {
+				case err = <-recvErr: // sent before pending was closed
+				default:
+					// The receiver stopped because ctx ended (it sends no error then):
+					// the ctx.Done case says why. Waiting on recvErr would hang.
+					pending = nil
+					continue
+				}
 				if errors.Is(err, io.EOF) {
 					log.Info("sensor disconnected")
 					return nil
@@ -611,6 +619,9 @@ func (s *Service) Ingest(stream netwatchv1.SensorService_IngestServer) error {
 				}
 			}
 			if err := stream.Send(&netwatchv1.IngestResponse{Message: &netwatchv1.IngestResponse_Ack{Ack: &netwatchv1.BatchAck{Sequence: p.seq}}}); err != nil {
+				// The sensor went away while its batch was being committed: the
+				// stream is gone before the receiver noticed.
+				log.Info("sensor disconnected", "err", err)
 				return err
 			}
 		}

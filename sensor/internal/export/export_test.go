@@ -144,9 +144,12 @@ func TestSpoolOverflowDropsOldestAndTheLossReachesTheCollector(t *testing.T) {
 	c := newCollector(t) // not started: the sensor spools
 	cfg := testConfig(c.Addr(), "lossy")
 	cfg.SpoolBytes = 64 << 10
-	// The collector marks a sensor stale after three silent export intervals: 1 s
-	// here (not 20 ms), so the health below does not depend on how fast it is read.
-	cfg.Interval = time.Second
+	// The collector marks a sensor stale after three silent export intervals, and a
+	// stale sensor makes the health "unhealthy". Nothing is submitted after the drain,
+	// so with the 20 ms of testConfig the health below depended on how fast the
+	// machine got from the last batch to the health query (60 ms). An hour keeps
+	// the sensor fresh: the only problem left to report is the loss.
+	cfg.Interval = time.Hour
 	e := newExporter(t, cfg)
 	g := &gen{keys: 1 << 20, perBatch: 100} // distinct flows: the store holds exactly what arrived
 	var perBatch []uint64
@@ -192,7 +195,9 @@ func TestSpoolOverflowDropsOldestAndTheLossReachesTheCollector(t *testing.T) {
 	h, err := c.Query().GetHealth(context.Background(), &netwatchv1.GetHealthRequest{})
 	require.NoError(t, err)
 	assert.True(t, h.GetIncomplete())
-	assert.Equal(t, "degraded", h.GetStatus(), "%v", h.GetReasons())
+	assert.Equal(t, "degraded", h.GetStatus(), "%q", h.GetReasons())
+	require.Len(t, h.GetReasons(), 1, "the loss is the only problem: %q", h.GetReasons())
+	assert.Contains(t, h.GetReasons()[0], "sensor lossy lost")
 	assert.Equal(t, uint32(1), h.GetSensorsConnected())
 }
 

@@ -141,7 +141,8 @@ func (p *Proc) LogLen() int { return p.log.Len() }
 // (default: plaintext), for a collector started with TLS.
 func (p *Proc) SetQueryCreds(creds credentials.TransportCredentials) { p.tlsCreds = creds }
 
-// Start runs the collector and waits until it accepts connections.
+// Start runs the collector and waits until both its gRPC and its HTTP address
+// accept connections.
 func (p *Proc) Start() {
 	p.t.Helper()
 	args := append([]string{"--grpc-listen", p.addr, "--http-listen", p.httpAddr, "--data-dir", p.dataDir}, p.extra...)
@@ -159,11 +160,14 @@ func (p *Proc) Start() {
 			return false
 		default:
 		}
-		conn, err := net.Dial("tcp", p.addr)
-		if err == nil {
+		for _, addr := range []string{p.addr, p.httpAddr} {
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				return false
+			}
 			conn.Close()
 		}
-		return err == nil
+		return true
 	}, 10*time.Second, 10*time.Millisecond, "collector listening")
 }
 

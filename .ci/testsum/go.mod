@@ -1,0 +1,3 @@
+module netwatch.dev/ci/testsum
+
+go 1.26.0
