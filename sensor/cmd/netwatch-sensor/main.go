@@ -54,9 +54,9 @@ type config struct {
 	ringRest int
 	// settings say where each value came from (for errors).
 	settings *flagconfig.Settings
-	Capture         capture.Config
-	Flow            flow.Config
-	Export          export.Config
+	Capture  capture.Config
+	Flow     flow.Config
+	Export   export.Config
 }
 
 func main() {
