@@ -181,5 +181,5 @@ func TestListeningBeyondLoopbackNeedsATokenOrAnOverride(t *testing.T) {
 	cfg.AllowUnauthenticated, cfg.AuthToken = false, "tok"
 	assert.NoError(t, cfg.Check())
 	cfg.RateLimit.Remote = -1
-	assert.ErrorContains(t, cfg.Check(), "rate-limit")
+	assert.ErrorContains(t, cfg.Check(), "RateLimit.Remote: ")
 }

@@ -14,6 +14,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -29,6 +30,7 @@ import (
 	"netwatch.dev/collector/internal/query"
 	"netwatch.dev/collector/internal/store"
 	"netwatch.dev/collector/internal/telemetry"
+	"netwatch.dev/proto/flagconfig"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 	"netwatch.dev/proto/procstat"
 	"netwatch.dev/webui"
@@ -102,42 +104,49 @@ func DefaultConfig() Config {
 	}
 }
 
-// Check validates c; errors name the field.
+// Check validates c; errors name the field (a *flagconfig.FieldError; the
+// command maps fields to its flags).
 func (c Config) Check() error {
 	if c.CleanupInterval < time.Second || c.CleanupInterval > time.Minute {
-		return fmt.Errorf("cleanup-interval: %v is outside [1s, 1m]", c.CleanupInterval)
+		return flagconfig.Fieldf("CleanupInterval", "%v is outside [1s, 1m]", c.CleanupInterval)
 	}
-	for _, f := range []struct{ name, addr string }{{"grpc-listen", c.GRPCListen}, {"http-listen", c.HTTPListen}} {
-		host, port, err := net.SplitHostPort(f.addr)
-		if err != nil || port == "" {
-			return fmt.Errorf("%s: %q is not host:port", f.name, f.addr)
+	for _, f := range []struct{ field, addr string }{{"GRPCListen", c.GRPCListen}, {"HTTPListen", c.HTTPListen}} {
+		if err := flagconfig.CheckListen(f.addr); err != nil {
+			return &flagconfig.FieldError{Field: f.field, Err: err}
 		}
-		if f.name == "http-listen" && c.AuthToken == "" && !c.AllowUnauthenticated && !isLoopback(host) {
-			return fmt.Errorf("%s: %q is not a loopback address; set an API token (--api-token, --api-token-file or NETWATCH_AUTH_TOKEN) to serve the API beyond this host, or --allow-unauthenticated", f.name, f.addr)
+		host, _, _ := net.SplitHostPort(f.addr)
+		if f.field == "HTTPListen" && c.AuthToken == "" && !c.AllowUnauthenticated && !isLoopback(host) {
+			return flagconfig.Fieldf(f.field, "%q is not a loopback address; set an API token (--api-token, --api-token-file or NETWATCH_AUTH_TOKEN) to serve the API beyond this host, or --allow-unauthenticated", f.addr)
 		}
-		if f.name == "grpc-listen" && c.TLSCert == "" && !c.Insecure && !isLoopback(host) {
-			return fmt.Errorf("%s: %q is not a loopback address; set --tls-cert/--tls-key (or --insecure to allow plaintext)", f.name, f.addr)
+		if f.field == "GRPCListen" && c.TLSCert == "" && !c.Insecure && !isLoopback(host) {
+			return flagconfig.Fieldf(f.field, "%q is not a loopback address; set --tls-cert/--tls-key (or --insecure to allow plaintext)", f.addr)
 		}
 	}
-	if (c.TLSCert == "") != (c.TLSKey == "") {
-		return errors.New("tls-key: --tls-cert and --tls-key go together")
+	switch {
+	case c.TLSCert != "" && c.TLSKey == "":
+		return flagconfig.Fieldf("TLSKey", "--tls-cert needs --tls-key")
+	case c.TLSCert == "" && c.TLSKey != "":
+		return flagconfig.Fieldf("TLSCert", "--tls-key needs --tls-cert")
+	case c.TLSClientCA != "" && c.TLSCert == "":
+		return flagconfig.Fieldf("TLSClientCA", "needs --tls-cert and --tls-key")
+	case c.MaxMessageBytes < 1<<20:
+		return flagconfig.Fieldf("MaxMessageBytes", "%d is below the minimum of 1 MiB", c.MaxMessageBytes)
+	case c.MaxSensors < 1:
+		return flagconfig.Fieldf("MaxSensors", "%d must be at least 1", c.MaxSensors)
+	case c.RateLimit.Remote < 0:
+		return flagconfig.Fieldf("RateLimit.Remote", "%d per minute: must not be negative (0 turns the limit off)", c.RateLimit.Remote)
+	case c.RateLimit.Local < 0:
+		return flagconfig.Fieldf("RateLimit.Local", "%d per minute: must not be negative (0 turns the limit off)", c.RateLimit.Local)
+	case c.Retention < time.Minute:
+		return flagconfig.Fieldf("Retention", "%v is below the minimum of 1m", c.Retention)
 	}
-	if c.TLSClientCA != "" && c.TLSCert == "" {
-		return errors.New("tls-client-ca: needs --tls-cert and --tls-key")
+	for _, o := range c.CORSOrigins {
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			return flagconfig.Fieldf("CORSOrigins", "%q is not an origin (scheme://host[:port])", o)
+		}
 	}
-	if c.MaxMessageBytes < 1<<20 {
-		return fmt.Errorf("max-message-bytes: %d is below the minimum of 1 MiB", c.MaxMessageBytes)
-	}
-	if c.MaxSensors < 1 {
-		return fmt.Errorf("max-sensors: %d must be at least 1", c.MaxSensors)
-	}
-	if c.RateLimit.Remote < 0 || c.RateLimit.Local < 0 {
-		return fmt.Errorf("rate-limit: %d and %d per minute: must not be negative (0 turns the limit off)", c.RateLimit.Remote, c.RateLimit.Local)
-	}
-	if c.Retention < time.Minute {
-		return fmt.Errorf("retention: %v is below the minimum of 1m", c.Retention)
-	}
-	return c.Live.Check()
+	return flagconfig.Under("Live", c.Live.Check())
 }
 
 func isLoopback(host string) bool {
@@ -179,7 +188,7 @@ func New(cfg Config, log *slog.Logger) (*Collector, error) {
 	scfg := store.DefaultConfig()
 	scfg.Retention, scfg.MaxFlows = cfg.Retention, cfg.MaxFlows
 	if err := scfg.Check(); err != nil {
-		return nil, err
+		return nil, err // its fields Retention and MaxFlows are ours
 	}
 	st := store.New(scfg)
 	c := &Collector{cfg: cfg, log: log, store: st, query: query.New(st, cfg.Version, time.Now),
@@ -197,7 +206,7 @@ func New(cfg Config, log *slog.Logger) (*Collector, error) {
 	}
 	in, err := ingest.New(icfg, st, log, time.Now)
 	if err != nil {
-		return nil, err
+		return nil, err // its fields DataDir, Retention and MaxSensors are ours
 	}
 	c.ingest = in
 	c.query.SetSensors(in)
@@ -270,17 +279,17 @@ func (c *Collector) ReloadSensorTokens(path string) (changed bool, err error) {
 func serverTLS(cfg Config) (*tls.Config, error) {
 	cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
 	if err != nil {
-		return nil, fmt.Errorf("tls-cert: %w", err)
+		return nil, &flagconfig.FieldError{Field: "TLSCert", Err: err}
 	}
 	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	if cfg.TLSClientCA != "" {
 		pem, err := os.ReadFile(cfg.TLSClientCA)
 		if err != nil {
-			return nil, fmt.Errorf("tls-client-ca: %w", err)
+			return nil, &flagconfig.FieldError{Field: "TLSClientCA", Err: err}
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls-client-ca: %s holds no PEM certificate", cfg.TLSClientCA)
+			return nil, flagconfig.Fieldf("TLSClientCA", "%s holds no PEM certificate", cfg.TLSClientCA)
 		}
 		tc.ClientCAs, tc.ClientAuth = pool, tls.RequireAndVerifyClientCert
 	}
@@ -291,7 +300,7 @@ func serverTLS(cfg Config) (*tls.Config, error) {
 func readTokens(path string) (map[string]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("sensor-token-file: %w", err)
+		return nil, &flagconfig.FieldError{Field: "SensorTokenFile", Err: err}
 	}
 	defer f.Close()
 	toks := make(map[string]string)
@@ -303,17 +312,24 @@ func readTokens(path string) (map[string]string, error) {
 		}
 		fields := strings.Fields(line)
 		if len(fields) != 2 {
-			return nil, fmt.Errorf("sensor-token-file: %s:%d: want \"sensor-id token\"", path, n)
+			return nil, flagconfig.Fieldf("SensorTokenFile", "%s:%d: want \"sensor-id token\"", path, n)
 		}
 		toks[fields[0]] = fields[1]
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("sensor-token-file: %w", err)
+		return nil, &flagconfig.FieldError{Field: "SensorTokenFile", Err: err}
 	}
 	if len(toks) == 0 {
-		return nil, fmt.Errorf("sensor-token-file: %s holds no token", path)
+		return nil, flagconfig.Fieldf("SensorTokenFile", "%s holds no token", path)
 	}
 	return toks, nil
+}
+
+// Preflight checks, changing nothing, what Start needs beyond what New built: that
+// the data directory can be written (or created). Listen addresses were parsed by
+// Check; they are not bound, as the collector being reconfigured may hold them.
+func (c *Collector) Preflight() error {
+	return c.ingest.Preflight()
 }
 
 // Start listens and serves. The bound addresses are available from GRPCAddr and HTTPAddr.

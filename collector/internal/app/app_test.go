@@ -184,10 +184,14 @@ func TestConfigCheckNamesTheField(t *testing.T) {
 		mutate func(*Config)
 		field  string
 	}{
-		{func(c *Config) { c.HTTPListen = "0.0.0.0:8080" }, "http-listen"},
-		{func(c *Config) { c.HTTPListen = "nonsense" }, "http-listen"},
-		{func(c *Config) { c.GRPCListen = ":" }, "grpc-listen"},
-		{func(c *Config) { c.Retention = time.Second }, "retention"},
+		{func(c *Config) { c.HTTPListen = "0.0.0.0:8080" }, "HTTPListen: "},
+		{func(c *Config) { c.HTTPListen = "nonsense" }, "HTTPListen: "},
+		{func(c *Config) { c.GRPCListen = ":" }, "GRPCListen: "},
+		{func(c *Config) { c.GRPCListen = "127.0.0.1:99999" }, "GRPCListen: port 99999 is out of range"},
+		{func(c *Config) { c.Retention = time.Second }, "Retention: "},
+		{func(c *Config) { c.CORSOrigins = []string{"example.com"} }, "CORSOrigins: "},
+		{func(c *Config) { c.Live.MaxClients = 0 }, "Live.MaxClients: "},
+		{func(c *Config) { c.Live.Alerts.CPUPercent = -1 }, "Live.Alerts.CPUPercent: "},
 	} {
 		cfg := DefaultConfig()
 		tc.mutate(&cfg)

@@ -16,8 +16,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -35,6 +37,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"netwatch.dev/collector/internal/store"
+	"netwatch.dev/proto/flagconfig"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 )
 
@@ -79,19 +82,19 @@ func DefaultConfig() Config {
 func (c Config) Check() error {
 	switch {
 	case c.SegmentBytes < 1<<10:
-		return fmt.Errorf("segment-bytes: %d is below the minimum of 1024", c.SegmentBytes)
+		return flagconfig.Fieldf("SegmentBytes", "%d is below the minimum of 1024", c.SegmentBytes)
 	case c.SnapshotEvery < time.Second:
-		return fmt.Errorf("snapshot-every: %v is below the minimum of 1s", c.SnapshotEvery)
+		return flagconfig.Fieldf("SnapshotEvery", "%v is below the minimum of 1s", c.SnapshotEvery)
 	case c.Retention < time.Minute:
-		return fmt.Errorf("retention: %v is below the minimum of 1m", c.Retention)
+		return flagconfig.Fieldf("Retention", "%v is below the minimum of 1m", c.Retention)
 	case c.MaxSensors < 1:
-		return fmt.Errorf("max-sensors: %d must be at least 1", c.MaxSensors)
+		return flagconfig.Fieldf("MaxSensors", "%d must be at least 1", c.MaxSensors)
 	case c.MaxPendingDeltas < 1:
-		return fmt.Errorf("max-pending-deltas: %d must be at least 1", c.MaxPendingDeltas)
+		return flagconfig.Fieldf("MaxPendingDeltas", "%d must be at least 1", c.MaxPendingDeltas)
 	}
 	for id, tok := range c.Tokens {
 		if id == "" || tok == "" {
-			return fmt.Errorf("sensor-token-file: empty sensor id or token")
+			return flagconfig.Fieldf("Tokens", "empty sensor id or token")
 		}
 	}
 	return nil
@@ -193,6 +196,36 @@ func (s *Service) SetTokens(tokens map[string]string) error {
 	return nil
 }
 
+// Preflight checks, changing nothing that stays, that Start can use the data
+// directory: it is a directory where a file can be created (one is, and removed),
+// or, when it does not exist yet, its nearest existing parent is.
+func (s *Service) Preflight() error {
+	if s.cfg.DataDir == "" {
+		return nil
+	}
+	dir := s.cfg.DataDir
+	for {
+		fi, err := os.Stat(dir)
+		if err == nil {
+			if !fi.IsDir() {
+				return flagconfig.Fieldf("DataDir", "%s is not a directory", dir)
+			}
+			break
+		}
+		if parent := filepath.Dir(dir); errors.Is(err, fs.ErrNotExist) && parent != dir {
+			dir = parent
+			continue
+		}
+		return &flagconfig.FieldError{Field: "DataDir", Err: err}
+	}
+	f, err := os.CreateTemp(dir, ".netwatch-check-*")
+	if err != nil {
+		return flagconfig.Fieldf("DataDir", "cannot write in %s: %w", dir, err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
 // Start replays the data directory into the store and starts the committer.
 func (s *Service) Start() error { return s.StartContext(context.Background()) }
 
@@ -205,7 +238,7 @@ func (s *Service) StartContext(ctx context.Context) error {
 		s.log.Warn("no data directory: flows are kept in memory only and a collector restart loses them; acknowledged batches are not durable")
 	} else {
 		if err := os.MkdirAll(s.cfg.DataDir, 0o750); err != nil {
-			return fmt.Errorf("data-dir %s: %w", s.cfg.DataDir, err)
+			return &flagconfig.FieldError{Field: "DataDir", Err: err}
 		}
 		unlock, err := lockDir(s.cfg.DataDir)
 		if err != nil {

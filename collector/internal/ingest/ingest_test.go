@@ -455,5 +455,5 @@ func TestPendingBudgetIsChecked(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.MaxPendingDeltas = 0
 	_, err := New(cfg, store.New(store.DefaultConfig()), slog.New(slog.DiscardHandler), time.Now)
-	require.ErrorContains(t, err, "max-pending-deltas")
+	require.ErrorContains(t, err, "MaxPendingDeltas: ")
 }

@@ -3,10 +3,11 @@
 package ingest
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"netwatch.dev/proto/flagconfig"
 )
 
 // lockDir takes an exclusive flock on dir/LOCK so two collectors never write one
@@ -14,11 +15,11 @@ import (
 func lockDir(dir string) (release func(), err error) {
 	f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o640)
 	if err != nil {
-		return nil, fmt.Errorf("data-dir: lock %s: %w", dir, err)
+		return nil, flagconfig.Fieldf("DataDir", "lock %s: %w", dir, err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("data-dir: %s is in use by another collector: %w", dir, err)
+		return nil, flagconfig.Fieldf("DataDir", "%s is in use by another collector: %w", dir, err)
 	}
 	return func() { f.Close() }, nil
 }

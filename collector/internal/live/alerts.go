@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"netwatch.dev/proto/flagconfig"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 )
 
@@ -34,11 +35,11 @@ func DefaultAlertConfig() AlertConfig {
 func (c AlertConfig) Check() error {
 	switch {
 	case c.CPUPercent <= 0:
-		return fmt.Errorf("alert-cpu: %v must be above 0", c.CPUPercent)
+		return flagconfig.Fieldf("CPUPercent", "%v must be above 0", c.CPUPercent)
 	case c.StoreNearCap <= 0 || c.StoreNearCap > 1:
-		return fmt.Errorf("alert-store-full: %v is outside (0, 1]", c.StoreNearCap)
+		return flagconfig.Fieldf("StoreNearCap", "%v is outside (0, 1]", c.StoreNearCap)
 	case c.DropsQuiet <= 0:
-		return fmt.Errorf("alert-drops-quiet: %v must be positive", c.DropsQuiet)
+		return flagconfig.Fieldf("DropsQuiet", "%v must be positive", c.DropsQuiet)
 	}
 	return nil
 }

@@ -34,6 +34,7 @@ import (
 
 	"netwatch.dev/collector/internal/query"
 	"netwatch.dev/collector/internal/store"
+	"netwatch.dev/proto/flagconfig"
 )
 
 // Subprotocol is the WebSocket subprotocol of the push stream. A browser, which
@@ -88,30 +89,31 @@ func DefaultConfig() Config {
 	}
 }
 
-// Check explains what is wrong with c; errors name the flag.
+// Check explains what is wrong with c; errors name the field (a
+// *flagconfig.FieldError).
 func (c Config) Check() error {
 	switch {
 	case c.Interval < time.Millisecond:
-		return fmt.Errorf("ws-interval: %v is below 1ms", c.Interval)
+		return flagconfig.Fieldf("Interval", "%v is below 1ms", c.Interval)
 	case c.MaxClients < 1:
-		return fmt.Errorf("ws-max-clients: %d must be at least 1", c.MaxClients)
+		return flagconfig.Fieldf("MaxClients", "%d must be at least 1", c.MaxClients)
 	case c.QueueLength < 4:
-		return fmt.Errorf("ws-queue: %d must be at least 4", c.QueueLength)
+		return flagconfig.Fieldf("QueueLength", "%d must be at least 4", c.QueueLength)
 	case c.IdleTimeout < 10*time.Millisecond:
-		return fmt.Errorf("ws-idle-timeout: %v is below 10ms", c.IdleTimeout)
+		return flagconfig.Fieldf("IdleTimeout", "%v is below 10ms", c.IdleTimeout)
 	case c.MaxFlowsPerPush < 1:
-		return fmt.Errorf("ws-max-flows-per-push: %d must be at least 1", c.MaxFlowsPerPush)
+		return flagconfig.Fieldf("MaxFlowsPerPush", "%d must be at least 1", c.MaxFlowsPerPush)
 	case c.TopTalkers < 1 || c.TopTalkers > 50:
-		return fmt.Errorf("ws-top-talkers: %d is outside [1, 50]", c.TopTalkers)
+		return flagconfig.Fieldf("TopTalkers", "%d is outside [1, 50]", c.TopTalkers)
 	case c.ProtocolsEvery < c.Interval:
-		return fmt.Errorf("ws-protocols-every: %v is shorter than the push interval %v", c.ProtocolsEvery, c.Interval)
+		return flagconfig.Fieldf("ProtocolsEvery", "%v is shorter than the push interval %v", c.ProtocolsEvery, c.Interval)
 	}
 	for _, p := range c.AllowedOrigins {
 		if _, err := path.Match(p, ""); err != nil {
-			return fmt.Errorf("allowed-origins: %q is not a valid pattern: %w", p, err)
+			return flagconfig.Fieldf("AllowedOrigins", "%q is not a valid pattern: %w", p, err)
 		}
 	}
-	return c.Alerts.Check()
+	return flagconfig.Under("Alerts", c.Alerts.Check())
 }
 
 // Deps are what the hub reads.

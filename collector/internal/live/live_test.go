@@ -161,7 +161,7 @@ func TestDefaultConfigChecks(t *testing.T) {
 	require.NoError(t, DefaultConfig().Check())
 	bad := DefaultConfig()
 	bad.MaxClients = 0
-	require.ErrorContains(t, bad.Check(), "ws-max-clients")
+	require.ErrorContains(t, bad.Check(), "MaxClients: ")
 }
 
 func TestHelloThenPeriodicMessages(t *testing.T) {

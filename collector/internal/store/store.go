@@ -20,7 +20,6 @@
 package store
 
 import (
-	"fmt"
 	"math"
 	"net/netip"
 	"slices"
@@ -28,6 +27,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"netwatch.dev/proto/flagconfig"
 	"netwatch.dev/proto/flowmeta"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 )
@@ -76,16 +76,17 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Check explains what is wrong with c (zero fields are defaults and valid).
+// Check explains what is wrong with c, naming the field (a *flagconfig.FieldError;
+// zero fields are defaults and valid).
 func (c Config) Check() error {
 	c = c.withDefaults()
 	switch {
 	case c.Retention < time.Minute:
-		return fmt.Errorf("retention: %v is shorter than one minute", c.Retention)
+		return flagconfig.Fieldf("Retention", "%v is shorter than one minute", c.Retention)
 	case c.MaxFlows < 0 || c.MaxFlows > math.MaxUint32/2:
-		return fmt.Errorf("max-flows: %d is outside [1, %d]", c.MaxFlows, math.MaxUint32/2)
+		return flagconfig.Fieldf("MaxFlows", "%d is outside [1, %d]", c.MaxFlows, math.MaxUint32/2)
 	case c.BucketWidth < time.Second || c.BucketWidth > time.Minute || time.Minute%c.BucketWidth != 0 || c.BucketWidth%time.Second != 0:
-		return fmt.Errorf("bucket width: %v is not a whole number of seconds dividing one minute", c.BucketWidth)
+		return flagconfig.Fieldf("BucketWidth", "%v is not a whole number of seconds dividing one minute", c.BucketWidth)
 	}
 	return nil
 }

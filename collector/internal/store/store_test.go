@@ -347,10 +347,10 @@ func TestConfigCheck(t *testing.T) {
 		cfg   Config
 		field string
 	}{
-		{Config{Retention: time.Second}, "retention"},
-		{Config{MaxFlows: -1}, "max-flows"},
-		{Config{BucketWidth: 7 * time.Second}, "bucket width"},
-		{Config{BucketWidth: 2 * time.Minute}, "bucket width"},
+		{Config{Retention: time.Second}, "Retention: "},
+		{Config{MaxFlows: -1}, "MaxFlows: "},
+		{Config{BucketWidth: 7 * time.Second}, "BucketWidth: "},
+		{Config{BucketWidth: 2 * time.Minute}, "BucketWidth: "},
 	} {
 		err := c.cfg.Check()
 		require.Error(t, err, c.field)

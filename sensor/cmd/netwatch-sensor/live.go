@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"netwatch.dev/proto/flagconfig"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 	"netwatch.dev/sensor/internal/capture"
 	"netwatch.dev/sensor/internal/decode"
@@ -29,7 +30,7 @@ func runLive(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger
 	}
 	capt, err := capture.Open(cfg.Capture)
 	if err != nil {
-		return err
+		return flagconfig.Under("Capture", err)
 	}
 	defer capt.Close()
 	out.captured = func() captureCounters { return countersOf(capt.Stats()) }

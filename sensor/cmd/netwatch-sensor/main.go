@@ -51,9 +51,13 @@ type config struct {
 	LogFormat      string
 	// metricsExplicit: --metrics-listen was given (offline mode serves metrics only then).
 	metricsExplicit bool
-	Capture         capture.Config
-	Flow            flow.Config
-	Export          export.Config
+	// ringRest is what --ring-size has beyond whole blocks (must be 0).
+	ringRest int
+	// settings say where each value came from (for errors).
+	settings *flagconfig.Settings
+	Capture  capture.Config
+	Flow     flow.Config
+	Export   export.Config
 }
 
 func main() {
@@ -74,11 +78,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return max(code, 0)
 	}
-	log, level, err := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
-	if err != nil {
-		fmt.Fprintf(stderr, "netwatch-sensor: %v\n", err)
-		return exitUsage
-	}
+	log, level, _ := newLogger(stderr, cfg.LogLevel, cfg.LogFormat) // checked by parseFlags
 	ctx = watchReloads(ctx, args, cfg, log, level)
 
 	if cfg.Read != "" {
@@ -86,13 +86,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	} else {
 		err = runLive(ctx, cfg, stdout, log)
 	}
+	err = cfg.explain(err)
+	var bad *flagconfig.SettingError
 	switch {
 	case err == nil:
 		return exitOK
 	case errors.Is(err, capture.ErrPermission):
 		fmt.Fprintln(stderr, capture.ErrPermission.Error())
 		return exitUsage
-	case errors.Is(err, capture.ErrNoInterface), errors.Is(err, capture.ErrConfig), errors.Is(err, errUsage):
+	case errors.As(err, &bad), errors.Is(err, capture.ErrNoInterface), errors.Is(err, capture.ErrConfig), errors.Is(err, errUsage):
 		fmt.Fprintf(stderr, "netwatch-sensor: %v\n", err)
 		return exitUsage
 	default:
@@ -103,6 +105,60 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 var errUsage = errors.New("usage")
 
+// fieldFlags maps the fields of the components' configurations (as the config
+// struct holds them) to the flags that set them: the errors of their Check methods
+// and constructors name fields (flagconfig.FieldError), the user is told the flag.
+var fieldFlags = map[string]string{
+	"Read":      "read",
+	"LogLevel":  "log-level",
+	"LogFormat": "log-format",
+
+	"Capture.Interface":    "interface",
+	"Capture.BlockSize":    "ring-block-size",
+	"Capture.NumBlocks":    "ring-size",
+	"Capture.FrameSize":    "ring-frame-size",
+	"Capture.BlockTimeout": "ring-block-timeout",
+	"Capture.Promisc":      "promisc",
+	"Capture.Filter":       "bpf",
+	"Capture.Workers":      "fanout",
+
+	"Flow.IdleTimeout":   "idle-timeout",
+	"Flow.ActiveTimeout": "active-timeout",
+	"Flow.MaxFlows":      "max-flows",
+
+	"Export.Collector":  "collector",
+	"Export.SensorID":   "sensor-id",
+	"Export.Interval":   "export-interval",
+	"Export.SpoolBytes": "spool-size",
+	"Export.CAFile":     "ca",
+	"Export.CertFile":   "tls-cert",
+	"Export.KeyFile":    "tls-key",
+	"Export.ServerName": "tls-server-name",
+	"Export.Insecure":   "insecure",
+	"Export.Token":      "token",
+}
+
+// explain turns an error about a component's field into one naming the flag, its
+// value and where the value came from.
+func (c *config) explain(err error) error {
+	if c.settings == nil {
+		return err
+	}
+	return c.settings.Explain(err, fieldFlags)
+}
+
+const usageHeader = `Usage: netwatch-sensor (--interface IF | --read FILE|-) (--collector HOST:PORT | --output jsonl) [flags]
+
+Captures packets on IF (AF_PACKET, needs CAP_NET_RAW) or reads a pcap/pcapng file
+(- for standard input, e.g. tcpdump -w - | netwatch-sensor --read - ...), aggregates
+flows and streams them to a collector or prints them as JSON lines.
+
+Every flag can also be given as the environment variable NETWATCH_<FLAG> (upper case,
+'-' as '_', e.g. NETWATCH_RING_SIZE) or as a field of the --config YAML file.
+Precedence: flags > environment > file > defaults.
+
+Flags:`
+
 // parseFlags returns code >= 0 when the program should exit with it right away.
 func parseFlags(args []string, stdout, stderr io.Writer) (cfg config, code int, err error) {
 	cfg.Capture = capture.DefaultConfig("")
@@ -112,134 +168,196 @@ func parseFlags(args []string, stdout, stderr io.Writer) (cfg config, code int, 
 	cfg.Export.Hostname, cfg.Export.Version = hostname, version
 	fs := flag.NewFlagSet("netwatch-sensor", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&cfg.Interface, "interface", "", "capture on this interface")
-	fs.StringVar(&cfg.Read, "read", "", "read a pcap or pcapng file instead of capturing")
-	fs.StringVar(&cfg.Collector, "collector", "", "stream flow deltas to this collector (host:port)")
-	fs.StringVar(&cfg.Output, "output", "", `"jsonl": print flows as JSON lines on stdout`)
-	speed := fs.String("speed", "max", "replay pace of --read: max, 1x (the capture's own timing) or Nx")
-	fs.BoolVar(&cfg.Loop, "loop", false, "repeat the --read file forever")
+	fs.StringVar(&cfg.Interface, "interface", "", "capture on this `interface`")
+	fs.StringVar(&cfg.Read, "read", "", "read a pcap or pcapng `file` instead of capturing (- for standard input)")
+	fs.StringVar(&cfg.Collector, "collector", "", "stream flow deltas to the collector at `host:port`")
+	fs.StringVar(&cfg.Output, "output", "", "`format` of the flows printed on stdout: jsonl (JSON lines)")
+	speed := fs.String("speed", "max", "replay `pace` of --read: max (as fast as possible), 1x (the capture's own timing) or Nx")
+	fs.BoolVar(&cfg.Loop, "loop", false, "repeat the --read file forever (not standard input)")
 	fs.BoolVar(&cfg.RebaseTime, "rebase-time", false, "shift --read timestamps so the replay starts now")
-	fs.StringVar(&cfg.SensorID, "sensor-id", hostname, "this sensor's id (default: the hostname)")
-	fs.DurationVar(&cfg.ExportInterval, "export-interval", time.Second, "how often flow deltas are exported")
-	fs.StringVar(&cfg.MetricsListen, "metrics-listen", "127.0.0.1:9100", "Prometheus /metrics address (empty: off)")
-	spool := fs.String("spool-size", "64MiB", "memory for batches the collector has not acknowledged yet; the oldest are dropped (and counted) beyond it")
-	fs.StringVar(&cfg.Export.CAFile, "ca", "", "CA certificate (PEM) to verify the collector; turns TLS on")
-	fs.StringVar(&cfg.Export.CertFile, "tls-cert", "", "client certificate (PEM) for mutual TLS")
-	fs.StringVar(&cfg.Export.KeyFile, "tls-key", "", "client key (PEM) for mutual TLS")
-	fs.StringVar(&cfg.Export.ServerName, "tls-server-name", "", "name expected in the collector's certificate (default: its host)")
+	fs.StringVar(&cfg.SensorID, "sensor-id", hostname, "this sensor's `id`, unique among the collector's sensors")
+	fs.DurationVar(&cfg.ExportInterval, "export-interval", time.Second, "how often flow deltas are exported (100ms to 1m)")
+	fs.StringVar(&cfg.MetricsListen, "metrics-listen", "127.0.0.1:9100", "Prometheus /metrics `address` (empty: off; offline only when given)")
+	spool := fs.String("spool-size", "64MiB", "`size` of the memory for batches the collector has not acknowledged yet; the oldest are dropped (and counted) beyond it")
+	fs.StringVar(&cfg.Export.CAFile, "ca", "", "CA certificate (PEM `file`) to verify the collector; turns TLS on")
+	fs.StringVar(&cfg.Export.CertFile, "tls-cert", "", "client certificate (PEM `file`) for mutual TLS")
+	fs.StringVar(&cfg.Export.KeyFile, "tls-key", "", "client key (PEM `file`) for mutual TLS")
+	fs.StringVar(&cfg.Export.ServerName, "tls-server-name", "", "`name` expected in the collector's certificate (empty: the host of --collector)")
 	fs.BoolVar(&cfg.Export.Insecure, "insecure", false, "allow plaintext to a collector that is not on loopback")
-	fs.StringVar(&cfg.Export.Token, "token", "", "bearer token for the collector (also NETWATCH_SENSOR_TOKEN)")
-	fs.StringVar(&cfg.Capture.Filter, "bpf", "", "capture filter in tcpdump syntax, run in the kernel (with --read: on each frame of the file)")
+	fs.StringVar(&cfg.Export.Token, "token", "", "bearer `token` for the collector (also NETWATCH_SENSOR_TOKEN)")
+	fs.StringVar(&cfg.Capture.Filter, "bpf", "", "capture filter: a tcpdump-syntax `expression`, compiled to BPF and run in the kernel (with --read: on each frame of the file)")
 	fs.BoolVar(&cfg.Capture.Promisc, "promisc", cfg.Capture.Promisc, "put the interface in promiscuous mode")
 	fs.IntVar(&cfg.Capture.Workers, "fanout", cfg.Capture.Workers, "capture workers (PACKET_FANOUT hash), each with its own ring and flow table")
-	ringSize := fs.String("ring-size", "16MiB", "ring memory per worker (also NETWATCH_RING_BUFFER_SIZE), split into --ring-block-size blocks")
-	blockSize := fs.String("ring-block-size", "1MiB", "ring block size (power of two, multiple of the page size)")
-	fs.IntVar(&cfg.Capture.FrameSize, "ring-frame-size", cfg.Capture.FrameSize, "ring frame size (multiple of 16)")
+	ringSize := fs.String("ring-size", "16MiB", "ring memory `size` per worker (also NETWATCH_RING_BUFFER_SIZE), split into --ring-block-size blocks")
+	blockSize := fs.String("ring-block-size", "1MiB", "ring block `size` (power of two, multiple of the page size)")
+	fs.IntVar(&cfg.Capture.FrameSize, "ring-frame-size", cfg.Capture.FrameSize, "ring frame size in `bytes` (multiple of 16)")
 	fs.DurationVar(&cfg.Capture.BlockTimeout, "ring-block-timeout", cfg.Capture.BlockTimeout, "hand a partly filled block to the sensor after this long")
 	fs.DurationVar(&cfg.Flow.IdleTimeout, "idle-timeout", cfg.Flow.IdleTimeout, "end a flow after this long without packets")
 	fs.DurationVar(&cfg.Flow.ActiveTimeout, "active-timeout", cfg.Flow.ActiveTimeout, "export a long flow as an interim record after this long")
-	maxFlows := fs.String("max-flows", strconv.Itoa(cfg.Flow.MaxFlows), "flow table capacity; beyond it a new flow evicts the longest idle of 8 sampled flows (counted)")
+	maxFlows := fs.String("max-flows", strconv.Itoa(cfg.Flow.MaxFlows), "flow table capacity (`flows`); beyond it a new flow evicts the longest idle of 8 sampled flows (counted)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
-	check := fs.Bool("check", false, "validate the configuration and exit")
-	printConfig := fs.Bool("print-config", false, "print the effective configuration (YAML) and exit")
-	fs.String("config", "", "YAML file of settings named like the flags (precedence: flags > NETWATCH_* environment > file > defaults)")
-	fs.StringVar(&cfg.LogLevel, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&cfg.LogFormat, "log-format", "text", "text or json")
-	if err := flagconfig.Parse(fs, args, flagconfig.Options{ConfigFlag: "config", Aliases: []flagconfig.Alias{
-		{Env: "NETWATCH_RING_BUFFER_SIZE", Flag: "ring-size"},
-		{Env: "NETWATCH_SENSOR_TOKEN", Flag: "token"},
-		{Env: "NETWATCH_METRICS_INTERVAL", Flag: "export-interval"},
-	}}); err != nil {
-		var bad *flagconfig.SettingError
-		switch {
-		case errors.Is(err, flag.ErrHelp):
-			return cfg, exitOK, nil
-		case errors.As(err, &bad):
-			return cfg, exitUsage, err
-		}
-		return cfg, exitUsage, nil // the flag package has printed the error and the usage
+	check := fs.Bool("check", false, "check the configuration as the real run would (files, interface, addresses) and exit")
+	printConfig := fs.Bool("print-config", false, "print the effective configuration (YAML, accepted back by --config) and exit")
+	fs.String("config", "", "YAML `file` of settings named like the flags")
+	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log `level`: debug, info, warn or error")
+	fs.StringVar(&cfg.LogFormat, "log-format", "text", "log `format`: text or json")
+	set, err := flagconfig.Parse(fs, args, flagconfig.Options{ConfigFlag: "config",
+		Commands: []string{"version", "check", "print-config"},
+		Aliases: []flagconfig.Alias{
+			{Env: "NETWATCH_RING_BUFFER_SIZE", Flag: "ring-size"},
+			{Env: "NETWATCH_SENSOR_TOKEN", Flag: "token"},
+			{Env: "NETWATCH_METRICS_INTERVAL", Flag: "export-interval"},
+		}})
+	cfg.settings = set
+	if errors.Is(err, flag.ErrHelp) {
+		flagconfig.Usage(stdout, fs, usageHeader)
+		return cfg, exitOK, nil
+	}
+	if err != nil {
+		return cfg, exitUsage, err
 	}
 	if *showVersion {
 		fmt.Fprintln(stdout, "netwatch-sensor", version)
 		return cfg, exitOK, nil
 	}
-	fs.Visit(func(f *flag.Flag) { cfg.metricsExplicit = cfg.metricsExplicit || f.Name == "metrics-listen" })
+	if *printConfig {
+		// What the settings are, valid or not: --check says what is wrong.
+		fmt.Fprint(stdout, set.Print())
+		return cfg, exitOK, nil
+	}
+	cfg.metricsExplicit = set.Source("metrics-listen") != flagconfig.FromDefault
 	if fs.NArg() > 0 {
 		return cfg, exitUsage, fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))
 	}
 	if cfg.Speed, err = parseSpeed(*speed); err != nil {
-		return cfg, exitUsage, err
+		return cfg, exitUsage, set.Error("speed", err)
 	}
-	ring, err := parseSize("ring-size", *ringSize)
+	ring, err := parseSize(*ringSize)
 	if err != nil {
-		return cfg, exitUsage, err
+		return cfg, exitUsage, set.Error("ring-size", err)
 	}
-	if cfg.Capture.BlockSize, err = parseSize("ring-block-size", *blockSize); err != nil {
-		return cfg, exitUsage, err
+	if cfg.Capture.BlockSize, err = parseSize(*blockSize); err != nil {
+		return cfg, exitUsage, set.Error("ring-block-size", err)
 	}
 	if cfg.Capture.BlockSize > 0 {
 		cfg.Capture.NumBlocks = ring / cfg.Capture.BlockSize
+		cfg.ringRest = ring % cfg.Capture.BlockSize
 	}
-	spoolBytes, err := parseSize("spool-size", *spool)
+	spoolBytes, err := parseSize(*spool)
 	if err != nil {
-		return cfg, exitUsage, err
+		return cfg, exitUsage, set.Error("spool-size", err)
 	}
 	cfg.Export.SpoolBytes = int64(spoolBytes)
 	if cfg.Flow.MaxFlows, err = strconv.Atoi(*maxFlows); err != nil {
-		return cfg, exitUsage, fmt.Errorf("max-flows: %q is not a number", *maxFlows)
+		return cfg, exitUsage, set.Errorf("max-flows", "not a whole number")
 	}
 	cfg.Capture.Interface = cfg.Interface
 	cfg.Export.Collector, cfg.Export.SensorID, cfg.Export.Interval = cfg.Collector, cfg.SensorID, cfg.ExportInterval
 	cfg.Export.Interface = cfg.Interface
 	if cfg.Read != "" {
 		cfg.Export.Interface = "file:" + filepath.Base(cfg.Read)
+		if cfg.Read == "-" {
+			cfg.Export.Interface = "stdin"
+		}
 	}
 	if err := cfg.check(); err != nil {
-		return cfg, exitUsage, err
-	}
-	if *printConfig {
-		fmt.Fprint(stdout, flagconfig.Print(fs))
-		return cfg, exitOK, nil
+		return cfg, exitUsage, cfg.explain(err)
 	}
 	if *check {
+		if err := cfg.explain(preflight(cfg)); err != nil {
+			if errors.Is(err, capture.ErrPermission) {
+				return cfg, exitUsage, errors.New(capture.ErrPermission.Error())
+			}
+			return cfg, exitUsage, err
+		}
 		fmt.Fprintln(stdout, "configuration ok")
 		return cfg, exitOK, nil
 	}
 	return cfg, -1, nil
 }
 
+// check validates the settings (what needs no file, device or network).
 func (c *config) check() error {
+	s := c.settings
 	switch {
 	case c.Interface == "" && c.Read == "":
-		return fmt.Errorf("interface: give --interface IF to capture or --read FILE to read a capture")
+		return s.Errorf("interface", "give --interface IF to capture or --read FILE to read a capture")
 	case c.Interface != "" && c.Read != "":
-		return fmt.Errorf("interface: --interface and --read exclude each other")
+		return s.Errorf("read", "--interface and --read exclude each other")
 	case c.Output != "" && c.Output != "jsonl":
-		return fmt.Errorf("output: %q is not supported (use jsonl)", c.Output)
+		return s.Errorf("output", "%q is not supported (use jsonl)", c.Output)
 	case c.Collector == "" && c.Output == "":
-		return fmt.Errorf("collector: give --collector HOST:PORT or --output jsonl")
+		return s.Errorf("collector", "give --collector HOST:PORT or --output jsonl")
 	case c.Read == "" && (c.Loop || c.RebaseTime || c.Speed != 0):
-		return fmt.Errorf("speed: --speed, --loop and --rebase-time apply to --read only")
+		for _, name := range []string{"loop", "rebase-time", "speed"} {
+			if s.Source(name) != flagconfig.FromDefault {
+				return s.Errorf(name, "--speed, --loop and --rebase-time apply to --read only")
+			}
+		}
+		return s.Errorf("speed", "--speed, --loop and --rebase-time apply to --read only")
+	case c.Read == "-" && c.Loop:
+		return s.Errorf("loop", "--loop reads the file again at its end, which standard input (--read -) cannot")
 	case c.SensorID == "":
-		return fmt.Errorf("sensor-id: must not be empty")
+		return s.Errorf("sensor-id", "must not be empty")
 	case c.ExportInterval < 100*time.Millisecond || c.ExportInterval > time.Minute:
-		return fmt.Errorf("export-interval: %v is outside [100ms, 1m]", c.ExportInterval)
+		return s.Errorf("export-interval", "%v is outside [100ms, 1m]", c.ExportInterval)
+	}
+	if c.MetricsListen != "" {
+		if err := flagconfig.CheckListen(c.MetricsListen); err != nil {
+			return s.Error("metrics-listen", err)
+		}
+	}
+	if _, _, err := newLogger(io.Discard, c.LogLevel, c.LogFormat); err != nil {
+		return err
 	}
 	if err := c.Flow.Check(); err != nil {
-		return err
+		return flagconfig.Under("Flow", err)
 	}
 	if c.Collector != "" {
 		if err := c.Export.Check(); err != nil {
-			return err
+			return flagconfig.Under("Export", err)
 		}
 	}
 	if c.Read == "" {
-		return c.Capture.Check()
+		if err := c.Capture.Check(); err != nil {
+			return flagconfig.Under("Capture", err)
+		}
+		if c.ringRest != 0 {
+			return s.Errorf("ring-size", "is not a whole number of --ring-block-size blocks (%d bytes each)", c.Capture.BlockSize)
+		}
 	}
 	if _, err := pcapfile.NewFilter(c.Capture.Filter); err != nil {
-		return fmt.Errorf("bpf: %w", err)
+		return s.Error("bpf", err)
 	}
 	return nil
+}
+
+// preflight builds what the run builds, with the run's own constructors, and
+// releases it again without capturing, reading packets, connecting or listening:
+// the capture file opens and is a capture (or the interface exists and packet
+// sockets may be opened), the TLS files load, the flow table is allocated.
+// Listen addresses are only parsed (check): binding them would fail while the
+// sensor being reconfigured still runs.
+func preflight(cfg config) error {
+	if cfg.Read != "" {
+		in, err := openInput(cfg.Read)
+		if err != nil {
+			return err
+		}
+		in.Close()
+	} else if err := capture.Preflight(cfg.Capture); err != nil {
+		return flagconfig.Under("Capture", err)
+	}
+	if cfg.Collector != "" {
+		if _, err := export.New(cfg.Export, slog.New(slog.DiscardHandler), time.Now); err != nil {
+			return flagconfig.Under("Export", err)
+		}
+	}
+	sh, err := newShard(0, cfg, newOutputs(1, cfg.Export.Interface))
+	if err != nil {
+		return err
+	}
+	return sh.table.Close()
 }
 
 // parseSpeed reads "max", "1x", "2.5x".
@@ -249,13 +367,13 @@ func parseSpeed(s string) (float64, error) {
 	}
 	v, err := strconv.ParseFloat(strings.TrimSuffix(s, "x"), 64)
 	if err != nil || !strings.HasSuffix(s, "x") || v <= 0 || v > 1e6 {
-		return 0, fmt.Errorf("speed: %q is not max or Nx (e.g. 1x, 10x)", s)
+		return 0, errors.New("not max or Nx (e.g. 1x, 10x)")
 	}
 	return v, nil
 }
 
 // parseSize reads "16MiB", "1MiB", "4096", "64KiB".
-func parseSize(field, s string) (int, error) {
+func parseSize(s string) (int, error) {
 	mult := 1
 	num := s
 	for _, u := range []struct {
@@ -269,7 +387,7 @@ func parseSize(field, s string) (int, error) {
 	}
 	v, err := strconv.Atoi(num)
 	if err != nil || v <= 0 {
-		return 0, fmt.Errorf("%s: %q is not a size (e.g. 16MiB, 4096)", field, s)
+		return 0, errors.New("not a size (e.g. 16MiB, 64KiB, 4096)")
 	}
 	return v * mult, nil
 }
@@ -279,7 +397,7 @@ func parseSize(field, s string) (int, error) {
 func newLogger(w io.Writer, level, format string) (*slog.Logger, *slog.LevelVar, error) {
 	lv := new(slog.LevelVar)
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, nil, fmt.Errorf("log-level: %q is not one of debug, info, warn, error", level)
+		return nil, nil, flagconfig.Fieldf("LogLevel", "not one of debug, info, warn, error")
 	}
 	opts := &slog.HandlerOptions{Level: lv}
 	switch format {
@@ -288,5 +406,5 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, *slog.LevelVar,
 	case "json":
 		return slog.New(slog.NewJSONHandler(w, opts)), lv, nil
 	}
-	return nil, nil, fmt.Errorf("log-format: %q is not one of text, json", format)
+	return nil, nil, flagconfig.Fieldf("LogFormat", "not one of text, json")
 }

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"time"
 
+	"netwatch.dev/proto/flagconfig"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 	"netwatch.dev/sensor/internal/output"
 	"netwatch.dev/sensor/internal/pcapfile"
@@ -21,6 +22,12 @@ import (
 // replay against the wall clock; --loop starts over at the end, shifting time so it
 // keeps moving forward.
 func runOffline(ctx context.Context, cfg config, stdout, stderr io.Writer, log *slog.Logger) error {
+	// Open the capture first: a file that is missing or not a capture fails alone.
+	in, err := openInput(cfg.Read)
+	if err != nil {
+		return err
+	}
+	defer func() { in.Close() }()
 	out := newOutputs(1, "file:"+cfg.Read)
 	if cfg.Output == "jsonl" {
 		out.jsonl = output.NewJSONL(stdout, cfg.SensorID)
@@ -54,8 +61,15 @@ func runOffline(ctx context.Context, cfg config, stdout, stderr io.Writer, log *
 		lastTS  int64
 	)
 	for loop := 0; ; loop++ {
+		if loop > 0 {
+			in.Close()
+			if in, err = openInput(cfg.Read); err != nil {
+				readErr = err
+				break
+			}
+		}
 		var first, last int64
-		first, last, err = replayOnce(ctx, cfg, sh, flt, &offset, &packets)
+		first, last, err = replayOnce(ctx, cfg, in.r, sh, flt, &offset, &packets)
 		if err != nil {
 			readErr = err
 			break
@@ -112,18 +126,41 @@ func jsonlWritten(o *outputs) uint64 {
 	return o.jsonl.Written()
 }
 
-// replayOnce reads the file once, skipping what flt rejects. It returns the first and
-// last capture timestamps.
-func replayOnce(ctx context.Context, cfg config, sh *shard, flt *pcapfile.Filter, offset *int64, packets *uint64) (first, last int64, err error) {
-	f, err := os.Open(cfg.Read)
-	if err != nil {
-		return 0, 0, err
+// input is an open capture: a file, or standard input for "-".
+type input struct {
+	f *os.File
+	r *pcapfile.Reader
+}
+
+// openInput opens the capture and reads its header. Standard input may be a pipe:
+// the reader only reads forward. Errors are about --read.
+func openInput(path string) (*input, error) {
+	f := os.Stdin
+	if path != "-" {
+		var err error
+		if f, err = os.Open(path); err != nil {
+			return nil, &flagconfig.FieldError{Field: "Read", Err: err}
+		}
 	}
-	defer f.Close()
 	r, err := pcapfile.NewReader(f)
 	if err != nil {
-		return 0, 0, err
+		if path != "-" {
+			f.Close()
+		}
+		return nil, &flagconfig.FieldError{Field: "Read", Err: err}
 	}
+	return &input{f: f, r: r}, nil
+}
+
+func (in *input) Close() {
+	if in != nil && in.f != os.Stdin {
+		in.f.Close()
+	}
+}
+
+// replayOnce reads the capture once, skipping what flt rejects. It returns the first
+// and last capture timestamps.
+func replayOnce(ctx context.Context, cfg config, r *pcapfile.Reader, sh *shard, flt *pcapfile.Filter, offset *int64, packets *uint64) (first, last int64, err error) {
 	var (
 		rec       pcapfile.Record
 		wallStart time.Time

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"netwatch.dev/proto/flagconfig"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 	"netwatch.dev/proto/procstat"
 	"netwatch.dev/sensor/internal/decode"
@@ -43,7 +44,7 @@ type shard struct {
 func newShard(id int, cfg config, out *outputs) (*shard, error) {
 	t, err := flow.New(cfg.Flow)
 	if err != nil {
-		return nil, err
+		return nil, flagconfig.Under("Flow", err)
 	}
 	return &shard{id: id, table: t, out: out, exportEvery: int64(cfg.ExportInterval), wholeRecords: cfg.Collector == ""}, nil
 }
@@ -282,7 +283,7 @@ func startExporter(cfg config, out *outputs, log *slog.Logger) (*export.Exporter
 	}
 	exp, err := export.New(cfg.Export, log, time.Now)
 	if err != nil {
-		return nil, err
+		return nil, flagconfig.Under("Export", err)
 	}
 	exp.Start()
 	out.exporter = exp

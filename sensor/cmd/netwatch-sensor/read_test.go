@@ -97,16 +97,16 @@ func TestBadFlagsNameTheField(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--output", "jsonl"}, "interface"},
-		{[]string{"--read", "x.pcap"}, "collector"},
-		{[]string{"--read", "x.pcap", "--output", "xml"}, "output"},
-		{[]string{"--read", "x.pcap", "--output", "jsonl", "--speed", "fast"}, "speed"},
-		{[]string{"--read", "x.pcap", "--output", "jsonl", "--idle-timeout", "0s"}, "IdleTimeout"},
-		{[]string{"--interface", "lo", "--output", "jsonl", "--ring-block-size", "3000"}, "BlockSize"},
-		{[]string{"--interface", "lo", "--output", "jsonl", "--fanout", "0"}, "Workers"},
-		{[]string{"--interface", "lo", "--output", "jsonl", "--bpf", "tcp and and"}, "tcp and and"},
-		{[]string{"--read", "x.pcap", "--collector", "collector.example:9090"}, "ca"},
-		{[]string{"--read", "x.pcap", "--output", "jsonl", "--max-flows", "lots"}, "max-flows"},
+		{[]string{"--output", "jsonl"}, "--interface"},
+		{[]string{"--read", "x.pcap"}, "--collector"},
+		{[]string{"--read", "x.pcap", "--output", "xml"}, "--output=xml"},
+		{[]string{"--read", "x.pcap", "--output", "jsonl", "--speed", "fast"}, "--speed=fast"},
+		{[]string{"--read", "x.pcap", "--output", "jsonl", "--idle-timeout", "0s"}, "--idle-timeout=0s"},
+		{[]string{"--interface", "lo", "--output", "jsonl", "--ring-block-size", "3000"}, "--ring-block-size=3000"},
+		{[]string{"--interface", "lo", "--output", "jsonl", "--fanout", "0"}, "--fanout=0"},
+		{[]string{"--interface", "lo", "--output", "jsonl", "--bpf", "tcp and and"}, `--bpf="tcp and and"`},
+		{[]string{"--read", "x.pcap", "--collector", "collector.example:9090"}, "--ca (not set)"},
+		{[]string{"--read", "x.pcap", "--output", "jsonl", "--max-flows", "lots"}, "--max-flows=lots"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(context.Background(), tc.args, &stdout, &stderr)

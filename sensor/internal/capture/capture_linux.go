@@ -17,6 +17,7 @@ import (
 	xbpf "golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 
+	"netwatch.dev/proto/flagconfig"
 	"netwatch.dev/sensor/internal/bpf"
 )
 
@@ -123,21 +124,51 @@ func Open(cfg Config) (*Capture, error) {
 	return c, err
 }
 
-func open(cfg Config) (*Capture, error) {
+// Preflight does what Open does before it creates anything: it checks cfg, looks
+// the interface up, assembles the filter and makes sure the process may open
+// packet sockets (a socket that is closed before it is bound, so it receives
+// nothing). It returns the error Open would (--check uses it).
+func Preflight(cfg Config) error {
+	_, _, err := prepare(cfg)
+	if err == nil {
+		var fd int
+		if fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0); err == nil {
+			unix.Close(fd)
+		} else {
+			err = fmt.Errorf("open capture on %s: %w", cfg.Interface, sysErr("socket", err))
+		}
+	}
+	var pe *PermissionError
+	if errors.As(err, &pe) {
+		return pe
+	}
+	return err
+}
+
+// prepare is the part of open that creates nothing.
+func prepare(cfg Config) (*net.Interface, []unix.SockFilter, error) {
 	if err := cfg.Check(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ifi, err := net.InterfaceByName(cfg.Interface)
 	if err != nil {
-		return nil, fmt.Errorf("open capture on %s: %w (have: %s)", cfg.Interface, ErrNoInterface, interfaceNames())
+		return nil, nil, flagconfig.Fieldf("Interface", "%w %q (have: %s)", ErrNoInterface, cfg.Interface, interfaceNames())
 	}
 	var prog []unix.SockFilter
 	if cfg.Filter != "" || cfg.Snaplen != 0 {
 		raw, err := bpf.Assemble(cfg.Filter, uint32(cfg.Snaplen))
 		if err != nil {
-			return nil, fmt.Errorf("open capture on %s: %w", cfg.Interface, err)
+			return nil, nil, &flagconfig.FieldError{Field: "Filter", Err: err}
 		}
 		prog = toSockFilter(raw)
+	}
+	return ifi, prog, nil
+}
+
+func open(cfg Config) (*Capture, error) {
+	ifi, prog, err := prepare(cfg)
+	if err != nil {
+		return nil, err
 	}
 	c := &Capture{cfg: cfg, ifindex: ifi.Index}
 	for i := 0; i < cfg.Workers; i++ {

@@ -20,6 +20,12 @@ func Open(cfg Config) (*Capture, error) {
 	return nil, fmt.Errorf("open capture on %s: %w on %s (AF_PACKET is Linux-only)", cfg.Interface, ErrUnsupported, runtime.GOOS)
 }
 
+// Preflight returns the error Open would.
+func Preflight(cfg Config) error {
+	_, err := Open(cfg)
+	return err
+}
+
 // Run is not supported on this system.
 func (c *Capture) Run(ctx context.Context, newHandler func(worker int) Handler) error {
 	return fmt.Errorf("%w on %s", ErrUnsupported, runtime.GOOS)

@@ -15,6 +15,7 @@ import (
 	"os"
 	"time"
 
+	"netwatch.dev/proto/flagconfig"
 	"netwatch.dev/sensor/internal/bpf"
 )
 
@@ -123,16 +124,16 @@ const (
 // ErrConfig is wrapped by every error Check returns.
 var ErrConfig = errors.New("bad capture configuration")
 
-type configError struct{ field, msg string }
+type configError struct{ msg string }
 
-func (e *configError) Error() string { return "capture: " + e.field + ": " + e.msg }
+func (e *configError) Error() string { return e.msg }
 func (e *configError) Unwrap() error { return ErrConfig }
 
-// Check says what is wrong with c, naming the field, or returns nil. It
-// also compiles Filter.
+// Check says what is wrong with c, naming the field (a *flagconfig.FieldError),
+// or returns nil. It also compiles Filter.
 func (c Config) Check() error {
 	bad := func(field, format string, args ...any) error {
-		return &configError{field, fmt.Sprintf(format, args...)}
+		return &flagconfig.FieldError{Field: field, Err: &configError{fmt.Sprintf(format, args...)}}
 	}
 	page := os.Getpagesize()
 	switch {
@@ -172,7 +173,7 @@ func (c Config) Check() error {
 		return bad("StatsInterval", "stats interval must be between 10ms and 1h, got %v", c.StatsInterval)
 	}
 	if _, err := bpf.Compile(c.Filter, uint32(c.Snaplen)); err != nil {
-		return &configError{"Filter", err.Error()}
+		return bad("Filter", "%s", err)
 	}
 	return nil
 }

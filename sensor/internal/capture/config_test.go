@@ -59,7 +59,7 @@ func TestConfigCheck(t *testing.T) {
 			if !errors.Is(err, ErrConfig) {
 				t.Errorf("error %v does not wrap ErrConfig", err)
 			}
-			if want := "capture: " + tc.field + ": "; !strings.HasPrefix(err.Error(), want) {
+			if want := tc.field + ": "; !strings.HasPrefix(err.Error(), want) {
 				t.Errorf("error %q does not start with %q", err, want)
 			}
 			if !strings.Contains(err.Error(), tc.msg) {

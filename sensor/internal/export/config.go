@@ -1,10 +1,10 @@
 package export
 
 import (
-	"errors"
-	"fmt"
 	"net"
 	"time"
+
+	"netwatch.dev/proto/flagconfig"
 )
 
 // Config of the exporter. Start from DefaultConfig.
@@ -49,29 +49,31 @@ func DefaultConfig() Config {
 	}
 }
 
-// Check validates c; errors name the flag.
+// Check validates c; errors name the field (a *flagconfig.FieldError).
 func (c Config) Check() error {
-	host, port, err := net.SplitHostPort(c.Collector)
-	if err != nil || host == "" || port == "" {
-		return fmt.Errorf("collector: %q is not host:port", c.Collector)
+	if err := flagconfig.CheckDial(c.Collector); err != nil {
+		return flagconfig.Fieldf("Collector", "%w", err)
 	}
+	host, _, _ := net.SplitHostPort(c.Collector)
 	switch {
 	case c.SensorID == "" || len(c.SensorID) > 256:
-		return errors.New("sensor-id: must be 1 to 256 bytes")
+		return flagconfig.Fieldf("SensorID", "must be 1 to 256 bytes")
 	case c.Interval < 10*time.Millisecond:
-		return fmt.Errorf("export-interval: %v is below the minimum of 10ms", c.Interval)
+		return flagconfig.Fieldf("Interval", "%v is below the minimum of 10ms", c.Interval)
 	case c.SpoolBytes < 64<<10:
-		return fmt.Errorf("spool-size: %d bytes is below the minimum of 64 KiB", c.SpoolBytes)
+		return flagconfig.Fieldf("SpoolBytes", "%d bytes is below the minimum of 64 KiB", c.SpoolBytes)
 	case c.MaxMessageBytes < 64<<10:
-		return fmt.Errorf("max-message-bytes: %d is below the minimum of 64 KiB", c.MaxMessageBytes)
+		return flagconfig.Fieldf("MaxMessageBytes", "%d is below the minimum of 64 KiB", c.MaxMessageBytes)
 	case c.BackoffMin <= 0 || c.BackoffMax < c.BackoffMin:
-		return fmt.Errorf("backoff: min %v and max %v must satisfy 0 < min <= max", c.BackoffMin, c.BackoffMax)
-	case (c.CertFile == "") != (c.KeyFile == ""):
-		return errors.New("tls-key: --tls-cert and --tls-key go together")
+		return flagconfig.Fieldf("BackoffMin", "min %v and max %v must satisfy 0 < min <= max", c.BackoffMin, c.BackoffMax)
+	case c.CertFile != "" && c.KeyFile == "":
+		return flagconfig.Fieldf("KeyFile", "--tls-cert needs --tls-key")
+	case c.CertFile == "" && c.KeyFile != "":
+		return flagconfig.Fieldf("CertFile", "--tls-key needs --tls-cert")
 	case c.CertFile != "" && c.CAFile == "":
-		return errors.New("ca: a client certificate (--tls-cert) needs --ca to verify the collector")
+		return flagconfig.Fieldf("CAFile", "a client certificate (--tls-cert) needs --ca to verify the collector")
 	case c.CAFile == "" && !c.Insecure && !isLoopback(host):
-		return fmt.Errorf("ca: collector %q is not on loopback; set --ca to use TLS (or --insecure to send in plaintext)", c.Collector)
+		return flagconfig.Fieldf("CAFile", "collector %q is not on loopback; set --ca to use TLS (or --insecure to send in plaintext)", c.Collector)
 	}
 	return nil
 }

@@ -34,6 +34,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"netwatch.dev/proto/flagconfig"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 )
 
@@ -128,17 +129,17 @@ func transportCredentials(cfg Config) (credentials.TransportCredentials, error) 
 	}
 	pem, err := os.ReadFile(cfg.CAFile)
 	if err != nil {
-		return nil, fmt.Errorf("ca: %w", err)
+		return nil, &flagconfig.FieldError{Field: "CAFile", Err: err}
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("ca: %s holds no PEM certificate", cfg.CAFile)
+		return nil, flagconfig.Fieldf("CAFile", "%s holds no PEM certificate", cfg.CAFile)
 	}
 	tc := &tls.Config{RootCAs: pool, ServerName: cfg.ServerName, MinVersion: tls.VersionTLS12}
 	if cfg.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("tls-cert: %w", err)
+			return nil, &flagconfig.FieldError{Field: "CertFile", Err: err}
 		}
 		tc.Certificates = []tls.Certificate{cert}
 	}

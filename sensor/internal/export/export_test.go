@@ -275,14 +275,16 @@ func TestConfigCheckNamesTheField(t *testing.T) {
 		mutate func(*Config)
 		field  string
 	}{
-		{func(c *Config) { c.Collector = "collector.example:9090" }, "ca"},
+		{func(c *Config) { c.Collector = "collector.example:9090" }, "CAFile: "},
 		{func(c *Config) { c.Collector = "10.0.0.1:9090" }, "--insecure"},
-		{func(c *Config) { c.Collector = "nonsense" }, "collector"},
-		{func(c *Config) { c.SensorID = "" }, "sensor-id"},
-		{func(c *Config) { c.SpoolBytes = 10 }, "spool-size"},
-		{func(c *Config) { c.Interval = 0 }, "export-interval"},
-		{func(c *Config) { c.CertFile = "c.pem" }, "tls-key"},
-		{func(c *Config) { c.CertFile, c.KeyFile = "c.pem", "k.pem" }, "ca"},
+		{func(c *Config) { c.Collector = "nonsense" }, "Collector: "},
+		{func(c *Config) { c.Collector = "127.0.0.1:99999" }, "Collector: "},
+		{func(c *Config) { c.SensorID = "" }, "SensorID: "},
+		{func(c *Config) { c.SpoolBytes = 10 }, "SpoolBytes: "},
+		{func(c *Config) { c.Interval = 0 }, "Interval: "},
+		{func(c *Config) { c.CertFile = "c.pem" }, "KeyFile: "},
+		{func(c *Config) { c.KeyFile = "k.pem" }, "CertFile: "},
+		{func(c *Config) { c.CertFile, c.KeyFile = "c.pem", "k.pem" }, "CAFile: "},
 	} {
 		cfg := ok
 		tc.mutate(&cfg)

@@ -1,8 +1,9 @@
 package flow
 
 import (
-	"fmt"
 	"time"
+
+	"netwatch.dev/proto/flagconfig"
 )
 
 // Config configures a Table. Durations are wall-clock lengths compared with
@@ -58,23 +59,23 @@ func DefaultConfig() Config {
 // reason.
 const maxTableFlows = 1 << 30
 
-// Check reports the first invalid field, by name.
+// Check reports the first invalid field, by name (a *flagconfig.FieldError).
 func (c Config) Check() error {
 	switch {
 	case c.IdleTimeout <= 0:
-		return fmt.Errorf("flow config: IdleTimeout must be > 0, got %v", c.IdleTimeout)
+		return flagconfig.Fieldf("IdleTimeout", "must be > 0, got %v", c.IdleTimeout)
 	case c.ActiveTimeout <= 0:
-		return fmt.Errorf("flow config: ActiveTimeout must be > 0, got %v", c.ActiveTimeout)
+		return flagconfig.Fieldf("ActiveTimeout", "must be > 0, got %v", c.ActiveTimeout)
 	case c.FinLinger < 0:
-		return fmt.Errorf("flow config: FinLinger must be >= 0, got %v", c.FinLinger)
+		return flagconfig.Fieldf("FinLinger", "must be >= 0, got %v", c.FinLinger)
 	case c.MaxFlows < 1 || c.MaxFlows > maxTableFlows:
-		return fmt.Errorf("flow config: MaxFlows must be in [1, %d], got %d", maxTableFlows, c.MaxFlows)
+		return flagconfig.Fieldf("MaxFlows", "must be in [1, %d], got %d", maxTableFlows, c.MaxFlows)
 	case c.MaxFragments < 1 || c.MaxFragments > maxTableFlows:
-		return fmt.Errorf("flow config: MaxFragments must be in [1, %d], got %d", maxTableFlows, c.MaxFragments)
+		return flagconfig.Fieldf("MaxFragments", "must be in [1, %d], got %d", maxTableFlows, c.MaxFragments)
 	case c.FragmentTimeout < 0:
-		return fmt.Errorf("flow config: FragmentTimeout must be >= 0, got %v", c.FragmentTimeout)
+		return flagconfig.Fieldf("FragmentTimeout", "must be >= 0, got %v", c.FragmentTimeout)
 	case c.MaxPendingEvicted < 1:
-		return fmt.Errorf("flow config: MaxPendingEvicted must be >= 1, got %d", c.MaxPendingEvicted)
+		return flagconfig.Fieldf("MaxPendingEvicted", "must be >= 1, got %d", c.MaxPendingEvicted)
 	}
 	return nil
 }

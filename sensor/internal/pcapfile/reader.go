@@ -50,6 +50,22 @@ const (
 // to I/O errors from the underlying reader).
 var ErrCorrupt = errors.New("corrupt capture")
 
+// NotCaptureError is NewReader's error for a source that does not start with
+// the magic number of pcap or pcapng. It wraps ErrCorrupt.
+type NotCaptureError struct {
+	Magic uint32 // the first 4 bytes, in file order (when Len >= 4)
+	Len   int    // bytes read, when fewer than 4
+}
+
+func (e *NotCaptureError) Error() string {
+	if e.Len < 4 {
+		return fmt.Sprintf("not a pcap or pcapng file (%d bytes, shorter than any capture header)", e.Len)
+	}
+	return fmt.Sprintf("not a pcap or pcapng file (magic 0x%08x)", e.Magic)
+}
+
+func (e *NotCaptureError) Unwrap() error { return ErrCorrupt }
+
 type iface struct {
 	link    decode.LinkType
 	snaplen uint32
@@ -79,7 +95,8 @@ type Reader struct {
 }
 
 // NewReader detects the format from the first bytes of src and reads the file
-// header. It buffers 1 MiB at a time.
+// header. It buffers 1 MiB at a time and only ever reads src forward (no seek,
+// no mmap), so src may be a pipe (--read -).
 func NewReader(src io.Reader) (*Reader, error) {
 	return NewReaderSize(src, defaultBufSz)
 }
@@ -89,7 +106,10 @@ func NewReader(src io.Reader) (*Reader, error) {
 func NewReaderSize(src io.Reader, size int) (*Reader, error) {
 	r := &Reader{src: src, buf: make([]byte, max(size, 64)), ifaces: make([]iface, 0, 16)}
 	if err := r.need(4); err != nil {
-		return nil, fmt.Errorf("read capture header: %w", r.shortErr(err))
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return nil, &NotCaptureError{Len: r.w - r.r}
+		}
+		return nil, fmt.Errorf("read capture header: %w", err)
 	}
 	le := binary.LittleEndian.Uint32(r.buf[r.r:])
 	switch {
@@ -104,7 +124,7 @@ func NewReaderSize(src io.Reader, size int) (*Reader, error) {
 	case binary.BigEndian.Uint32(r.buf[r.r:]) == magicMicro || binary.BigEndian.Uint32(r.buf[r.r:]) == magicNano:
 		r.order = binary.BigEndian
 	default:
-		return nil, fmt.Errorf("read capture header: unknown magic 0x%08x: %w", le, ErrCorrupt)
+		return nil, &NotCaptureError{Magic: binary.BigEndian.Uint32(r.buf[r.r:]), Len: 4}
 	}
 	r.format = FormatPcap
 	// struct pcap_file_header: magic(4) major(2) minor(2) thiszone(4)

@@ -198,8 +198,12 @@ func (o iotestOneByte) Read(p []byte) (int, error) { return o.r.Read(p[:min(len(
 func TestBadMagic(t *testing.T) {
 	_, err := NewReader(bytes.NewReader([]byte("not a capture at all")))
 	assert.ErrorIs(t, err, ErrCorrupt)
+	assert.EqualError(t, err, "not a pcap or pcapng file (magic 0x6e6f7420)", `"not " in file order`)
 	_, err = NewReader(bytes.NewReader(nil))
-	assert.ErrorIs(t, err, io.ErrUnexpectedEOF)
+	assert.ErrorIs(t, err, ErrCorrupt)
+	assert.EqualError(t, err, "not a pcap or pcapng file (0 bytes, shorter than any capture header)")
+	_, err = NewReader(bytes.NewReader([]byte{0xd4, 0xc3}))
+	assert.EqualError(t, err, "not a pcap or pcapng file (2 bytes, shorter than any capture header)")
 }
 
 func TestNextZeroAllocs(t *testing.T) {
