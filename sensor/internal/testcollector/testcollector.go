@@ -77,6 +77,9 @@ func (s *Buffer) Write(p []byte) (int, error) {
 // String is everything written so far.
 func (s *Buffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
+// Bytes is a copy of everything written so far.
+func (s *Buffer) Bytes() []byte { s.mu.Lock(); defer s.mu.Unlock(); return bytes.Clone(s.b.Bytes()) }
+
 // Len is the number of bytes written so far.
 func (s *Buffer) Len() int { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Len() }
 

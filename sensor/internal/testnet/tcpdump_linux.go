@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"netwatch.dev/sensor/internal/pcapfile"
+	"netwatch.dev/sensor/internal/testcollector"
 )
 
 // GoInNS runs fn in a new goroutine on an OS thread switched into the test
@@ -59,8 +59,8 @@ func RequireTcpdump(t testing.TB) {
 // Tcpdump is a running tcpdump writing what it captures to a pcap in memory.
 type Tcpdump struct {
 	cmd    *exec.Cmd
-	out    syncBuffer // the pcap on tcpdump's stdout
-	errOut syncBuffer
+	out    testcollector.Buffer // the pcap on tcpdump's stdout
+	errOut testcollector.Buffer
 	exited chan struct{}
 	err    error // set when exited is closed
 }
@@ -152,22 +152,3 @@ func (d *Tcpdump) Stop(t testing.TB, atLeast int) int {
 	t.Logf("tcpdump: %d packets; %s", k, strings.Join(strings.Fields(d.errOut.String()), " "))
 	return k
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) Bytes() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return bytes.Clone(s.b.Bytes())
-}
-
-func (s *syncBuffer) String() string { return string(s.Bytes()) }
