@@ -165,7 +165,7 @@ func TestGenCerts(t *testing.T) {
 	collectorFiles := fileNames(t, filepath.Join(out, "collector"))
 	assert.Equal(t, []string{"ca.crt", "collector.crt", "collector.key"}, collectorFiles)
 	sensorFiles := fileNames(t, filepath.Join(out, "sensor-b"))
-	assert.Equal(t, collectorFiles, inDir(t, "/etc/netwatch/tls", tlsPaths(t, "config/collector.yaml", "tls-cert", "tls-key", "client-ca"), "config/collector.yaml"))
+	assert.Equal(t, collectorFiles, inDir(t, "/etc/netwatch/tls", tlsPaths(t, "config/collector.yaml", "tls-cert", "tls-key", "tls-client-ca"), "config/collector.yaml"))
 	assert.Equal(t, sensorFiles, inDir(t, "/etc/netwatch/tls", tlsPaths(t, "config/sensor.yaml", "ca", "tls-cert", "tls-key"), "config/sensor.yaml"))
 	for unit, want := range map[string][]string{"netwatch-collector.service": collectorFiles, "netwatch-sensor.service": sensorFiles} {
 		var tlsSources []string

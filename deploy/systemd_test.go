@@ -284,7 +284,7 @@ make() { :; } # the binaries are built already
 ssh() { shift; (cd "$HOST_B" && "$@"); }
 scp() { local a=("$@"); local dst=${a[-1]}; unset 'a[-1]'; cp -r "${a[@]}" "$HOST_B/${dst#*:}"; }
 systemctl() { echo "$*" >>"$R/systemctl.log"; }
-install() { command install "$@"; local dst=${@: -1}; [[ $dst != *.yaml ]] || sed -i "s#/etc/netwatch/#$R/etc/netwatch/#g" "$dst"; }
+install() { command install "$@"; local dst=${@: -1}; [[ $dst != *.yaml ]] || sed -i "s#/etc/netwatch/#$R/etc/netwatch/#g; s#^interface: eth1 #interface: lo   #" "$dst"; } # B's span port is lo here (the README says to edit interface)
 `
 	relocate := strings.NewReplacer("/etc/netwatch", root+"/etc/netwatch", "/etc/systemd/system", root+"/etc/systemd/system",
 		"/usr/local/bin", root+"/usr/local/bin")

@@ -77,5 +77,5 @@ func TestReadBPFBadExpression(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	code := run(context.Background(), []string{"--read", "does-not-exist.pcap", "--output", "jsonl", "--bpf", "tcp and and"}, &stdout, &stderr)
 	assert.Equal(t, exitUsage, code)
-	assert.Contains(t, stderr.String(), `bpf: filter "tcp and and": expected a primitive, got "and" at offset 8`)
+	assert.Contains(t, stderr.String(), `--bpf="tcp and and" (command line): filter "tcp and and": expected a primitive, got "and" at offset 8`)
 }
