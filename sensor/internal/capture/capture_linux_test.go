@@ -435,19 +435,6 @@ func TestLiveVLAN(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var fd, peerIndex int
-	n.InNS(t, func() {
-		var ifi *net.Interface
-		if ifi, err = net.InterfaceByName(n.Peer); err != nil {
-			return
-		}
-		peerIndex = ifi.Index
-		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fd)
 	const payload = 80
 	frame := make([]byte, 18+20+8+payload)
 	copy(frame[0:6], hostIf.HardwareAddr)
@@ -463,14 +450,8 @@ func TestLiveVLAN(t *testing.T) {
 	binary.BigEndian.PutUint16(ip[20:], 4242)
 	binary.BigEndian.PutUint16(ip[22:], 4243)
 	binary.BigEndian.PutUint16(ip[24:], 8+payload)
-	sa := unix.SockaddrLinklayer{Ifindex: peerIndex, Halen: 6}
-	copy(sa.Addr[:], hostIf.HardwareAddr)
 	const count = 10
-	for i := 0; i < count; i++ {
-		if err := unix.Sendto(fd, frame, 0, &sa); err != nil {
-			t.Fatalf("send tagged frame: %v", err)
-		}
-	}
+	sendFromPeer(t, n, frame, count)
 	waitFor(t, "tagged frames", func() bool { return r42.count(func(pkt) bool { return true }) >= count })
 	time.Sleep(50 * time.Millisecond)
 	if got := r42.count(func(p pkt) bool {
