@@ -218,14 +218,24 @@ func TestSecondSensorWithTheSameIDIsRefused(t *testing.T) {
 	assert.Equal(t, e1.BootID(), c.Sensor("same").GetBootId())
 }
 
-func TestTLSAndMutualTLS(t *testing.T) {
-	dir := t.TempDir()
+// tlsFiles writes into a fresh directory a CA (ca.pem), a server and a client
+// certificate it signed, and another CA (other-ca.pem) with a client certificate
+// of its own (stranger). It returns the directory and the first CA.
+func tlsFiles(t *testing.T) (dir string, ca *x509.Certificate) {
+	t.Helper()
+	dir = t.TempDir()
 	ca, caKey := newCA(t, "netwatch test CA")
 	writePEM(t, filepath.Join(dir, "ca.pem"), "CERTIFICATE", ca.Raw)
 	issue(t, dir, "server", ca, caKey, true)
 	issue(t, dir, "client", ca, caKey, false)
 	other, otherKey := newCA(t, "another CA")
+	writePEM(t, filepath.Join(dir, "other-ca.pem"), "CERTIFICATE", other.Raw)
 	issue(t, dir, "stranger", other, otherKey, false)
+	return dir, ca
+}
+
+func TestTLSAndMutualTLS(t *testing.T) {
+	dir, ca := tlsFiles(t)
 
 	c := newCollector(t, "--tls-cert", filepath.Join(dir, "server.pem"), "--tls-key", filepath.Join(dir, "server-key.pem"),
 		"--tls-client-ca", filepath.Join(dir, "ca.pem"))
@@ -380,14 +390,7 @@ func newExporterLogging(t *testing.T, cfg Config, w *testcollector.Buffer) *Expo
 // collector logs the refused handshake with the peer and the reason, once per
 // peer and window (the sensor retries every 300 ms here).
 func TestTLSMismatchesAreExplained(t *testing.T) {
-	dir := t.TempDir()
-	ca, caKey := newCA(t, "netwatch test CA")
-	writePEM(t, filepath.Join(dir, "ca.pem"), "CERTIFICATE", ca.Raw)
-	issue(t, dir, "server", ca, caKey, true)
-	issue(t, dir, "client", ca, caKey, false)
-	other, otherKey := newCA(t, "another CA")
-	writePEM(t, filepath.Join(dir, "other-ca.pem"), "CERTIFICATE", other.Raw)
-	issue(t, dir, "stranger", other, otherKey, false)
+	dir, _ := tlsFiles(t)
 	tlsArgs := []string{"--tls-cert", filepath.Join(dir, "server.pem"), "--tls-key", filepath.Join(dir, "server-key.pem")}
 	mtlsArgs := append(slices.Clone(tlsArgs), "--tls-client-ca", filepath.Join(dir, "ca.pem"))
 	for _, tc := range []struct {
