@@ -210,6 +210,13 @@ func New(cfg Config, log *slog.Logger) (*Collector, error) {
 	}
 	c.ingest = in
 	c.query.SetSensors(in)
+	c.query.SetProblems(func() []query.Problem {
+		var out []query.Problem
+		for _, p := range in.Problems() {
+			out = append(out, query.Problem(p))
+		}
+		return out
+	})
 	if c.live, err = newLive(c); err != nil {
 		return nil, err
 	}

@@ -209,15 +209,22 @@ func TestHealthStatusAndReasons(t *testing.T) {
 		drops   bool
 		status  string
 		reasons []string
+		// problems of the collector's own; incomplete is the answer's flag.
+		problems   []Problem
+		incomplete bool
 	}{
-		{"no sensor", nil, 0, false, StatusUnhealthy, []string{"no sensor connected"}},
-		{"one good sensor", fakeRegistry{{SensorId: "s1", Connected: true, Metrics: up}}, 0, false, StatusHealthy, nil},
-		{"only sensor stale", fakeRegistry{{SensorId: "s1", Connected: true, Stale: true, Metrics: up}}, 0, false, StatusUnhealthy, []string{"no connected sensor is capturing", "sensor s1 is stale"}},
-		{"one of two stale", fakeRegistry{{SensorId: "s1", Connected: true, Metrics: up}, {SensorId: "s2", Connected: true, Stale: true, Metrics: up}}, 0, false, StatusDegraded, []string{"sensor s2 is stale"}},
-		{"interface down", fakeRegistry{{SensorId: "s1", Connected: true, Metrics: up}, {SensorId: "s2", Interface: "eth1", Connected: true, Metrics: down}}, 0, false, StatusDegraded, []string{"sensor s2: interface eth1 is down"}},
-		{"spool loss", fakeRegistry{{SensorId: "s1", Connected: true, Metrics: up, LostFlows: 3, LostPackets: 9}}, 0, false, StatusDegraded, []string{"sensor s1 lost 3 flows (9 packets) from a full spool"}},
-		{"kernel drops", fakeRegistry{{SensorId: "s1", Connected: true, Metrics: up}}, 0, true, StatusDegraded, []string{"sensor s1 dropped 40 packets in the last 5m"}},
-		{"near max-flows", fakeRegistry{{SensorId: "s1", Connected: true, Metrics: up}}, 9, false, StatusDegraded, []string{"store holds 9 flows, 90% of --max-flows 10"}},
+		{"no sensor", nil, 0, false, StatusUnhealthy, []string{"no sensor connected"}, nil, false},
+		{"one good sensor", fakeRegistry{{SensorId: "s1", Connected: true, Metrics: up}}, 0, false, StatusHealthy, nil, nil, false},
+		{"only sensor stale", fakeRegistry{{SensorId: "s1", Connected: true, Stale: true, Metrics: up}}, 0, false, StatusUnhealthy, []string{"no connected sensor is capturing", "sensor s1 is stale"}, nil, false},
+		{"one of two stale", fakeRegistry{{SensorId: "s1", Connected: true, Metrics: up}, {SensorId: "s2", Connected: true, Stale: true, Metrics: up}}, 0, false, StatusDegraded, []string{"sensor s2 is stale"}, nil, false},
+		{"interface down", fakeRegistry{{SensorId: "s1", Connected: true, Metrics: up}, {SensorId: "s2", Interface: "eth1", Connected: true, Metrics: down}}, 0, false, StatusDegraded, []string{"sensor s2: interface eth1 is down"}, nil, false},
+		{"spool loss", fakeRegistry{{SensorId: "s1", Connected: true, Metrics: up, LostFlows: 3, LostPackets: 9}}, 0, false, StatusDegraded, []string{"sensor s1 lost 3 flows (9 packets) from a full spool"}, nil, false},
+		{"kernel drops", fakeRegistry{{SensorId: "s1", Connected: true, Metrics: up}}, 0, true, StatusDegraded, []string{"sensor s1 dropped 40 packets in the last 5m"}, nil, false},
+		{"near max-flows", fakeRegistry{{SensorId: "s1", Connected: true, Metrics: up}}, 9, false, StatusDegraded, []string{"store holds 9 flows, 90% of --max-flows 10"}, nil, false},
+		{"collector fault, sensor fine", fakeRegistry{{SensorId: "s1", Connected: true, Metrics: up}}, 0, false, StatusUnhealthy,
+			[]string{"data dir /d: no space left on device"}, []Problem{{Reason: "data dir /d: no space left on device", Unhealthy: true}}, false},
+		{"collector lost data, listed first", fakeRegistry{{SensorId: "s1", Connected: true, Stale: true, Metrics: up}, {SensorId: "s2", Connected: true, Metrics: up}}, 0, false, StatusDegraded,
+			[]string{"log segment wal-7 damaged", "sensor s1 is stale"}, []Problem{{Reason: "log segment wal-7 damaged", Incomplete: true}}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st := store.New(store.Config{MaxFlows: 10})
@@ -229,6 +236,9 @@ func TestHealthStatusAndReasons(t *testing.T) {
 			if tc.sensors != nil {
 				svc.SetSensors(tc.sensors)
 			}
+			if tc.problems != nil {
+				svc.SetProblems(func() []Problem { return tc.problems })
+			}
 			if tc.drops {
 				svc.History().RecordSensor(t0.Add(-time.Minute), "s1", MetricsPoint{Dropped: 100})
 				svc.History().RecordSensor(t0, "s1", MetricsPoint{Dropped: 140})
@@ -236,6 +246,7 @@ func TestHealthStatusAndReasons(t *testing.T) {
 			h, err := svc.GetHealth(context.Background(), &netwatchv1.GetHealthRequest{})
 			require.NoError(t, err)
 			assert.Equal(t, tc.status, h.GetStatus())
+			assert.Equal(t, tc.incomplete || tc.name == "spool loss", h.GetIncomplete())
 			require.Len(t, h.GetReasons(), len(tc.reasons), "%q", h.GetReasons())
 			for i, r := range tc.reasons {
 				assert.Contains(t, h.GetReasons()[i], r)

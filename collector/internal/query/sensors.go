@@ -18,6 +18,20 @@ type SensorRegistry interface {
 // SetSensors gives the service its sensor registry; call it before serving.
 func (s *Service) SetSensors(r SensorRegistry) { s.sensors = r }
 
+// Problem is a fault of the collector itself the health reports (the ingest
+// service's durable log, its data directory, its replay).
+type Problem struct {
+	Reason string
+	// Unhealthy makes the status "unhealthy"; otherwise it is at least "degraded".
+	Unhealthy bool
+	// Incomplete: acknowledged data was lost (GetHealthResponse.incomplete).
+	Incomplete bool
+}
+
+// SetProblems gives the service the source of the collector's own faults; call it
+// before serving.
+func (s *Service) SetProblems(f func() []Problem) { s.problems = f }
+
 // ListSensors is GET /api/v1/sensors: the registry, sorted by sensor id.
 func (s *Service) ListSensors(context.Context, *netwatchv1.ListSensorsRequest) (*netwatchv1.ListSensorsResponse, error) {
 	resp := &netwatchv1.ListSensorsResponse{Sensors: []*netwatchv1.Sensor{}}
@@ -45,12 +59,13 @@ const (
 
 // addSensorHealth fills the health from the registry and the store, with a reason for
 // every problem found:
-//   - "unhealthy" when nothing is being captured: no sensor connected, or every
+//   - "unhealthy" when the collector has an Unhealthy problem of its own (see
+//     SetProblems), or nothing is being captured: no sensor connected, or every
 //     connected sensor stale or its interface not up;
 //   - "degraded" when some part is missing or lossy: a stale sensor, an interface not
 //     up, packets dropped in the last DropWindow, spool loss reported within the
-//     retention window (the window is then incomplete), or the store at
-//     NearCapPercent of --max-flows;
+//     retention window (the window is then incomplete), the store at
+//     NearCapPercent of --max-flows, or a problem of the collector's own;
 //   - "healthy" otherwise.
 func (s *Service) addSensorHealth(r *netwatchv1.GetHealthResponse) {
 	r.Reasons = []string{}
@@ -89,21 +104,33 @@ func (s *Service) addSensorHealth(r *netwatchv1.GetHealthResponse) {
 	}
 	r.InterfaceStatus = worst
 	r.CaptureActive = capturing > 0
+	var own []string
+	unhealthy := false
+	if s.problems != nil {
+		for _, p := range s.problems() {
+			own = append(own, p.Reason)
+			unhealthy = unhealthy || p.Unhealthy
+			r.Incomplete = r.Incomplete || p.Incomplete
+		}
+	}
 	if st, limit := s.store.Len(), s.store.Config().MaxFlows; st*100 >= limit*NearCapPercent {
 		r.Reasons = append(r.Reasons, fmt.Sprintf("store holds %d flows, %d%% of --max-flows %d: the oldest-idle flows are evicted beyond it", st, st*100/limit, limit))
 	}
 	switch {
+	case unhealthy:
+		r.Status = StatusUnhealthy
 	case r.SensorsConnected == 0:
 		r.Status = StatusUnhealthy
 		r.Reasons = append([]string{"no sensor connected: nothing is being captured"}, r.Reasons...)
 	case capturing == 0:
 		r.Status = StatusUnhealthy
 		r.Reasons = append([]string{"no connected sensor is capturing"}, r.Reasons...)
-	case len(r.Reasons) > 0:
+	case len(r.Reasons) > 0 || len(own) > 0:
 		r.Status = StatusDegraded
 	default:
 		r.Status = StatusHealthy
 	}
+	r.Reasons = append(own, r.Reasons...) // the collector's own faults first
 }
 
 // interfaceWords says an interface state in a health reason ("... is down",

@@ -22,6 +22,8 @@ type Service struct {
 	now     func() time.Time
 	sensors SensorRegistry  // nil until SetSensors; see sensors.go
 	history *MetricsHistory // see history.go
+	// problems are the collector's own faults (nil until SetProblems); see sensors.go
+	problems func() []Problem
 	sampler sampler
 	// topCache, when set, keeps top-talkers answers briefly (CacheTopTalkers).
 	topCache *topCache
