@@ -24,7 +24,7 @@ type Service struct {
 	history *MetricsHistory // see history.go
 	// problems are the collector's own faults (nil until SetProblems); see sensors.go
 	problems func() []Problem
-	sampler sampler
+	sampler  sampler
 	// topCache, when set, keeps top-talkers answers briefly (CacheTopTalkers).
 	topCache *topCache
 }
