@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -61,7 +62,7 @@ func csvFlows(fs FlowStreamer, eh errorHandler, now func() time.Time) http.Handl
 					fd := flowFields.Get(i)
 					row[i] = ""
 					if fd.Kind() != protoreflect.MessageKind || m.Has(fd) {
-						row[i] = csvValue(fd, m.Get(fd))
+						row[i] = csvCell(csvValue(fd, m.Get(fd)))
 					}
 				}
 				if err := cw.Write(row); err != nil {
@@ -102,6 +103,54 @@ func startCSV(w http.ResponseWriter, at time.Time) (*csv.Writer, []string) {
 	}
 	_ = cw.Write(row)
 	return cw, row
+}
+
+// csvCell defuses a cell a spreadsheet would run as a formula (the OWASP CSV
+// injection rule): a cell that begins with = + - @, a tab or a carriage return
+// and is not a number gets a leading apostrophe, which spreadsheets show as
+// text and do not display. Every column goes through it; numbers, timestamps,
+// IP addresses (an IPv6 address never begins with one of these) and the other
+// ordinary values come out unchanged, so only hostile or odd text changes.
+func csvCell(s string) string {
+	if s == "" || !strings.ContainsRune("=+-@\t\r", rune(s[0])) || isNumber(s) {
+		return s
+	}
+	return "'" + s
+}
+
+// isNumber reports whether s is a plain decimal number: an optional sign,
+// digits with at most one decimal point, and an optional exponent ("-5", "+1.5",
+// "-2e10"). Unlike strconv.ParseFloat it refuses "Inf", "NaN", hex and
+// underscores, which a spreadsheet does not read as numbers.
+func isNumber(s string) bool {
+	mant, exp := s, ""
+	if i := strings.IndexAny(s, "eE"); i >= 0 {
+		mant, exp = s[:i], s[i+1:]
+		if !digitsOnly(strings.TrimPrefix(strings.TrimPrefix(exp, "+"), "-"), false) {
+			return false
+		}
+	}
+	if mant != "" && (mant[0] == '+' || mant[0] == '-') {
+		mant = mant[1:]
+	}
+	return digitsOnly(mant, true)
+}
+
+// digitsOnly reports whether s is one or more digits, with at most one decimal
+// point among them when point.
+func digitsOnly(s string, point bool) bool {
+	digits := 0
+	for i := range len(s) {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9':
+			digits++
+		case c == '.' && point:
+			point = false
+		default:
+			return false
+		}
+	}
+	return digits > 0
 }
 
 // csvValue spells a set NetworkFlow field as the REST JSON does, without quotes

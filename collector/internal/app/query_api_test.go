@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -15,6 +16,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"netwatch.dev/collector/internal/oracle"
 	"netwatch.dev/collector/internal/query"
@@ -348,4 +352,53 @@ func TestEveryDocumentedParameterIsAccepted(t *testing.T) {
 
 func queryPoint() query.MetricsPoint {
 	return query.MetricsPoint{CPU: 1.5, Memory: 1 << 20, ActiveFlows: 3, PacketsPerSecond: 10, BytesPerSecond: 1000}
+}
+
+// TestCSVSensorIDFormulaFromIngest: a sensor whose id is a spreadsheet formula
+// streams a flow through the real Ingest stream; the CSV download sends its id
+// with a leading apostrophe (the JSON keeps it as it is), so a spreadsheet shows
+// the text and does not run it. A collector that refuses such an id at the hello
+// (INVALID_ARGUMENT) keeps it out of the CSV just as well.
+func TestCSVSensorIDFormulaFromIngest(t *testing.T) {
+	c := startCollector(t, nil)
+	base := "http://" + c.HTTPAddr()
+	const id = "=1+2"
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stream, err := netwatchv1.NewSensorServiceClient(dialGRPC(t, c.GRPCAddr())).Ingest(ctx)
+	require.NoError(t, err)
+	require.NoError(t, stream.Send(&netwatchv1.IngestRequest{Message: &netwatchv1.IngestRequest_Hello{Hello: &netwatchv1.SensorHello{
+		SensorId: id, Hostname: "h", Interface: "eth0", Version: "test", BootId: "b1", ExportIntervalMs: 1000, StartedAt: timestamppb.Now(),
+	}}}))
+	resp, err := stream.Recv()
+	if status.Code(err) == codes.InvalidArgument {
+		assert.Contains(t, err.Error(), "sensor", "the refusal names the sensor id")
+		return
+	}
+	require.NoError(t, err)
+	require.NotNil(t, resp.GetWelcome())
+	now := time.Now()
+	require.NoError(t, stream.Send(&netwatchv1.IngestRequest{Message: &netwatchv1.IngestRequest_Batch{Batch: &netwatchv1.FlowBatch{
+		Sequence: 1, CreatedAt: timestamppb.New(now),
+		Deltas: []*netwatchv1.FlowDelta{{
+			Key:        &netwatchv1.FlowKey{Protocol: 6, SrcAddr: []byte{10, 0, 0, 1}, SrcPort: 40000, DstAddr: []byte{10, 0, 0, 2}, DstPort: 80},
+			SrcPackets: 1, SrcBytes: 60, FirstSeen: timestamppb.New(now), LastSeen: timestamppb.New(now),
+			SrcTcpFlags: 0x02, Status: netwatchv1.FlowStatus_FLOW_STATUS_ACTIVE,
+		}},
+	}}}))
+	resp, err = stream.Recv()
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), resp.GetAck().GetSequence())
+
+	header, rows, _ := csvDownload(t, base+"/api/v1/flows?format=csv")
+	require.Len(t, rows, 1)
+	got := map[string]string{}
+	for i, name := range header {
+		got[name] = rows[0][i]
+	}
+	assert.Equal(t, "'"+id, got["sensorId"])
+	assert.Equal(t, "10.0.0.1", got["srcIP"])
+	assert.Equal(t, "tcp", got["protocolName"])
+	_, body, _ := get(t, base+"/api/v1/flows", nil)
+	assert.Equal(t, id, body["flows"].([]any)[0].(map[string]any)["sensorId"], "the JSON is not escaped")
 }
