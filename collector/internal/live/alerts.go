@@ -139,7 +139,7 @@ func (a *alertState) evaluate(now time.Time, m *netwatchv1.SystemMetrics, sensor
 		a.drops[id] = drops
 		last, grew := a.lastDrops[id]
 		set(grew && now.Sub(last) < a.cfg.DropsQuiet, Alert{ID: AlertSensorDrops + "/" + id, Kind: AlertSensorDrops, Severity: "critical", Sensor: id, Value: float64(drops),
-			Message: fmt.Sprintf("sensor %s is dropping: %d kernel drops, %d packets and %d flows lost; the data is incomplete", id, s.GetKernelDrops(), s.GetLostPackets(), s.GetLostFlows())})
+			Message: fmt.Sprintf("sensor %s is dropping: %d kernel drops, %d packets and %d flow updates lost; the data is incomplete", id, s.GetKernelDrops(), s.GetLostPackets(), s.GetLostFlows())})
 	}
 	// A sensor that left the registry takes its alerts with it.
 	for id, al := range a.active {

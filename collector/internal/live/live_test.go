@@ -470,6 +470,16 @@ func TestAlertConditions(t *testing.T) {
 	require.Equal(t, []string{"raised sensor_drops/s1"}, decode(a.evaluate(now, nil, s(true, false, 0, up, 3), 0, 100)))
 	require.Empty(t, decode(a.evaluate(now.Add(30*time.Second), nil, s(true, false, 0, up, 3), 0, 100)))
 	require.Equal(t, []string{"cleared sensor_drops/s1"}, decode(a.evaluate(now.Add(61*time.Second), nil, s(true, false, 0, up, 3), 0, 100)))
+
+	// Spool loss raises it too, and the message names what lostFlows counts:
+	// flow updates (one per flow per dropped batch), not distinct flows.
+	a = newAlertState(cfg)
+	lossy := []*netwatchv1.Sensor{{SensorId: "s1", Connected: true, LostFlows: 4, LostPackets: 9, Metrics: &netwatchv1.SystemMetrics{InterfaceStatus: up}}}
+	msgs := a.evaluate(now, nil, lossy, 0, 100)
+	require.Len(t, msgs, 1)
+	var raised struct{ Data Alert }
+	require.NoError(t, json.Unmarshal(msgs[0], &raised))
+	require.Equal(t, "sensor s1 is dropping: 0 kernel drops, 9 packets and 4 flow updates lost; the data is incomplete", raised.Data.Message)
 }
 
 func TestStopClosesClients(t *testing.T) {

@@ -218,7 +218,7 @@ func TestHealthStatusAndReasons(t *testing.T) {
 		{"only sensor stale", fakeRegistry{{SensorId: "s1", Connected: true, Stale: true, Metrics: up}}, 0, false, StatusUnhealthy, []string{"no connected sensor is capturing", "sensor s1 is stale"}, nil, false},
 		{"one of two stale", fakeRegistry{{SensorId: "s1", Connected: true, Metrics: up}, {SensorId: "s2", Connected: true, Stale: true, Metrics: up}}, 0, false, StatusDegraded, []string{"sensor s2 is stale"}, nil, false},
 		{"interface down", fakeRegistry{{SensorId: "s1", Connected: true, Metrics: up}, {SensorId: "s2", Interface: "eth1", Connected: true, Metrics: down}}, 0, false, StatusDegraded, []string{"sensor s2: interface eth1 is down"}, nil, false},
-		{"spool loss", fakeRegistry{{SensorId: "s1", Connected: true, Metrics: up, LostFlows: 3, LostPackets: 9}}, 0, false, StatusDegraded, []string{"sensor s1 lost 3 flows (9 packets) from a full spool"}, nil, false},
+		{"spool loss", fakeRegistry{{SensorId: "s1", Connected: true, Metrics: up, LostFlows: 3, LostPackets: 9}}, 0, false, StatusDegraded, []string{"sensor s1 lost 3 flow updates (9 packets) from a full spool"}, nil, false},
 		{"kernel drops", fakeRegistry{{SensorId: "s1", Connected: true, Metrics: up}}, 0, true, StatusDegraded, []string{"sensor s1 dropped 40 packets in the last 5m"}, nil, false},
 		{"near max-flows", fakeRegistry{{SensorId: "s1", Connected: true, Metrics: up}}, 9, false, StatusDegraded, []string{"store holds 9 flows, 90% of --max-flows 10"}, nil, false},
 		{"collector fault, sensor fine", fakeRegistry{{SensorId: "s1", Connected: true, Metrics: up}}, 0, false, StatusUnhealthy,

@@ -83,7 +83,7 @@ func (s *Service) addSensorHealth(r *netwatchv1.GetHealthResponse) {
 		}
 		if lost := v.GetLostFlows(); lost > 0 || v.GetLostPackets() > 0 {
 			r.Incomplete = true
-			r.Reasons = append(r.Reasons, fmt.Sprintf("sensor %s lost %d flows (%d packets) from a full spool: the window is incomplete", id, lost, v.GetLostPackets()))
+			r.Reasons = append(r.Reasons, fmt.Sprintf("sensor %s lost %d flow updates (%d packets) from a full spool: the window is incomplete", id, lost, v.GetLostPackets()))
 		}
 		if n := s.history.DroppedIncrease(id, s.now(), DropWindow); n > 0 {
 			r.Reasons = append(r.Reasons, fmt.Sprintf("sensor %s dropped %d packets in the last %s", id, n, formatDuration(DropWindow)))

@@ -1336,7 +1336,11 @@ type Sensor struct {
 	LagMs       int64  `protobuf:"varint,10,opt,name=lag_ms,json=lagMs,proto3" json:"lag_ms,omitempty"`
 	Batches     uint64 `protobuf:"varint,11,opt,name=batches,proto3" json:"batches,omitempty"`
 	KernelDrops uint64 `protobuf:"varint,12,opt,name=kernel_drops,json=kernelDrops,proto3" json:"kernel_drops,omitempty"`
-	// Flows, packets and bytes the sensor dropped from a full spool.
+	// Flow updates, packets and bytes the sensor dropped from a full spool.
+	// lost_flows (JSON lostFlows, name kept for compatibility) counts flow updates
+	// (FlowDeltas), not distinct flows: a flow updated in three dropped batches
+	// counts three times, so it is an upper bound on the flows left incomplete.
+	// lost_packets and lost_bytes are exact.
 	LostFlows     uint64         `protobuf:"varint,13,opt,name=lost_flows,json=lostFlows,proto3" json:"lost_flows,omitempty"`
 	LostPackets   uint64         `protobuf:"varint,14,opt,name=lost_packets,json=lostPackets,proto3" json:"lost_packets,omitempty"`
 	LostBytes     uint64         `protobuf:"varint,15,opt,name=lost_bytes,json=lostBytes,proto3" json:"lost_bytes,omitempty"`

@@ -674,9 +674,14 @@ func (x *CounterValue) GetValue() uint64 {
 type SpoolLoss struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Batches uint64                 `protobuf:"varint,1,opt,name=batches,proto3" json:"batches,omitempty"`
-	Flows   uint64                 `protobuf:"varint,2,opt,name=flows,proto3" json:"flows,omitempty"`
-	Packets uint64                 `protobuf:"varint,3,opt,name=packets,proto3" json:"packets,omitempty"`
-	Bytes   uint64                 `protobuf:"varint,4,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	// Flow updates (FlowDeltas) in the dropped batches, not distinct flows: a batch
+	// holds one update per flow that changed in its export interval, so a flow whose
+	// updates were in three dropped batches counts three times. It is an upper bound
+	// on the flows left incomplete (and at least the number of flows in the largest
+	// dropped batch). Packets and bytes are exact: each packet is in one update.
+	Flows   uint64 `protobuf:"varint,2,opt,name=flows,proto3" json:"flows,omitempty"`
+	Packets uint64 `protobuf:"varint,3,opt,name=packets,proto3" json:"packets,omitempty"`
+	Bytes   uint64 `protobuf:"varint,4,opt,name=bytes,proto3" json:"bytes,omitempty"`
 	// Time window the dropped batches covered.
 	FirstLost     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=first_lost,json=firstLost,proto3" json:"first_lost,omitempty"`
 	LastLost      *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=last_lost,json=lastLost,proto3" json:"last_lost,omitempty"`

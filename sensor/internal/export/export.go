@@ -50,7 +50,9 @@ type item struct {
 	created               time.Time
 }
 
-// Loss is what the spool dropped since the sensor started.
+// Loss is what the spool dropped since the sensor started. Flows counts flow
+// updates (deltas) in the dropped batches, not distinct flows: a flow updated in
+// several dropped batches counts once in each (SpoolLoss.flows says the same).
 type Loss struct {
 	Batches, Flows, Packets, Bytes uint64
 	// FirstLost and LastLost bound the time the dropped batches covered.

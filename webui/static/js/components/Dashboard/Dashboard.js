@@ -94,7 +94,7 @@ export class Dashboard {
     if (lossy.length) {
       replace(this.banner, h('strong', { text: '✖ Incomplete data: ' }),
         lossy.map((s, i) => [i ? '; ' : '', 'sensor ', h('code', { text: s.sensorId }),
-          ` reported ${formatNumber(s.kernelDrops)} kernel drops, ${formatNumber(s.lostFlows)} lost flows, ${formatNumber(s.lostPackets)} lost packets`]),
+          ` reported ${formatNumber(s.kernelDrops)} kernel drops, ${formatNumber(s.lostFlows)} lost flow updates, ${formatNumber(s.lostPackets)} lost packets`]),
         '. Totals in this window are lower than the traffic on the wire.');
     }
   }

@@ -18,7 +18,7 @@ export class Health {
     };
     this.canvas = h('canvas', { id: 'perf-chart', role: 'img', 'aria-label': 'CPU and memory, last 15 minutes' });
     const st = table(['Sensor', 'Host', 'Interface', 'State', { label: 'Lag', cls: 'num' }, { label: 'Drops', cls: 'num' },
-      { label: 'Lost flows', cls: 'num' }, { label: 'Lost packets', cls: 'num' }, { label: 'CPU', cls: 'num' }, 'Last batch'], 'sensors-table');
+      { label: 'Lost flow updates', cls: 'num' }, { label: 'Lost packets', cls: 'num' }, { label: 'CPU', cls: 'num' }, 'Last batch'], 'sensors-table');
     this.sensors = st.tbody;
     this.alertList = h('ul', { class: 'alerts-list', id: 'alert-list' });
     this.alertHistory = h('ul', { class: 'alerts-list history', id: 'alert-history' });
