@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"time"
@@ -77,7 +78,8 @@ func runLive(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger
 	st := out.stats()
 	log.Info("capture stopped", "packets", st.GetPackets(), "kernel_packets", st.GetKernelPackets(),
 		"kernel_drops", st.GetKernelDrops(), "queue_freezes", st.GetQueueFreezes())
-	if err != nil && ctx.Err() == nil {
+	var undelivered *undeliveredError
+	if err != nil && (ctx.Err() == nil || errors.As(err, &undelivered)) {
 		return err
 	}
 	return out.firstErr()

@@ -33,6 +33,10 @@ const (
 	exitOK      = 0
 	exitFailure = 1
 	exitUsage   = 2 // bad flags or configuration, or missing privilege
+	// exitUndelivered: the sensor stopped (end of --read, SIGTERM, SIGINT) with data
+	// the collector does not have: batches it never acknowledged (the spool is in
+	// memory, so they end with the process) or batches dropped from a full spool.
+	exitUndelivered = 3
 )
 
 // config is everything the command line sets.
@@ -88,9 +92,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	err = cfg.explain(err)
 	var bad *flagconfig.SettingError
+	var undelivered *undeliveredError
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.As(err, &undelivered):
+		fmt.Fprintf(stderr, "netwatch-sensor: %v\n", err)
+		return exitUndelivered
 	case errors.Is(err, capture.ErrPermission):
 		fmt.Fprintln(stderr, capture.ErrPermission.Error())
 		return exitUsage
@@ -156,6 +164,13 @@ flows and streams them to a collector or prints them as JSON lines.
 Every flag can also be given as the environment variable NETWATCH_<FLAG> (upper case,
 '-' as '_', e.g. NETWATCH_RING_SIZE) or as a field of the --config YAML file.
 Precedence: flags > environment > file > defaults.
+
+Exit status: 0 done, everything delivered; 1 failure (e.g. a broken capture file);
+2 bad flags or configuration, or missing privilege; 3 undelivered data: the sensor
+stopped (end of --read, SIGTERM, SIGINT) while the collector lacked batches, never
+acknowledged or dropped from a full spool (the spool is in memory: they are lost),
+and it says how many (batches, flow updates, packets, bytes). At the end of --read
+the sensor waits for every acknowledgement; after a signal it waits at most 5 s.
 
 Flags:`
 

@@ -97,13 +97,18 @@ func runOffline(ctx context.Context, cfg config, stdout, stderr io.Writer, log *
 		return err
 	}
 	// Offline, every batch must reach the collector: at the end of the file wait for
-	// all acknowledgements, as long as it takes (Ctrl-C gives up, and the exit status
-	// says so). Interrupted earlier (Ctrl-C, SIGTERM), give the collector 5 s, as live.
+	// all acknowledgements, as long as it takes (Ctrl-C gives up, and the exit status,
+	// exitUndelivered, says so). Interrupted earlier (Ctrl-C, SIGTERM), give the collector 5 s, as live.
 	drainCtx := ctx
 	if ctx.Err() != nil {
 		var cancel context.CancelFunc
 		drainCtx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
+	} else if exp != nil {
+		if p := exp.Pending(); p.Batches > 0 {
+			log.Info("end of capture: waiting for the collector to acknowledge every batch (SIGTERM or Ctrl-C gives up)",
+				"collector", cfg.Collector, "pending_batches", p.Batches)
+		}
 	}
 	if err := stopExporter(drainCtx, exp, cfg.Collector, log); err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -291,7 +292,10 @@ func startExporter(cfg config, out *outputs, log *slog.Logger) (*export.Exporter
 	return exp, nil
 }
 
-// stopExporter waits for the collector to acknowledge every batch, at most until ctx ends.
+// stopExporter waits for the collector to acknowledge every batch, at most until ctx
+// ends, then stops the exporter. What the collector does not have then (batches
+// still unacknowledged, and those dropped earlier from a full spool) is an
+// *undeliveredError: the sensor exits exitUndelivered saying how much.
 func stopExporter(ctx context.Context, exp *export.Exporter, collector string, log *slog.Logger) error {
 	if exp == nil {
 		return nil
@@ -299,8 +303,36 @@ func stopExporter(ctx context.Context, exp *export.Exporter, collector string, l
 	err := exp.Stop(ctx)
 	st := exp.Stats()
 	log.Info("export stopped", "batches_acked", st.BatchesAcked, "batches_dropped", st.BatchesDropped, "spooled", st.SpoolBatches)
-	if err != nil {
-		return fmt.Errorf("collector %s: %d batches were not acknowledged: %w", collector, st.SpoolBatches, err)
+	u := &undeliveredError{collector: collector, pending: exp.Pending(), dropped: st.Loss, cause: err}
+	if u.pending.Batches == 0 && u.dropped.Batches == 0 {
+		return nil
 	}
-	return nil
+	return u
 }
+
+// undeliveredError is what the collector did not get when the sensor stopped.
+type undeliveredError struct {
+	collector string
+	// pending: never acknowledged (lost with the process: the spool is in
+	// memory); dropped: dropped from a full spool while running (the collector
+	// was told, in SpoolLoss, if a later batch reached it).
+	pending, dropped export.Loss
+	cause            error // why the wait for acknowledgements ended, if it did
+}
+
+func (u *undeliveredError) Error() string {
+	amount := func(l export.Loss) string {
+		return fmt.Sprintf("%d batches (%d flow updates, %d packets, %d bytes)", l.Batches, l.Flows, l.Packets, l.Bytes)
+	}
+	var parts []string
+	if u.pending.Batches > 0 {
+		parts = append(parts, amount(u.pending)+" not acknowledged by collector "+u.collector+
+			" when the sensor stopped; they are lost (the spool is in memory)")
+	}
+	if u.dropped.Batches > 0 {
+		parts = append(parts, amount(u.dropped)+" dropped earlier from a full spool (--spool-size)")
+	}
+	return "undelivered data: " + strings.Join(parts, "; ")
+}
+
+func (u *undeliveredError) Unwrap() error { return u.cause }

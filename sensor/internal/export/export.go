@@ -186,6 +186,29 @@ func (e *Exporter) Drain(ctx context.Context) error {
 	}
 }
 
+// Pending is what the spool holds now: batches submitted and not acknowledged,
+// with the flow updates, packets and IP-layer bytes in them; FirstLost and
+// LastLost bound the time they cover. After Stop it is what the collector never
+// acknowledged: the spool is in memory, so it ends with the process.
+func (e *Exporter) Pending() Loss {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var p Loss
+	for _, it := range e.spool {
+		if p.Batches == 0 || it.created.Add(-e.cfg.Interval).Before(p.FirstLost) {
+			p.FirstLost = it.created.Add(-e.cfg.Interval)
+		}
+		if it.created.After(p.LastLost) {
+			p.LastLost = it.created
+		}
+		p.Batches++
+		p.Flows += it.flows
+		p.Packets += it.packets
+		p.Bytes += it.bytes
+	}
+	return p
+}
+
 // Stats returns the counters.
 func (e *Exporter) Stats() Stats {
 	e.mu.Lock()

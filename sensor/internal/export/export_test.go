@@ -167,11 +167,16 @@ func TestSpoolOverflowDropsOldestAndTheLossReachesTheCollector(t *testing.T) {
 	}
 	assert.Equal(t, wantLost, st.Loss.Packets)
 	assert.Equal(t, st.BatchesDropped*100, st.Loss.Flows)
+	// What is not dropped waits in the spool: Pending is the rest, exactly.
+	p := e.Pending()
+	assert.Equal(t, []uint64{uint64(st.SpoolBatches), uint64(st.SpoolBatches) * 100, g.packets - st.Loss.Packets, g.bytes - st.Loss.Bytes},
+		[]uint64{p.Batches, p.Flows, p.Packets, p.Bytes}, "pending batches, flow updates, packets, bytes")
 
 	c.Start()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	require.NoError(t, e.Drain(ctx))
+	assert.Zero(t, e.Pending(), "nothing pending once every batch is acknowledged")
 	_, packets, bytes := c.Totals("lossy")
 	assert.Equal(t, g.packets-st.Loss.Packets, packets, "what arrived + what the sensor reports lost = what was captured")
 	assert.Equal(t, g.bytes-st.Loss.Bytes, bytes)
