@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -321,4 +323,202 @@ func TestResyncIsBoundedByTheFile(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotEmpty(t, res.damaged)
 	assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(16<<20), "allocated")
+}
+
+// ackReader reads s's acks into a channel (closed when the stream ends).
+func ackReader(s *sensorStream) chan uint64 {
+	acks := make(chan uint64, 1000)
+	go func() {
+		defer close(acks)
+		for {
+			resp, err := s.stream.Recv()
+			if err != nil {
+				return
+			}
+			acks <- resp.GetAck().GetSequence()
+		}
+	}()
+	return acks
+}
+
+func requireAck(t *testing.T, acks chan uint64, seq uint64) {
+	t.Helper()
+	select {
+	case got, ok := <-acks:
+		require.True(t, ok, "stream ended before the ack of %d", seq)
+		require.Equal(t, seq, got)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no ack of batch %d within 30 s", seq)
+	}
+}
+
+// requireCleanLog: every file of the log reads without damage or torn tail.
+func requireCleanLog(t *testing.T, dir string) {
+	t.Helper()
+	segs, err := listIndexes(dir, "wal-", ".log")
+	require.NoError(t, err)
+	for _, idx := range segs {
+		f, err := os.Open(filepath.Join(dir, segName(idx)))
+		require.NoError(t, err)
+		fi, err := f.Stat()
+		require.NoError(t, err)
+		res, err := scanFrames(f, fi.Size(), func([]byte) error { return nil })
+		f.Close()
+		require.NoError(t, err)
+		assert.Empty(t, res.damaged, "segment %d", idx)
+		assert.Zero(t, res.tail.len(), "segment %d ends in %d bad bytes", idx, res.tail.len())
+	}
+}
+
+// TestFullDiskHoldsAcksAndResumesWhenSpaceIsFreed: on a data dir that fills up
+// (a real 2 MiB tmpfs), batches are not acknowledged nor applied, the health says
+// so (unhealthy, not ready), a snapshot attempted meanwhile leaves nothing behind;
+// once space is freed the same stream's batches are acknowledged within seconds,
+// without a restart, and every flow is there exactly once, also after a restart.
+func TestFullDiskHoldsAcksAndResumesWhenSpaceIsFreed(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a 2 MiB tmpfs as the data dir needs root")
+	}
+	old := retryEvery
+	retryEvery = 200 * time.Millisecond
+	t.Cleanup(func() { retryEvery = old })
+	dir := filepath.Join(t.TempDir(), "data")
+	require.NoError(t, os.Mkdir(dir, 0o750))
+	require.NoError(t, syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=2m"))
+	t.Cleanup(func() { require.NoError(t, syscall.Unmount(dir, 0)) })
+
+	c := startCollector(t, dir, nil)
+	s, _, err := dial(t, c.addr, "s1", "boot-a")
+	require.NoError(t, err)
+	const per = 40
+	sendAcked(t, s, 1, 20, per)
+	acks := ackReader(s)
+
+	// Fill the file system.
+	filler, err := os.Create(filepath.Join(dir, "filler"))
+	require.NoError(t, err)
+	chunk := make([]byte, 64<<10)
+	for {
+		if _, err = filler.Write(chunk); err != nil {
+			break
+		}
+	}
+	require.ErrorIs(t, err, syscall.ENOSPC)
+	require.NoError(t, filler.Close())
+
+	for seq := uint64(21); seq <= 25; seq++ {
+		s.send(batch(seq, per))
+	}
+	reason := "data dir " + dir + ": no space left on device; batches are not acknowledged until space is freed"
+	require.Eventually(t, func() bool {
+		p := c.svc.Problems()
+		return len(p) == 1 && p[0].Reason == reason && p[0].Unhealthy
+	}, 10*time.Second, 10*time.Millisecond, "health: %v", problems(c))
+	require.EqualError(t, c.svc.Ready(), reason)
+	assert.True(t, c.svc.LogWriteFailing())
+	assert.Empty(t, acks, "nothing acknowledged while the disk is full")
+	requireTotals(t, c, 20, per, "nothing applied while the disk is full")
+
+	// A snapshot attempted now fails and leaves no partial file.
+	require.ErrorIs(t, c.svc.wal.writeSnapshot(999, c.svc.capture()), syscall.ENOSPC)
+	tmps, _ := filepath.Glob(filepath.Join(dir, "*.tmp"))
+	assert.Empty(t, tmps)
+	assert.NoFileExists(t, filepath.Join(dir, snapName(999)))
+
+	require.NoError(t, os.Remove(filepath.Join(dir, "filler")))
+	for seq := uint64(21); seq <= 25; seq++ {
+		requireAck(t, acks, seq)
+	}
+	assert.Empty(t, problems(c))
+	assert.NoError(t, c.svc.Ready())
+	assert.Positive(t, c.svc.LogWriteErrors())
+	for seq := uint64(26); seq <= 30; seq++ {
+		s.send(batch(seq, per))
+		requireAck(t, acks, seq)
+	}
+	requireTotals(t, c, 30, per, "after space came back")
+	c.crash()
+	requireCleanLog(t, dir)
+	c2 := startCollector(t, dir, nil)
+	requireTotals(t, c2, 30, per, "replayed: nothing lost, nothing doubled")
+	assert.Empty(t, problems(c2))
+}
+
+// failingSegment fails every write while fail is set, after writing half of it
+// (a partial write, as a failing disk may leave).
+type failingSegment struct {
+	segmentFile
+	fail *atomic.Bool
+}
+
+func (f failingSegment) Write(p []byte) (int, error) {
+	if f.fail.Load() {
+		n, _ := f.segmentFile.Write(p[:len(p)/2])
+		return n, &os.PathError{Op: "write", Path: f.Name(), Err: syscall.EIO}
+	}
+	return f.segmentFile.Write(p)
+}
+
+// TestWriteErrorHoldsAcksAndRetries: an I/O error takes the same path as a full
+// disk (held, retried, nothing lost nor doubled, no garbage left mid-segment), with
+// its own reason.
+func TestWriteErrorHoldsAcksAndRetries(t *testing.T) {
+	old := retryEvery
+	retryEvery = 50 * time.Millisecond
+	var fail atomic.Bool
+	wrapSegment = func(f segmentFile) segmentFile { return failingSegment{f, &fail} }
+	t.Cleanup(func() { retryEvery, wrapSegment = old, nil })
+	dir := t.TempDir()
+	c := startCollector(t, dir, nil)
+	s, _, err := dial(t, c.addr, "s1", "boot-a")
+	require.NoError(t, err)
+	sendAcked(t, s, 1, 5, 10)
+	acks := ackReader(s)
+	fail.Store(true)
+	for seq := uint64(6); seq <= 8; seq++ {
+		s.send(batch(seq, 10))
+	}
+	reason := "data dir " + dir + ": write failed (input/output error); batches are not acknowledged until a retry succeeds"
+	require.Eventually(t, func() bool {
+		p := c.svc.Problems()
+		return len(p) == 1 && p[0].Reason == reason && p[0].Unhealthy && c.svc.LogWriteErrors() >= 3
+	}, 10*time.Second, 10*time.Millisecond, "health: %v", problems(c))
+	assert.Empty(t, acks)
+	requireTotals(t, c, 5, 10, "nothing applied while writes fail")
+	fail.Store(false)
+	for seq := uint64(6); seq <= 8; seq++ {
+		requireAck(t, acks, seq)
+	}
+	assert.Empty(t, problems(c))
+	requireTotals(t, c, 8, 10, "after writes succeed again")
+	c.crash()
+	requireCleanLog(t, dir)
+	c2 := startCollector(t, dir, nil)
+	requireTotals(t, c2, 8, 10, "replayed")
+	assert.Empty(t, problems(c2))
+}
+
+// TestStopWhileWritesFail: stopping while the log cannot write does not hang; the
+// held batches were never acknowledged.
+func TestStopWhileWritesFail(t *testing.T) {
+	var fail atomic.Bool
+	wrapSegment = func(f segmentFile) segmentFile { return failingSegment{f, &fail} }
+	t.Cleanup(func() { wrapSegment = nil })
+	dir := t.TempDir()
+	c := startCollector(t, dir, nil)
+	s, _, err := dial(t, c.addr, "s1", "boot-a")
+	require.NoError(t, err)
+	sendAcked(t, s, 1, 3, 10)
+	acks := ackReader(s)
+	fail.Store(true)
+	s.send(batch(4, 10))
+	require.Eventually(t, c.svc.LogWriteFailing, 10*time.Second, 10*time.Millisecond)
+	c.stop()
+	for range acks {
+		t.Fatal("a batch was acknowledged")
+	}
+	fail.Store(false)
+	requireCleanLog(t, dir)
+	c2 := startCollector(t, dir, nil)
+	requireTotals(t, c2, 3, 10, "the held batch is not in the log")
 }
