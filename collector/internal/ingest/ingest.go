@@ -237,7 +237,8 @@ func (s *Service) Start() error { return s.StartContext(context.Background()) }
 
 // StartContext is Start; cancelling ctx interrupts the replay of the data directory
 // (the collector was asked to stop while replaying): it returns ctx's error, having
-// released the directory, and nothing was written to it but a torn tail's truncation.
+// released the directory, and nothing was written to it but a torn tail's truncation
+// and, for damaged files found before, their move to corrupt/ (see damage.go).
 func (s *Service) StartContext(ctx context.Context) error {
 	var next uint64
 	if s.cfg.DataDir == "" {

@@ -25,8 +25,9 @@ import (
 //
 // A snapshot "snap-N" holds the whole state (flows and dedup marks) produced by every
 // segment with an index below N, and ends with a recEnd record so a snapshot cut
-// short is recognised and ignored. Recovery loads the newest complete snapshot and
-// replays the segments from its index on, in order.
+// short is recognised. Recovery loads the newest snapshot and replays the segments
+// from its index on, in order; a damaged record costs that record only, and is
+// reported (see recoverDir and damage.go).
 //
 // Appends are group-committed: one committer goroutine takes every record queued
 // since its previous fsync, writes them with one write and one fsync, then applies
@@ -43,7 +44,8 @@ const (
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// appendFrame appends payload, framed, to dst.
+// appendFrame appends payload, framed, to dst. Payloads are never empty (an all-zero
+// header is not a record).
 func appendFrame(dst, payload []byte) []byte {
 	dst = binary.BigEndian.AppendUint32(dst, uint32(len(payload)))
 	dst = binary.BigEndian.AppendUint32(dst, crc32.Checksum(payload, castagnoli))
@@ -53,7 +55,8 @@ func appendFrame(dst, payload []byte) []byte {
 // errTorn is a record cut short or failing its checksum.
 var errTorn = errors.New("torn or corrupt record")
 
-// readFrames calls fn with the payload of every record of r. It returns the offset
+// readFrames calls fn with the payload of every record of r (a stream; recovery
+// uses scanFrames, which also resynchronises past damage). It returns the offset
 // just past the last good record and errTorn (wrapped) when the data ends in a
 // partial or corrupt record; a clean end of data returns a nil error.
 func readFrames(r io.Reader, fn func(payload []byte) error) (good int64, err error) {
