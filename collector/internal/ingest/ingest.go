@@ -262,28 +262,30 @@ func (s *Service) StartContext(ctx context.Context) error {
 			r, err := parseRecord(p)
 			if err != nil {
 				s.log.Warn("durable log: unreadable record skipped", "err", err)
-				return nil
+				return errSkipRecord
 			}
 			switch r.kind {
 			case recBatch:
 				b := &netwatchv1.FlowBatch{}
 				if err := proto.Unmarshal(r.body, b); err != nil {
 					s.log.Warn("durable log: undecodable batch skipped", "sensor", r.sensorID, "err", err)
-					return nil
+					return errSkipRecord
 				}
 				batches++
 				s.applyBatch(r.sensorID, r.bootID, b, time.Unix(0, r.at))
 			case recFlow: // a snapshot from before recFlowBuckets
 				d := &netwatchv1.FlowDelta{}
-				if err := proto.Unmarshal(r.body, d); err == nil {
-					flows++
-					s.store.Apply(r.sensorID, []*netwatchv1.FlowDelta{d}, time.Unix(0, r.at))
+				if err := proto.Unmarshal(r.body, d); err != nil {
+					s.log.Warn("durable log: undecodable snapshot flow skipped", "sensor", r.sensorID, "err", err)
+					return errSkipRecord
 				}
+				flows++
+				s.store.Apply(r.sensorID, []*netwatchv1.FlowDelta{d}, time.Unix(0, r.at))
 			case recFlowBuckets:
 				d, buckets, err := parseFlowBuckets(r.body)
 				if err != nil {
 					s.log.Warn("durable log: undecodable snapshot flow skipped", "sensor", r.sensorID, "err", err)
-					return nil
+					return errSkipRecord
 				}
 				flows++
 				s.store.Restore(r.sensorID, d, time.Unix(0, r.at), buckets)

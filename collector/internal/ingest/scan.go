@@ -3,6 +3,7 @@ package ingest
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
 	"hash/crc32"
 	"io"
 	"slices"
@@ -62,6 +63,10 @@ func (s *scanResult) keep() []region {
 	}
 	return out
 }
+
+// errSkipRecord, from scanFrames' fn, says a good record cannot be used (it does
+// not decode): it counts as damage.
+var errSkipRecord = errors.New("record cannot be used")
 
 // resyncHashed counts the payload bytes resynchronisation checksummed (tests bound
 // it: resynchronising is about linear in the file's size).
@@ -144,7 +149,17 @@ func scanFrames(r io.ReaderAt, size int64, fn func(payload []byte) error) (scanR
 			bad = crc32.Checksum(buf, castagnoli) != binary.BigEndian.Uint32(hdr[4:])
 		}
 		if !bad {
-			if err := fn(buf); err != nil {
+			if err := fn(buf); errors.Is(err, errSkipRecord) {
+				// Whole and checksummed, but unusable: lost like a damaged one.
+				end := off + frameHeader + int64(n)
+				if k := len(res.damaged); k > 0 && res.damaged[k-1].End == off {
+					res.damaged[k-1].End = end
+				} else {
+					res.damaged = append(res.damaged, region{off, end})
+				}
+				off = end
+				continue
+			} else if err != nil {
 				return res, err
 			}
 			res.records++

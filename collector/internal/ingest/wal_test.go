@@ -522,3 +522,28 @@ func TestStopWhileWritesFail(t *testing.T) {
 	c2 := startCollector(t, dir, nil)
 	requireTotals(t, c2, 3, 10, "the held batch is not in the log")
 }
+
+// TestUndecodableRecordIsReported: a record whose checksum holds but whose batch
+// does not decode is lost like a damaged one, and reported.
+func TestUndecodableRecordIsReported(t *testing.T) {
+	dir := t.TempDir()
+	c := startCollector(t, dir, nil)
+	s, _, err := dial(t, c.addr, "s1", "boot-a")
+	require.NoError(t, err)
+	sendAcked(t, s, 1, 10, 1)
+	c.crash()
+	seg := filepath.Join(dir, segName(0))
+	data, err := os.ReadFile(seg)
+	require.NoError(t, err)
+	offs := frameOffsets(t, data)
+	bogus := (&record{kind: recBatch, seq: 99, sensorID: "s1", bootID: "boot-a", body: []byte{0xff, 0xff, 0xff}}).frame()
+	data = append(data[:offs[5]:offs[5]], append(bogus, data[offs[5]:]...)...)
+	require.NoError(t, os.WriteFile(seg, data, 0o640))
+
+	c2 := startCollector(t, dir, nil)
+	assert.Len(t, flowSet(c2), 10)
+	assert.Equal(t, []string{fmt.Sprintf("durable log: %s damaged: 1 records (%d bytes) lost; moved to %s unhealthy=false incomplete=true",
+		segName(0), len(bogus), filepath.Join(dir, "corrupt", segName(0)))}, problems(c2))
+	c2.crash()
+	requireCleanLog(t, dir)
+}
