@@ -117,7 +117,8 @@ func scanFrames(r io.ReaderAt, size int64, fn func(payload []byte) error) (scanR
 	var buf []byte
 	var hdr [frameHeader]byte
 	off := int64(0)
-	br := bufio.NewReaderSize(io.NewSectionReader(r, 0, size), 1<<20)
+	br := bufio.NewReaderSize(io.NewSectionReader(r, 0, size), int(min(max(size, 16), 1<<20)))
+	var win []byte // resync's window, allocated once
 	for off < size {
 		bad := false
 		cutShort := false
@@ -168,7 +169,7 @@ func scanFrames(r io.ReaderAt, size int64, fn func(payload []byte) error) (scanR
 			res.ended = len(buf) == 1 && buf[0] == recEnd
 			continue
 		}
-		next, err := resync(r, off+1, size)
+		next, err := resync(r, off+1, size, &win)
 		if err != nil {
 			return res, err
 		}
@@ -193,8 +194,11 @@ func scanFrames(r io.ReaderAt, size int64, fn func(payload []byte) error) (scanR
 
 // resync returns the first offset at or after from where a plausible record's
 // header and checksum hold, or -1.
-func resync(r io.ReaderAt, from, size int64) (int64, error) {
-	win := make([]byte, resyncWindow+frameHeader+recordHeadMax)
+func resync(r io.ReaderAt, from, size int64, winp *[]byte) (int64, error) {
+	if *winp == nil {
+		*winp = make([]byte, min(int64(resyncWindow+frameHeader+recordHeadMax), max(size-from, 0)))
+	}
+	win := *winp
 	var scratch []byte
 	for base := from; base+frameHeader < size; base += resyncWindow {
 		n, err := r.ReadAt(win[:min(int64(len(win)), size-base)], base)
@@ -219,7 +223,7 @@ func resync(r io.ReaderAt, from, size int64) (int64, error) {
 				sum = crc32.Checksum(head, castagnoli)
 			} else {
 				if scratch == nil {
-					scratch = make([]byte, readChunk)
+					scratch = make([]byte, min(readChunk, int(l)))
 				}
 				sum, err = crcAt(r, at+frameHeader, int64(l), scratch)
 				if err != nil {
