@@ -349,12 +349,31 @@ func replayFile(dir, name string, snapshot, last bool, log *slog.Logger, book *l
 	if err != nil {
 		return fmt.Errorf("replay %s: %w", path, err)
 	}
-	res, err := scanFrames(f, fi.Size(), func(p []byte) error {
+	fn := func(p []byte) error {
 		if snapshot && len(p) == 1 && p[0] == recEnd {
 			return nil
 		}
 		return load(p, snapshot)
-	})
+	}
+	if !fi.Mode().IsRegular() {
+		// Not a file (a pipe): read as a stream, up to the first bad record; nothing
+		// can be resynchronised, truncated nor moved.
+		good, err := readFrames(f, func(p []byte) error {
+			if err := fn(p); !errors.Is(err, errSkipRecord) {
+				return err
+			}
+			return nil
+		})
+		if errors.Is(err, errTorn) {
+			log.Warn("durable log: not a regular file; read up to its first bad record", "file", path, "offset", good, "err", err)
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("replay %s: %w", path, err)
+		}
+		return nil
+	}
+	res, err := scanFrames(f, fi.Size(), fn)
 	if err != nil {
 		return fmt.Errorf("replay %s: %w", path, err)
 	}
