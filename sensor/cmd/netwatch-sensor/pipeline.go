@@ -298,7 +298,7 @@ func stopExporter(ctx context.Context, exp *export.Exporter, collector string, l
 	}
 	err := exp.Stop(ctx)
 	st := exp.Stats()
-	log.Info("export stopped", "batches_acked", st.BatchesAcked, "batches_dropped", st.BatchesDropped, "spooled", st.SpoolBatches)
+	log.Info("export stopped", "batches_acked", st.BatchesAcked, "batches_dropped", st.BatchesDropped, "batches_rejected", st.BatchesRejected, "spooled", st.SpoolBatches)
 	if err != nil {
 		return fmt.Errorf("collector %s: %d batches were not acknowledged: %w", collector, st.SpoolBatches, err)
 	}
