@@ -37,6 +37,12 @@ const (
 	MaxPacketBytes = 1 << 20
 	// MaxClockAhead is how far ahead of the collector's clock a timestamp may be.
 	MaxClockAhead = 24 * time.Hour
+	// MaxStepBack is how far a delta's last_seen may be before its first_seen. The
+	// sensor's last_seen is the flow's last packet in arrival order, and capture
+	// timestamps can go backwards (pcapplusplus-many_interfaces-1, merged from
+	// several interfaces, steps back 39 us inside a flow): that is real input; a
+	// flow whose end is an hour before its start is not.
+	MaxStepBack = time.Hour
 	// DefaultSpoolBatches is the spool capacity assumed for a sensor whose hello
 	// does not say it (SensorHello.spool_batches 0): a default sensor's 64 MiB spool
 	// over the 64 bytes each spooled batch counts at least.
@@ -175,9 +181,9 @@ func checkDelta(i int, d *netwatchv1.FlowDelta, now time.Time) error {
 		if err := checkTime(field("last_seen"), i, d.GetLastSeen(), now); err != nil {
 			return err
 		}
-		if d.GetLastSeen().AsTime().Before(d.GetFirstSeen().AsTime()) {
-			return bad(field("last_seen"), i, "%s is before first_seen %s",
-				d.GetLastSeen().AsTime().Format(time.RFC3339Nano), d.GetFirstSeen().AsTime().Format(time.RFC3339Nano))
+		if first := d.GetFirstSeen().AsTime(); d.GetLastSeen().AsTime().Before(first.Add(-MaxStepBack)) {
+			return bad(field("last_seen"), i, "%s is more than %v before first_seen %s",
+				d.GetLastSeen().AsTime().Format(time.RFC3339Nano), MaxStepBack, first.Format(time.RFC3339Nano))
 		}
 	}
 	return nil

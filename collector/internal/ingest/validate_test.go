@@ -56,10 +56,9 @@ func TestValidateBatchNamesTheFieldAndTheDelta(t *testing.T) {
 		{"dst port", func(_ *netwatchv1.FlowBatch, d *netwatchv1.FlowDelta) { d.Key.DstPort = 70000 }, "deltas[2].key.dst_port: "},
 		{"vlan", func(_ *netwatchv1.FlowBatch, d *netwatchv1.FlowDelta) { d.VlanId = 4096 }, "deltas[2].vlan_id: "},
 		{"tcp flags", func(_ *netwatchv1.FlowBatch, d *netwatchv1.FlowDelta) { d.SrcTcpFlags = 256 }, "deltas[2].src_tcp_flags: "},
-		{"last before first", func(_ *netwatchv1.FlowBatch, d *netwatchv1.FlowDelta) {
-			d.LastSeen = ts(d.FirstSeen.AsTime().Add(-time.Nanosecond))
-		},
-			"deltas[2].last_seen: 2026-11-25T11:59:59.999999999Z is before first_seen"},
+		{"last an hour before first", func(_ *netwatchv1.FlowBatch, d *netwatchv1.FlowDelta) {
+			d.LastSeen = ts(d.FirstSeen.AsTime().Add(-time.Hour - time.Nanosecond))
+		}, "deltas[2].last_seen: 2026-11-25T10:59:59.999999999Z is more than 1h0m0s before first_seen"},
 		{"no first_seen", func(_ *netwatchv1.FlowBatch, d *netwatchv1.FlowDelta) { d.FirstSeen = nil }, "deltas[2].first_seen: missing"},
 		{"year 1", func(_ *netwatchv1.FlowBatch, d *netwatchv1.FlowDelta) {
 			d.FirstSeen = ts(time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC))
@@ -120,7 +119,8 @@ func TestValidateBatchAcceptsTheEdges(t *testing.T) {
 	b.Deltas[1].SrcPackets, b.Deltas[1].SrcBytes, b.Deltas[1].DstPackets, b.Deltas[1].DstBytes = 0, 0, 0, 0 // a status change only
 	b.Deltas[1].Key.SrcAddr, b.Deltas[1].Key.DstAddr = netip.MustParseAddr("2001:db8::1").AsSlice(), netip.MustParseAddr("2001:db8::2").AsSlice()
 	b.Deltas[2].SrcPackets, b.Deltas[2].SrcBytes = 1<<40-1, 40*(1<<40-1)
-	b.Deltas[2].FirstSeen = timestamppb.New(time.Date(1990, 1, 1, 0, 0, 0, 0, time.UTC)) // an old capture, --read
+	b.Deltas[1].LastSeen = timestamppb.New(b.Deltas[1].FirstSeen.AsTime().Add(-time.Hour)) // capture time stepping back
+	b.Deltas[2].FirstSeen = timestamppb.New(time.Date(1990, 1, 1, 0, 0, 0, 0, time.UTC))   // an old capture, --read
 	b.Deltas[2].LastSeen = timestamppb.New(validateNow.Add(24 * time.Hour))
 	b.CreatedAt = timestamppb.New(validateNow.Add(24 * time.Hour))
 	b.Stats.Interface = strings.Repeat("é", 128) // 256 bytes

@@ -495,7 +495,8 @@ type FlowBatch struct {
 	// Each delta: addresses of 4 or 16 bytes, both of one family; protocol <= 255;
 	// ports <= 65535; per direction fewer than 2^40 packets and bytes from
 	// packets x 20 to packets x 1 MiB (an IPv4 TSO super-frame counts its captured
-	// length); first_seen <= last_seen.
+	// length); first_seen from 1990, last_seen no more than an hour before it
+	// (capture timestamps can step back: last_seen is the last packet in arrival order).
 	Deltas []*FlowDelta `protobuf:"bytes,3,rep,name=deltas,proto3" json:"deltas,omitempty"`
 	// The sensor's own counters at the time of the batch.
 	Stats *SensorStats `protobuf:"bytes,4,opt,name=stats,proto3" json:"stats,omitempty"`
