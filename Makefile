@@ -121,7 +121,8 @@ FUZZ_TARGETS := \
 	collector:./internal/query:FuzzParseFlowQuery \
 	collector:./internal/query:FuzzParseSearch \
 	collector:./internal/ingest:FuzzIngest \
-	collector:./internal/ingest:FuzzScanFrames
+	collector:./internal/ingest:FuzzScanFrames \
+	collector:./internal/ingest:FuzzValidateBatch
 
 ## fuzz-ci: each fuzz target for FUZZTIME (30s); crashers: testdata/
 fuzz-ci:

@@ -357,6 +357,12 @@ func (c *Collector) StartContext(start context.Context) error {
 			Name: "netwatch_collector_grpc_rate_limited_total", Help: "gRPC query calls refused with RESOURCE_EXHAUSTED by the per-client rate limit (shared with the REST API).",
 			Value: c.guard.limited.Load,
 		}, {
+			Name: "netwatch_collector_batches_rejected_total", Help: "Sensor batches refused as invalid (INVALID_ARGUMENT; not logged, not applied), all sensors.",
+			Value: c.ingest.RejectedBatches,
+		}, {
+			Name: "netwatch_collector_replay_batches_skipped_total", Help: "Batch records of the durable log skipped at start because they fail validation (written by an older collector).",
+			Value: c.ingest.ReplaySkipped,
+		}, {
 			Name: "netwatch_collector_log_write_errors_total", Help: "Failed writes (and retries) of the durable log; while they fail nothing is acknowledged.",
 			Value: c.ingest.LogWriteErrors,
 		}},

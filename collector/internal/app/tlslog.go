@@ -11,13 +11,13 @@ import (
 	"net/netip"
 	"os"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"google.golang.org/grpc/credentials"
 
 	"netwatch.dev/collector/internal/api"
+	"netwatch.dev/collector/internal/ratelog"
 )
 
 // handshakeLogged wraps the gRPC listener's TLS credentials to log the handshakes
@@ -43,24 +43,12 @@ func (c handshakeLogged) Clone() credentials.TransportCredentials {
 // handshakeLog writes at most one line per peer IP per window; the next line of
 // that peer says how many were suppressed in between.
 type handshakeLog struct {
-	log    *slog.Logger
-	window time.Duration
-	now    func() time.Time
-
-	mu    sync.Mutex
-	peers map[netip.Addr]*peerLog
+	log     *slog.Logger
+	limiter *ratelog.Limiter[netip.Addr]
 }
-
-type peerLog struct {
-	last       time.Time
-	suppressed int
-}
-
-// maxLoggedPeers bounds the peers remembered; beyond it the quiet ones are dropped.
-const maxLoggedPeers = 10_000
 
 func newHandshakeLog(log *slog.Logger, window time.Duration, now func() time.Time) *handshakeLog {
-	return &handshakeLog{log: log, window: window, now: now, peers: map[netip.Addr]*peerLog{}}
+	return &handshakeLog{log: log, limiter: ratelog.New[netip.Addr](window, now)}
 }
 
 func (h *handshakeLog) refused(addr net.Addr, err error) {
@@ -72,33 +60,12 @@ func (h *handshakeLog) refused(addr net.Addr, err error) {
 	if !h.log.Enabled(context.Background(), level) {
 		return
 	}
-	ip := api.PeerIP(addr.String())
-	now := h.now()
-	h.mu.Lock()
-	p := h.peers[ip]
-	if p == nil {
-		if len(h.peers) >= maxLoggedPeers {
-			for a, q := range h.peers {
-				if now.Sub(q.last) >= h.window {
-					delete(h.peers, a)
-				}
-			}
-			if len(h.peers) >= maxLoggedPeers {
-				clear(h.peers)
-			}
-		}
-		p = &peerLog{}
-		h.peers[ip] = p
-	} else if now.Sub(p.last) < h.window {
-		p.suppressed++
-		h.mu.Unlock()
+	ok, suppressed := h.limiter.Allow(api.PeerIP(addr.String()))
+	if !ok {
 		return
 	}
-	suppressed := p.suppressed
-	p.last, p.suppressed = now, 0
-	h.mu.Unlock()
 	h.log.Log(context.Background(), level, "refused TLS handshake", "peer", addr.String(), "reason", reason,
-		"err", err.Error(), "suppressed", suppressed, "window", h.window.String())
+		"err", err.Error(), "suppressed", suppressed, "window", h.limiter.Window().String())
 }
 
 // handshakeReason names why a server handshake failed, with the likely fix; quiet

@@ -130,16 +130,17 @@ func FuzzIngest(f *testing.F) {
 
 		// What Ingest must do with it.
 		hello := msgs[0].GetHello()
-		helloOK := hello != nil && hello.GetSensorId() != "" && len(hello.GetSensorId()) <= 256 &&
-			hello.GetBootId() != "" && len(hello.GetBootId()) <= 256
+		helloOK := hello != nil && ValidateHello(hello, t0) == nil
 		var wantAcks []uint64
 		var applied []*netwatchv1.FlowBatch
 		var mark uint64
 		refused := !helloOK
 		if helloOK {
+			spool := cmp.Or(hello.GetSpoolBatches(), DefaultSpoolBatches)
 			for _, m := range msgs[1:] {
 				b := m.GetBatch()
-				if b == nil || b.GetSequence() == 0 {
+				if b == nil || b.GetSequence() == 0 || ValidateBatch(b, t0) != nil ||
+					b.GetSequence() > satAdd(max(mark, hello.GetLastSequence()), spool) {
 					refused = true
 					break
 				}

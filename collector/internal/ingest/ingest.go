@@ -34,8 +34,10 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/protoadapt"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"netwatch.dev/collector/internal/ratelog"
 	"netwatch.dev/collector/internal/store"
 	"netwatch.dev/proto/flagconfig"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
@@ -130,15 +132,23 @@ type sensorEntry struct {
 	lagMs          int64
 	batches        uint64
 	stats          *netwatchv1.SensorStats
+	// rejected counts the batches refused as invalid; lastRejection says why the
+	// latest was, at lastRejectionAt.
+	rejected        uint64
+	lastRejection   string
+	lastRejectionAt time.Time
 }
 
 // session is one live stream.
 type session struct {
 	sensorID, bootID string
-	cancel           context.CancelFunc
-	done             chan struct{}
-	dead             bool // guarded by Service.mu: replaced or ended, appends no more
-	stopping         bool // guarded by Service.mu: ended by EndStreams, not replaced
+	// spoolBatches and lastSequence are the hello's (spool_batches 0 taken as
+	// DefaultSpoolBatches): they bound how far ahead a batch number may be.
+	spoolBatches, lastSequence uint64
+	cancel                     context.CancelFunc
+	done                       chan struct{}
+	dead                       bool // guarded by Service.mu: replaced or ended, appends no more
+	stopping                   bool // guarded by Service.mu: ended by EndStreams, not replaced
 }
 
 // Service implements netwatchv1.SensorServiceServer.
@@ -164,7 +174,18 @@ type Service struct {
 	losses    *lossBook
 	walHealth *walHealth
 	stopLoss  chan struct{}
+	// rejectedBatches counts batches refused as invalid (all sensors), and
+	// replaySkipped the log records replay skipped because they fail validation.
+	rejectedBatches, replaySkipped atomic.Uint64
+	rejectLog                      *ratelog.Limiter[string] // one line per sensor a minute
 }
+
+// RejectedBatches is how many batches were refused as invalid since start.
+func (s *Service) RejectedBatches() uint64 { return s.rejectedBatches.Load() }
+
+// ReplaySkipped is how many batch records of the log the replay at start skipped
+// because they fail validation (written by an older collector that did not check).
+func (s *Service) ReplaySkipped() uint64 { return s.replaySkipped.Load() }
 
 // PendingDeltas is how many received deltas wait for the log and the store now,
 // and the most that ever did (at most Config.MaxPendingDeltas).
@@ -185,7 +206,8 @@ func New(cfg Config, st *store.Store, log *slog.Logger, now func() time.Time) (*
 	}
 	s := &Service{cfg: cfg, log: log, store: st, now: now, pending: semaphore.NewWeighted(cfg.MaxPendingDeltas),
 		sensors: make(map[string]*sensorEntry), boots: make(map[[2]string]*bootState),
-		losses: &lossBook{dir: cfg.DataDir, log: log}, walHealth: &walHealth{}}
+		losses: &lossBook{dir: cfg.DataDir, log: log}, walHealth: &walHealth{},
+		rejectLog: ratelog.New[string](time.Minute, now)}
 	s.tokens.Store(&cfg.Tokens)
 	return s, nil
 }
@@ -270,6 +292,17 @@ func (s *Service) StartContext(ctx context.Context) error {
 				if err := proto.Unmarshal(r.body, b); err != nil {
 					s.log.Warn("durable log: undecodable batch skipped", "sensor", r.sensorID, "err", err)
 					return errSkipRecord
+				}
+				// The same checks as a live batch, against the clock it was received
+				// at: a log written before they existed may hold a batch that would
+				// make the store allocate without bound.
+				if err := ValidateBatch(b, time.Unix(0, r.at)); err != nil {
+					s.replaySkipped.Add(1)
+					if ok, suppressed := s.rejectLog.Allow("replay"); ok {
+						s.log.Warn("durable log: invalid batch skipped", "sensor", r.sensorID, "boot", r.bootID,
+							"sequence", r.seq, "err", err, "suppressed", suppressed)
+					}
+					return nil
 				}
 				batches++
 				s.applyBatch(r.sensorID, r.bootID, b, time.Unix(0, r.at))
@@ -563,7 +596,8 @@ func (s *Service) detach(sess *session) {
 
 type pendingAck struct {
 	seq   uint64
-	entry *walEntry // nil for a duplicate
+	entry *walEntry  // nil for a duplicate
+	check *bootState // set: acknowledge only if the boot's applied mark reached seq
 }
 
 // Ingest serves one sensor stream.
@@ -573,20 +607,25 @@ func (s *Service) Ingest(stream netwatchv1.SensorService_IngestServer) error {
 		return err
 	}
 	hello := first.GetHello()
-	switch {
-	case hello == nil:
+	if hello == nil {
 		return status.Error(codes.InvalidArgument, "the first message of a stream must be a hello")
-	case hello.GetSensorId() == "" || len(hello.GetSensorId()) > 256:
-		return status.Error(codes.InvalidArgument, "hello: sensor_id must be 1 to 256 bytes")
-	case hello.GetBootId() == "" || len(hello.GetBootId()) > 256:
-		return status.Error(codes.InvalidArgument, "hello: boot_id must be 1 to 256 bytes")
+	}
+	if err := ValidateHello(hello, s.now()); err != nil {
+		if ok, suppressed := s.rejectLog.Allow("hello"); ok {
+			s.log.Warn("sensor hello refused", "sensor", clip(hello.GetSensorId()), "err", err, "suppressed", suppressed)
+		}
+		return status.Errorf(codes.InvalidArgument, "hello: %v", err)
 	}
 	if err := s.authorize(stream.Context(), hello.GetSensorId()); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
-	sess := &session{sensorID: hello.GetSensorId(), bootID: hello.GetBootId(), cancel: cancel, done: make(chan struct{})}
+	sess := &session{sensorID: hello.GetSensorId(), bootID: hello.GetBootId(), cancel: cancel, done: make(chan struct{}),
+		spoolBatches: hello.GetSpoolBatches(), lastSequence: hello.GetLastSequence()}
+	if sess.spoolBatches == 0 {
+		sess.spoolBatches = DefaultSpoolBatches
+	}
 	defer close(sess.done)
 	applied, err := s.attach(ctx, sess, hello)
 	if err != nil {
@@ -617,6 +656,10 @@ func (s *Service) Ingest(stream netwatchv1.SensorService_IngestServer) error {
 			b := req.GetBatch()
 			if b == nil || b.GetSequence() == 0 {
 				recvErr <- status.Error(codes.InvalidArgument, "expected a batch with a sequence number >= 1")
+				return
+			}
+			if err := ValidateBatch(b, s.now()); err != nil {
+				recvErr <- s.reject(sess, b.GetSequence(), err.Error(), false)
 				return
 			}
 			weight := min(max(int64(len(b.GetDeltas())), 1), s.cfg.MaxPendingDeltas)
@@ -679,7 +722,16 @@ func (s *Service) Ingest(stream netwatchv1.SensorService_IngestServer) error {
 					continue // the ctx.Done case says why
 				}
 				if err := p.entry.err; err != nil {
+					s.notApplied(p)
 					return status.Errorf(codes.Unavailable, "durable log: %v", err)
+				}
+			}
+			if p.check != nil {
+				s.mu.Lock()
+				applied := p.check.applied
+				s.mu.Unlock()
+				if applied < p.seq {
+					return s.notApplied(p)
 				}
 			}
 			if err := stream.Send(&netwatchv1.IngestResponse{Message: &netwatchv1.IngestResponse_Ack{Ack: &netwatchv1.BatchAck{Sequence: p.seq}}}); err != nil {
@@ -716,13 +768,72 @@ func (s *Service) accept(sess *session, b *netwatchv1.FlowBatch, weight int64) (
 		return pendingAck{}, status.Error(codes.Aborted, "stream replaced")
 	}
 	bs := s.bootLocked(sess.sensorID, sess.bootID)
-	if seq <= bs.accepted {
+	if seq <= bs.applied { // a resend of a batch applied before
 		release()
 		return pendingAck{seq: seq}, nil
 	}
+	if seq <= bs.accepted {
+		// Logged and not yet applied (a replaced stream's): acknowledged once the
+		// log has committed what is queued, and only if that applied it.
+		release()
+		return pendingAck{seq: seq, entry: s.wal.append(nil, nil, nil), check: bs}, nil
+	}
+	if high := max(bs.accepted, sess.lastSequence); seq > satAdd(high, sess.spoolBatches) {
+		release()
+		return pendingAck{}, s.rejectLocked(sess, seq, fmt.Sprintf(
+			"sequence %d is more than %d (the spool's capacity in batches) beyond %d, the highest batch of this boot",
+			seq, sess.spoolBatches, high), true)
+	}
 	bs.accepted = seq
 	e := s.wal.append(frame, func() { s.applyBatch(sess.sensorID, sess.bootID, b, at) }, release)
-	return pendingAck{seq: seq, entry: e}, nil
+	return pendingAck{seq: seq, entry: e, check: bs}, nil
+}
+
+// notApplied is what the acknowledging loop does with a batch that was logged but
+// not applied (the log failed): the boot's accepted mark goes back below it, so a
+// resend is logged again instead of being taken for a duplicate.
+func (s *Service) notApplied(p pendingAck) error {
+	s.mu.Lock()
+	if bs := p.check; bs != nil && bs.applied < p.seq {
+		bs.accepted = min(bs.accepted, max(bs.applied, p.seq-1))
+	}
+	s.mu.Unlock()
+	return status.Errorf(codes.Unavailable, "batch %d was not applied (the durable log failed); send it again", p.seq)
+}
+
+// satAdd is a+b, or the largest uint64 when that overflows.
+func satAdd(a, b uint64) uint64 {
+	if c := a + b; c >= a {
+		return c
+	}
+	return ^uint64(0)
+}
+
+// reject counts a batch refused as invalid against its sensor, logs it (one line
+// per sensor a minute) and returns the status that ends the stream: INVALID_ARGUMENT
+// with a BatchRejection detail, so the sensor knows which batch and whether to send
+// it again (retryable) or drop it.
+func (s *Service) reject(sess *session, seq uint64, reason string, retryable bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rejectLocked(sess, seq, reason, retryable)
+}
+
+func (s *Service) rejectLocked(sess *session, seq uint64, reason string, retryable bool) error {
+	s.rejectedBatches.Add(1)
+	if e := s.sensors[sess.sensorID]; e != nil {
+		e.rejected++
+		e.lastRejection, e.lastRejectionAt = fmt.Sprintf("batch %d: %s", seq, reason), s.now()
+	}
+	if ok, suppressed := s.rejectLog.Allow(sess.sensorID); ok {
+		s.log.Warn("batch refused", "sensor", sess.sensorID, "boot", sess.bootID, "sequence", seq, "err", reason,
+			"retryable", retryable, "suppressed", suppressed)
+	}
+	st := status.Newf(codes.InvalidArgument, "batch %d: %s", seq, reason)
+	if d, err := st.WithDetails(protoadapt.MessageV1Of(&netwatchv1.BatchRejection{Sequence: seq, Reason: reason, Retryable: retryable})); err == nil {
+		st = d
+	}
+	return st.Err()
 }
 
 // Sensors is the registry, sorted by id: every sensor connected or heard from
@@ -748,7 +859,10 @@ func (s *Service) Sensors() []*netwatchv1.Sensor {
 			SensorId: id, Hostname: e.hello.GetHostname(), Interface: e.hello.GetInterface(),
 			Version: e.hello.GetVersion(), BootId: e.hello.GetBootId(), Connected: e.sess != nil,
 			Stale: now.Sub(quiet) > 3*interval, LagMs: e.lagMs, Batches: e.batches,
-			KernelDrops: e.stats.GetKernelDrops(),
+			KernelDrops: e.stats.GetKernelDrops(), RejectedBatches: e.rejected, LastRejection: e.lastRejection,
+		}
+		if !e.lastRejectionAt.IsZero() {
+			v.LastRejectionAt = timestamppb.New(e.lastRejectionAt)
 		}
 		if e.sess != nil {
 			v.ConnectedSince = timestamppb.New(e.connectedSince)
@@ -758,19 +872,19 @@ func (s *Service) Sensors() []*netwatchv1.Sensor {
 		}
 		for k, bs := range s.boots {
 			if k[0] == id && bs.loss != nil {
-				v.LostFlows += bs.loss.GetFlows()
-				v.LostPackets += bs.loss.GetPackets()
-				v.LostBytes += bs.loss.GetBytes()
+				v.LostFlows = satAdd(v.LostFlows, bs.loss.GetFlows())
+				v.LostPackets = satAdd(v.LostPackets, bs.loss.GetPackets())
+				v.LostBytes = satAdd(v.LostBytes, bs.loss.GetBytes())
 			}
 		}
 		if st := e.stats; st != nil {
 			var errs uint64
 			for _, c := range st.GetDecodeErrors() {
-				errs += c.GetValue()
+				errs = satAdd(errs, c.GetValue())
 			}
 			v.Metrics = &netwatchv1.SystemMetrics{
 				Timestamp: v.LastBatchAt, CpuUsage: st.GetCpuPercent(), MemoryUsage: st.GetRssBytes(),
-				ActiveFlows: st.GetFlowsActive(), DroppedPackets: st.GetKernelDrops() + v.LostPackets,
+				ActiveFlows: st.GetFlowsActive(), DroppedPackets: satAdd(st.GetKernelDrops(), v.LostPackets),
 				CaptureErrors: errs, InterfaceStatus: st.GetInterfaceStatus(),
 			}
 		}

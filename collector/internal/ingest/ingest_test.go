@@ -390,7 +390,7 @@ func TestSnapshotsKeepTrafficPerMinute(t *testing.T) {
 		d := delta(500000)
 		d.FirstSeen = timestamppb.New(now.Add(-10 * time.Minute))
 		d.LastSeen = timestamppb.New(now.Add(-time.Duration(m) * time.Minute))
-		d.SrcPackets, d.SrcBytes, d.DstPackets, d.DstBytes = 1, 1000*uint64(m+1), 1, 10
+		d.SrcPackets, d.SrcBytes, d.DstPackets, d.DstBytes = 1, 1000*uint64(m+1), 1, 40
 		seq++
 		s.send(&netwatchv1.FlowBatch{Sequence: seq, CreatedAt: timestamppb.Now(), Deltas: []*netwatchv1.FlowDelta{d}})
 		require.Equal(t, seq, s.ack())

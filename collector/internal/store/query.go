@@ -408,8 +408,8 @@ func (s *Store) Window(from, to time.Time, fn func(WindowFlow)) {
 				if a.bytes == 0 && a.packets == 0 {
 					touched = append(touched, e.slot)
 				}
-				a.bytes += e.bytes()
-				a.packets += uint64(e.packets)
+				a.bytes = satAdd(a.bytes, e.bytes())
+				a.packets = satAdd(a.packets, uint64(e.packets))
 			}
 		}
 		if uint64(bTo-bFrom) < uint64(len(sh.buckets)) {

@@ -153,7 +153,7 @@ type update struct {
 // holds the bytes in its top 40 bits and the record's generation in the low 24, so an
 // entry of a freed and reused slot is recognised (unless the slot was reused 2^24
 // times while the entry was kept); more than 2^32-1 packets or 2^40-1 bytes (a TB) in
-// one bucket continue in a second entry.
+// one bucket continue in a second entry, one at most per delta (see addToBucket).
 type entry struct {
 	slot     uint32 // nilSlot: dead
 	packets  uint32
@@ -240,10 +240,10 @@ func (sh *shard) apply(k *compactKey, h uint64, u *update) (slot uint32, created
 		sh.insertIndex(h, slot)
 		sh.used++
 	}
-	r.srcPackets += u.srcPackets
-	r.srcBytes += u.srcBytes
-	r.dstPackets += u.dstPackets
-	r.dstBytes += u.dstBytes
+	r.srcPackets = satAdd(r.srcPackets, u.srcPackets)
+	r.srcBytes = satAdd(r.srcBytes, u.srcBytes)
+	r.dstPackets = satAdd(r.dstPackets, u.dstPackets)
+	r.dstBytes = satAdd(r.dstBytes, u.dstBytes)
 	r.lastSeen = max(r.lastSeen, u.lastSeen)
 	r.srcFlags |= u.srcFlags
 	r.dstFlags |= u.dstFlags
@@ -255,7 +255,7 @@ func (sh *shard) apply(k *compactKey, h uint64, u *update) (slot uint32, created
 	}
 	r.received = u.received
 	sh.linkByReceived(slot, r)
-	if pk, by := u.srcPackets+u.dstPackets, u.srcBytes+u.dstBytes; u.bucket != noBucket && (pk > 0 || by > 0) {
+	if pk, by := satAdd(u.srcPackets, u.dstPackets), satAdd(u.srcBytes, u.dstBytes); u.bucket != noBucket && (pk > 0 || by > 0) {
 		sh.addToBucket(slot, r, u.bucket, pk, by)
 	}
 	return slot, !found
@@ -418,25 +418,45 @@ func (sh *shard) bucketFor(b uint32) *bucket {
 	return bk
 }
 
-// addToBucket adds traffic to the flow's entry in bucket b, creating it when the
-// flow's newest entry is elsewhere.
+// addToBucket adds traffic to the flow's entry in bucket b: what fits in its newest
+// entry there goes in, the rest in one new entry. It adds at most one entry, whatever
+// the counts: one delta beyond what an entry holds (2^32-1 packets, 2^40-1 bytes, far
+// beyond what one flow carries between two exports) saturates the bucket instead of
+// costing memory in proportion to a counter's value. The flow's totals stay exact.
 func (sh *shard) addToBucket(slot uint32, r *record, b uint32, pk, by uint64) {
 	bk := sh.bucketFor(b)
 	if r.bucket == b && int(r.bpos) < len(bk.entries) {
-		e := &bk.entries[r.bpos]
-		if e.slot == slot && e.gen() == r.gen && uint64(e.packets)+pk <= math.MaxUint32 && e.bytes()+by <= maxEntryBytes {
-			e.packets += uint32(pk)
-			e.bytesGen += by << genBits
+		if e := &bk.entries[r.bpos]; e.slot == slot && e.gen() == r.gen {
+			p, n := min(pk, math.MaxUint32-uint64(e.packets)), min(by, maxEntryBytes-e.bytes())
+			e.packets += uint32(p)
+			e.bytesGen += n << genBits
+			if pk, by = pk-p, by-n; pk == 0 && by == 0 {
+				return
+			}
+		}
+	}
+	p, n := min(pk, math.MaxUint32), min(by, maxEntryBytes)
+	bk.entries = append(bk.entries, entry{slot: slot, packets: uint32(p), bytesGen: n<<genBits | uint64(r.gen)})
+	sh.bucketEntries++
+	r.bucket, r.bpos = b, uint32(len(bk.entries)-1)
+}
+
+// satAdd is a+b, or the largest uint64 when that overflows: counters saturate.
+func satAdd(a, b uint64) uint64 {
+	if c := a + b; c >= a {
+		return c
+	}
+	return math.MaxUint64
+}
+
+// satAddAtomic adds v to c, saturating.
+func satAddAtomic(c *atomic.Uint64, v uint64) {
+	for {
+		old := c.Load()
+		if v == 0 || old == math.MaxUint64 || c.CompareAndSwap(old, satAdd(old, v)) {
 			return
 		}
 	}
-	for first := true; first || pk > 0 || by > 0; first = false {
-		p, n := min(pk, math.MaxUint32), min(by, maxEntryBytes)
-		bk.entries = append(bk.entries, entry{slot: slot, packets: uint32(p), bytesGen: n<<genBits | uint64(r.gen)})
-		sh.bucketEntries++
-		pk, by = pk-p, by-n
-	}
-	r.bucket, r.bpos = b, uint32(len(bk.entries)-1)
 }
 
 // live reports whether e belongs to the flow now in its slot.

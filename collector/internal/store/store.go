@@ -207,8 +207,8 @@ func (s *Store) Apply(sensorID string, deltas []*netwatchv1.FlowDelta, now time.
 			added++
 		}
 		sh.mu.Unlock()
-		pk += u.srcPackets + u.dstPackets
-		by += u.srcBytes + u.dstBytes
+		pk = satAdd(pk, satAdd(u.srcPackets, u.dstPackets))
+		by = satAdd(by, satAdd(u.srcBytes, u.dstBytes))
 	}
 	s.account(uint64(len(deltas))-rejected, pk, by, rejected, added)
 }
@@ -253,8 +253,8 @@ func (s *Store) keptBuckets(nowNs int64) bucketRange {
 // account adds applied deltas to the counters and evicts above MaxFlows.
 func (s *Store) account(deltas, pk, by, rejected uint64, added int64) {
 	s.deltas.Add(deltas)
-	s.packets.Add(pk)
-	s.bytes.Add(by)
+	satAddAtomic(&s.packets, pk)
+	satAddAtomic(&s.bytes, by)
 	if rejected > 0 {
 		s.rejected.Add(rejected)
 	}
@@ -301,8 +301,8 @@ func (s *Store) ScanBuckets(match func(*Flow) bool, fn func(Flow, []BucketTraffi
 				}
 				l := per[e.slot]
 				if n := len(l); n > 0 && l[n-1].Start == int64(b)*s.width {
-					l[n-1].Packets += uint64(e.packets) // a bucket's second entry
-					l[n-1].Bytes += e.bytes()
+					l[n-1].Packets = satAdd(l[n-1].Packets, uint64(e.packets)) // a bucket's second entry
+					l[n-1].Bytes = satAdd(l[n-1].Bytes, e.bytes())
 					continue
 				}
 				per[e.slot] = append(l, BucketTraffic{Start: int64(b) * s.width, Packets: uint64(e.packets), Bytes: e.bytes()})
@@ -348,7 +348,7 @@ func (s *Store) Restore(sensorID string, d *netwatchv1.FlowDelta, received time.
 		}
 	}
 	sh.mu.Unlock()
-	s.account(1, u.srcPackets+u.dstPackets, u.srcBytes+u.dstBytes, 0, b2i(added))
+	s.account(1, satAdd(u.srcPackets, u.dstPackets), satAdd(u.srcBytes, u.dstBytes), 0, b2i(added))
 }
 
 func b2i(b bool) int64 {

@@ -162,6 +162,7 @@ func writeSensors(w *bufio.Writer, head func(name, typ, help string), sensors []
 		{"netwatch_collector_sensor_kernel_drops_total", "counter", "Frames the sensor's kernel dropped (full capture ring), as it reported.", u((*netwatchv1.Sensor).GetKernelDrops)},
 		{"netwatch_collector_sensor_lost_flows_total", "counter", "Flow updates (deltas, one per flow per batch; not distinct flows) the sensor dropped from a full spool.", u((*netwatchv1.Sensor).GetLostFlows)},
 		{"netwatch_collector_sensor_lost_packets_total", "counter", "Packets of the flows the sensor dropped from a full spool.", u((*netwatchv1.Sensor).GetLostPackets)},
+		{"netwatch_collector_sensor_rejected_batches_total", "counter", "Batches of the sensor refused as invalid (not logged, not applied).", u((*netwatchv1.Sensor).GetRejectedBatches)},
 	} {
 		head(s.name, s.typ, s.help)
 		for _, v := range sensors {

@@ -1341,12 +1341,17 @@ type Sensor struct {
 	// (FlowDeltas), not distinct flows: a flow updated in three dropped batches
 	// counts three times, so it is an upper bound on the flows left incomplete.
 	// lost_packets and lost_bytes are exact.
-	LostFlows     uint64         `protobuf:"varint,13,opt,name=lost_flows,json=lostFlows,proto3" json:"lost_flows,omitempty"`
-	LostPackets   uint64         `protobuf:"varint,14,opt,name=lost_packets,json=lostPackets,proto3" json:"lost_packets,omitempty"`
-	LostBytes     uint64         `protobuf:"varint,15,opt,name=lost_bytes,json=lostBytes,proto3" json:"lost_bytes,omitempty"`
-	Metrics       *SystemMetrics `protobuf:"bytes,16,opt,name=metrics,proto3" json:"metrics,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	LostFlows   uint64         `protobuf:"varint,13,opt,name=lost_flows,json=lostFlows,proto3" json:"lost_flows,omitempty"`
+	LostPackets uint64         `protobuf:"varint,14,opt,name=lost_packets,json=lostPackets,proto3" json:"lost_packets,omitempty"`
+	LostBytes   uint64         `protobuf:"varint,15,opt,name=lost_bytes,json=lostBytes,proto3" json:"lost_bytes,omitempty"`
+	Metrics     *SystemMetrics `protobuf:"bytes,16,opt,name=metrics,proto3" json:"metrics,omitempty"`
+	// Batches the collector refused as invalid (since it started), and why it refused
+	// the latest (empty when none).
+	RejectedBatches uint64                 `protobuf:"varint,17,opt,name=rejected_batches,json=rejectedBatches,proto3" json:"rejected_batches,omitempty"`
+	LastRejection   string                 `protobuf:"bytes,18,opt,name=last_rejection,json=lastRejection,proto3" json:"last_rejection,omitempty"`
+	LastRejectionAt *timestamppb.Timestamp `protobuf:"bytes,19,opt,name=last_rejection_at,json=lastRejectionAt,proto3" json:"last_rejection_at,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Sensor) Reset() {
@@ -1487,6 +1492,27 @@ func (x *Sensor) GetLostBytes() uint64 {
 func (x *Sensor) GetMetrics() *SystemMetrics {
 	if x != nil {
 		return x.Metrics
+	}
+	return nil
+}
+
+func (x *Sensor) GetRejectedBatches() uint64 {
+	if x != nil {
+		return x.RejectedBatches
+	}
+	return 0
+}
+
+func (x *Sensor) GetLastRejection() string {
+	if x != nil {
+		return x.LastRejection
+	}
+	return ""
+}
+
+func (x *Sensor) GetLastRejectionAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastRejectionAt
 	}
 	return nil
 }
@@ -1737,7 +1763,7 @@ const file_netwatch_v1_query_proto_rawDesc = "" +
 	"\x05flows\x18\b \x03(\v2\x18.netwatch.v1.NetworkFlowR\x05flows\"\x14\n" +
 	"\x12ListSensorsRequest\"D\n" +
 	"\x13ListSensorsResponse\x12-\n" +
-	"\asensors\x18\x01 \x03(\v2\x13.netwatch.v1.SensorR\asensors\"\xb6\x04\n" +
+	"\asensors\x18\x01 \x03(\v2\x13.netwatch.v1.SensorR\asensors\"\xd0\x05\n" +
 	"\x06Sensor\x12\x1b\n" +
 	"\tsensor_id\x18\x01 \x01(\tR\bsensorId\x12\x1a\n" +
 	"\bhostname\x18\x02 \x01(\tR\bhostname\x12\x1c\n" +
@@ -1757,7 +1783,10 @@ const file_netwatch_v1_query_proto_rawDesc = "" +
 	"\flost_packets\x18\x0e \x01(\x04R\vlostPackets\x12\x1d\n" +
 	"\n" +
 	"lost_bytes\x18\x0f \x01(\x04R\tlostBytes\x124\n" +
-	"\ametrics\x18\x10 \x01(\v2\x1a.netwatch.v1.SystemMetricsR\ametrics\"?\n" +
+	"\ametrics\x18\x10 \x01(\v2\x1a.netwatch.v1.SystemMetricsR\ametrics\x12)\n" +
+	"\x10rejected_batches\x18\x11 \x01(\x04R\x0frejectedBatches\x12%\n" +
+	"\x0elast_rejection\x18\x12 \x01(\tR\rlastRejection\x12F\n" +
+	"\x11last_rejection_at\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampR\x0flastRejectionAt\"?\n" +
 	"\rErrorResponse\x12.\n" +
 	"\x05error\x18\x01 \x01(\v2\x18.netwatch.v1.ErrorDetailR\x05error\"\x91\x02\n" +
 	"\vErrorDetail\x12\x12\n" +
@@ -1838,26 +1867,27 @@ var file_netwatch_v1_query_proto_depIdxs = []int32{
 	20, // 16: netwatch.v1.Sensor.connected_since:type_name -> google.protobuf.Timestamp
 	20, // 17: netwatch.v1.Sensor.last_batch_at:type_name -> google.protobuf.Timestamp
 	8,  // 18: netwatch.v1.Sensor.metrics:type_name -> netwatch.v1.SystemMetrics
-	18, // 19: netwatch.v1.ErrorResponse.error:type_name -> netwatch.v1.ErrorDetail
-	19, // 20: netwatch.v1.ErrorDetail.details:type_name -> netwatch.v1.ErrorDetail.DetailsEntry
-	20, // 21: netwatch.v1.ErrorDetail.timestamp:type_name -> google.protobuf.Timestamp
-	0,  // 22: netwatch.v1.QueryService.GetHealth:input_type -> netwatch.v1.GetHealthRequest
-	2,  // 23: netwatch.v1.QueryService.ListFlows:input_type -> netwatch.v1.ListFlowsRequest
-	6,  // 24: netwatch.v1.QueryService.GetMetrics:input_type -> netwatch.v1.GetMetricsRequest
-	9,  // 25: netwatch.v1.QueryService.GetMetricsHistory:input_type -> netwatch.v1.GetMetricsHistoryRequest
-	11, // 26: netwatch.v1.QueryService.ListTopTalkers:input_type -> netwatch.v1.ListTopTalkersRequest
-	14, // 27: netwatch.v1.QueryService.ListSensors:input_type -> netwatch.v1.ListSensorsRequest
-	1,  // 28: netwatch.v1.QueryService.GetHealth:output_type -> netwatch.v1.GetHealthResponse
-	3,  // 29: netwatch.v1.QueryService.ListFlows:output_type -> netwatch.v1.ListFlowsResponse
-	7,  // 30: netwatch.v1.QueryService.GetMetrics:output_type -> netwatch.v1.GetMetricsResponse
-	10, // 31: netwatch.v1.QueryService.GetMetricsHistory:output_type -> netwatch.v1.GetMetricsHistoryResponse
-	12, // 32: netwatch.v1.QueryService.ListTopTalkers:output_type -> netwatch.v1.ListTopTalkersResponse
-	15, // 33: netwatch.v1.QueryService.ListSensors:output_type -> netwatch.v1.ListSensorsResponse
-	28, // [28:34] is the sub-list for method output_type
-	22, // [22:28] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	20, // 19: netwatch.v1.Sensor.last_rejection_at:type_name -> google.protobuf.Timestamp
+	18, // 20: netwatch.v1.ErrorResponse.error:type_name -> netwatch.v1.ErrorDetail
+	19, // 21: netwatch.v1.ErrorDetail.details:type_name -> netwatch.v1.ErrorDetail.DetailsEntry
+	20, // 22: netwatch.v1.ErrorDetail.timestamp:type_name -> google.protobuf.Timestamp
+	0,  // 23: netwatch.v1.QueryService.GetHealth:input_type -> netwatch.v1.GetHealthRequest
+	2,  // 24: netwatch.v1.QueryService.ListFlows:input_type -> netwatch.v1.ListFlowsRequest
+	6,  // 25: netwatch.v1.QueryService.GetMetrics:input_type -> netwatch.v1.GetMetricsRequest
+	9,  // 26: netwatch.v1.QueryService.GetMetricsHistory:input_type -> netwatch.v1.GetMetricsHistoryRequest
+	11, // 27: netwatch.v1.QueryService.ListTopTalkers:input_type -> netwatch.v1.ListTopTalkersRequest
+	14, // 28: netwatch.v1.QueryService.ListSensors:input_type -> netwatch.v1.ListSensorsRequest
+	1,  // 29: netwatch.v1.QueryService.GetHealth:output_type -> netwatch.v1.GetHealthResponse
+	3,  // 30: netwatch.v1.QueryService.ListFlows:output_type -> netwatch.v1.ListFlowsResponse
+	7,  // 31: netwatch.v1.QueryService.GetMetrics:output_type -> netwatch.v1.GetMetricsResponse
+	10, // 32: netwatch.v1.QueryService.GetMetricsHistory:output_type -> netwatch.v1.GetMetricsHistoryResponse
+	12, // 33: netwatch.v1.QueryService.ListTopTalkers:output_type -> netwatch.v1.ListTopTalkersResponse
+	15, // 34: netwatch.v1.QueryService.ListSensors:output_type -> netwatch.v1.ListSensorsResponse
+	29, // [29:35] is the sub-list for method output_type
+	23, // [23:29] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_netwatch_v1_query_proto_init() }

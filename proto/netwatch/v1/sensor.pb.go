@@ -191,20 +191,33 @@ func (*IngestResponse_Ack) isIngestResponse_Message() {}
 // SensorHello opens a stream.
 type SensorHello struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Stable, operator-chosen id (defaults to the hostname).
+	// Stable, operator-chosen id (defaults to the hostname): 1 to 128 bytes of
+	// [A-Za-z0-9._:-].
 	SensorId string `protobuf:"bytes,1,opt,name=sensor_id,json=sensorId,proto3" json:"sensor_id,omitempty"`
+	// At most 256 bytes of printable UTF-8 (also interface and version).
 	Hostname string `protobuf:"bytes,2,opt,name=hostname,proto3" json:"hostname,omitempty"`
 	// Capture interface, or "file:NAME" in offline mode.
 	Interface string `protobuf:"bytes,3,opt,name=interface,proto3" json:"interface,omitempty"`
 	// netwatch-sensor version.
 	Version string `protobuf:"bytes,4,opt,name=version,proto3" json:"version,omitempty"`
-	// Random id chosen at every start of the sensor process; batch numbers are per boot.
+	// Random id chosen at every start of the sensor process; batch numbers are per
+	// boot. 1 to 128 bytes of [A-Za-z0-9._:-].
 	BootId string `protobuf:"bytes,5,opt,name=boot_id,json=bootId,proto3" json:"boot_id,omitempty"`
 	// Export interval in milliseconds (the collector marks a sensor stale after 3 silent intervals).
-	ExportIntervalMs uint32                 `protobuf:"varint,6,opt,name=export_interval_ms,json=exportIntervalMs,proto3" json:"export_interval_ms,omitempty"`
-	StartedAt        *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	ExportIntervalMs uint32 `protobuf:"varint,6,opt,name=export_interval_ms,json=exportIntervalMs,proto3" json:"export_interval_ms,omitempty"`
+	// From 1990 to one day ahead of the collector's clock, when set.
+	StartedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	// The most batches the sensor's spool can hold (an upper bound); it bounds how
+	// far ahead of the applied mark a batch number may skip (see Ingest). 0: not
+	// said, the collector takes 1,048,576 (a default sensor's 64 MiB spool over the
+	// 64 bytes a spooled batch counts at least).
+	SpoolBatches uint64 `protobuf:"varint,8,opt,name=spool_batches,json=spoolBatches,proto3" json:"spool_batches,omitempty"`
+	// The highest batch number this boot had assigned when it sent the hello (0:
+	// none). After a long outage the spool holds only the newest batches, so the
+	// first one sent may be far beyond the applied mark.
+	LastSequence  uint64 `protobuf:"varint,9,opt,name=last_sequence,json=lastSequence,proto3" json:"last_sequence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SensorHello) Reset() {
@@ -286,6 +299,20 @@ func (x *SensorHello) GetStartedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *SensorHello) GetSpoolBatches() uint64 {
+	if x != nil {
+		return x.SpoolBatches
+	}
+	return 0
+}
+
+func (x *SensorHello) GetLastSequence() uint64 {
+	if x != nil {
+		return x.LastSequence
+	}
+	return 0
+}
+
 // IngestWelcome accepts a stream.
 type IngestWelcome struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -341,6 +368,74 @@ func (x *IngestWelcome) GetCollectorVersion() string {
 	return ""
 }
 
+// BatchRejection is the detail of the INVALID_ARGUMENT status that ends a stream
+// on a batch the collector refuses.
+type BatchRejection struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The batch refused.
+	Sequence uint64 `protobuf:"varint,1,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	// What is wrong: the field, and the delta's index when a delta is at fault.
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// True when the batch itself may be fine and the sensor should send it again on
+	// a new stream (its number was too far ahead of the applied mark; the new hello
+	// says how far the sensor got). False: the batch is bad; the sensor drops it and
+	// counts it as loss.
+	Retryable     bool `protobuf:"varint,3,opt,name=retryable,proto3" json:"retryable,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchRejection) Reset() {
+	*x = BatchRejection{}
+	mi := &file_netwatch_v1_sensor_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchRejection) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchRejection) ProtoMessage() {}
+
+func (x *BatchRejection) ProtoReflect() protoreflect.Message {
+	mi := &file_netwatch_v1_sensor_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchRejection.ProtoReflect.Descriptor instead.
+func (*BatchRejection) Descriptor() ([]byte, []int) {
+	return file_netwatch_v1_sensor_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *BatchRejection) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *BatchRejection) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *BatchRejection) GetRetryable() bool {
+	if x != nil {
+		return x.Retryable
+	}
+	return false
+}
+
 // BatchAck acknowledges batches that are durable on the collector.
 type BatchAck struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -352,7 +447,7 @@ type BatchAck struct {
 
 func (x *BatchAck) Reset() {
 	*x = BatchAck{}
-	mi := &file_netwatch_v1_sensor_proto_msgTypes[4]
+	mi := &file_netwatch_v1_sensor_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -364,7 +459,7 @@ func (x *BatchAck) String() string {
 func (*BatchAck) ProtoMessage() {}
 
 func (x *BatchAck) ProtoReflect() protoreflect.Message {
-	mi := &file_netwatch_v1_sensor_proto_msgTypes[4]
+	mi := &file_netwatch_v1_sensor_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -377,7 +472,7 @@ func (x *BatchAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchAck.ProtoReflect.Descriptor instead.
 func (*BatchAck) Descriptor() ([]byte, []int) {
-	return file_netwatch_v1_sensor_proto_rawDescGZIP(), []int{4}
+	return file_netwatch_v1_sensor_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *BatchAck) GetSequence() uint64 {
@@ -390,10 +485,19 @@ func (x *BatchAck) GetSequence() uint64 {
 // FlowBatch is what changed on the sensor since its previous batch.
 type FlowBatch struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// 1, 2, 3... per boot, with no gaps (a batch dropped from a full spool still uses its number).
-	Sequence  uint64                 `protobuf:"varint,1,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	// 1, 2, 3... per boot, with no gaps (a batch dropped from a full spool still uses
+	// its number). See Ingest for what the collector does with duplicates, skips and
+	// numbers too far ahead.
+	Sequence uint64 `protobuf:"varint,1,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	// From 1990 to one day ahead of the collector's clock, when set (as every
+	// timestamp of a batch: first_seen, last_seen, loss times).
 	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	Deltas    []*FlowDelta           `protobuf:"bytes,3,rep,name=deltas,proto3" json:"deltas,omitempty"`
+	// Each delta: addresses of 4 or 16 bytes, both of one family; protocol <= 255;
+	// ports <= 65535; per direction fewer than 2^40 packets and bytes from
+	// packets x 20 to packets x 1 MiB (an IPv4 TSO super-frame counts its captured
+	// length); first_seen from 1990, last_seen no more than an hour before it
+	// (capture timestamps can step back: last_seen is the last packet in arrival order).
+	Deltas []*FlowDelta `protobuf:"bytes,3,rep,name=deltas,proto3" json:"deltas,omitempty"`
 	// The sensor's own counters at the time of the batch.
 	Stats *SensorStats `protobuf:"bytes,4,opt,name=stats,proto3" json:"stats,omitempty"`
 	// What the sensor had to drop (spool full) before this batch; cumulative since boot.
@@ -404,7 +508,7 @@ type FlowBatch struct {
 
 func (x *FlowBatch) Reset() {
 	*x = FlowBatch{}
-	mi := &file_netwatch_v1_sensor_proto_msgTypes[5]
+	mi := &file_netwatch_v1_sensor_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -416,7 +520,7 @@ func (x *FlowBatch) String() string {
 func (*FlowBatch) ProtoMessage() {}
 
 func (x *FlowBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_netwatch_v1_sensor_proto_msgTypes[5]
+	mi := &file_netwatch_v1_sensor_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -429,7 +533,7 @@ func (x *FlowBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlowBatch.ProtoReflect.Descriptor instead.
 func (*FlowBatch) Descriptor() ([]byte, []int) {
-	return file_netwatch_v1_sensor_proto_rawDescGZIP(), []int{5}
+	return file_netwatch_v1_sensor_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *FlowBatch) GetSequence() uint64 {
@@ -481,6 +585,8 @@ type SensorStats struct {
 	// Times the kernel froze a ring queue (tp_freeze_q_cnt).
 	QueueFreezes uint64 `protobuf:"varint,5,opt,name=queue_freezes,json=queueFreezes,proto3" json:"queue_freezes,omitempty"`
 	// Frames that could not be decoded, by kind ("truncated_ip", "bad_ip_version"...).
+	// At most 64 named counters each in decode_errors and non_ip; names 1 to 64
+	// bytes of [A-Za-z0-9._:-].
 	DecodeErrors []*CounterValue `protobuf:"bytes,6,rep,name=decode_errors,json=decodeErrors,proto3" json:"decode_errors,omitempty"`
 	// Frames that were not IP, by kind ("arp", "lldp"...).
 	NonIp        []*CounterValue `protobuf:"bytes,7,rep,name=non_ip,json=nonIp,proto3" json:"non_ip,omitempty"`
@@ -491,14 +597,15 @@ type SensorStats struct {
 	// Resident set size of the sensor process.
 	RssBytes        uint64          `protobuf:"varint,11,opt,name=rss_bytes,json=rssBytes,proto3" json:"rss_bytes,omitempty"`
 	InterfaceStatus InterfaceStatus `protobuf:"varint,12,opt,name=interface_status,json=interfaceStatus,proto3,enum=netwatch.v1.InterfaceStatus" json:"interface_status,omitempty"`
-	Interface       string          `protobuf:"bytes,13,opt,name=interface,proto3" json:"interface,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// At most 256 bytes of printable UTF-8.
+	Interface     string `protobuf:"bytes,13,opt,name=interface,proto3" json:"interface,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SensorStats) Reset() {
 	*x = SensorStats{}
-	mi := &file_netwatch_v1_sensor_proto_msgTypes[6]
+	mi := &file_netwatch_v1_sensor_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -510,7 +617,7 @@ func (x *SensorStats) String() string {
 func (*SensorStats) ProtoMessage() {}
 
 func (x *SensorStats) ProtoReflect() protoreflect.Message {
-	mi := &file_netwatch_v1_sensor_proto_msgTypes[6]
+	mi := &file_netwatch_v1_sensor_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -523,7 +630,7 @@ func (x *SensorStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SensorStats.ProtoReflect.Descriptor instead.
 func (*SensorStats) Descriptor() ([]byte, []int) {
-	return file_netwatch_v1_sensor_proto_rawDescGZIP(), []int{6}
+	return file_netwatch_v1_sensor_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SensorStats) GetPackets() uint64 {
@@ -628,7 +735,7 @@ type CounterValue struct {
 
 func (x *CounterValue) Reset() {
 	*x = CounterValue{}
-	mi := &file_netwatch_v1_sensor_proto_msgTypes[7]
+	mi := &file_netwatch_v1_sensor_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -640,7 +747,7 @@ func (x *CounterValue) String() string {
 func (*CounterValue) ProtoMessage() {}
 
 func (x *CounterValue) ProtoReflect() protoreflect.Message {
-	mi := &file_netwatch_v1_sensor_proto_msgTypes[7]
+	mi := &file_netwatch_v1_sensor_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -653,7 +760,7 @@ func (x *CounterValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CounterValue.ProtoReflect.Descriptor instead.
 func (*CounterValue) Descriptor() ([]byte, []int) {
-	return file_netwatch_v1_sensor_proto_rawDescGZIP(), []int{7}
+	return file_netwatch_v1_sensor_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CounterValue) GetName() string {
@@ -691,7 +798,7 @@ type SpoolLoss struct {
 
 func (x *SpoolLoss) Reset() {
 	*x = SpoolLoss{}
-	mi := &file_netwatch_v1_sensor_proto_msgTypes[8]
+	mi := &file_netwatch_v1_sensor_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -703,7 +810,7 @@ func (x *SpoolLoss) String() string {
 func (*SpoolLoss) ProtoMessage() {}
 
 func (x *SpoolLoss) ProtoReflect() protoreflect.Message {
-	mi := &file_netwatch_v1_sensor_proto_msgTypes[8]
+	mi := &file_netwatch_v1_sensor_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -716,7 +823,7 @@ func (x *SpoolLoss) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SpoolLoss.ProtoReflect.Descriptor instead.
 func (*SpoolLoss) Descriptor() ([]byte, []int) {
-	return file_netwatch_v1_sensor_proto_rawDescGZIP(), []int{8}
+	return file_netwatch_v1_sensor_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SpoolLoss) GetBatches() uint64 {
@@ -773,7 +880,7 @@ const file_netwatch_v1_sensor_proto_rawDesc = "" +
 	"\x0eIngestResponse\x126\n" +
 	"\awelcome\x18\x01 \x01(\v2\x1a.netwatch.v1.IngestWelcomeH\x00R\awelcome\x12)\n" +
 	"\x03ack\x18\x02 \x01(\v2\x15.netwatch.v1.BatchAckH\x00R\x03ackB\t\n" +
-	"\amessage\"\x80\x02\n" +
+	"\amessage\"\xca\x02\n" +
 	"\vSensorHello\x12\x1b\n" +
 	"\tsensor_id\x18\x01 \x01(\tR\bsensorId\x12\x1a\n" +
 	"\bhostname\x18\x02 \x01(\tR\bhostname\x12\x1c\n" +
@@ -782,10 +889,16 @@ const file_netwatch_v1_sensor_proto_rawDesc = "" +
 	"\aboot_id\x18\x05 \x01(\tR\x06bootId\x12,\n" +
 	"\x12export_interval_ms\x18\x06 \x01(\rR\x10exportIntervalMs\x129\n" +
 	"\n" +
-	"started_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\"e\n" +
+	"started_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12#\n" +
+	"\rspool_batches\x18\b \x01(\x04R\fspoolBatches\x12#\n" +
+	"\rlast_sequence\x18\t \x01(\x04R\flastSequence\"e\n" +
 	"\rIngestWelcome\x12'\n" +
 	"\x0fapplied_through\x18\x01 \x01(\x04R\x0eappliedThrough\x12+\n" +
-	"\x11collector_version\x18\x02 \x01(\tR\x10collectorVersion\"&\n" +
+	"\x11collector_version\x18\x02 \x01(\tR\x10collectorVersion\"b\n" +
+	"\x0eBatchRejection\x12\x1a\n" +
+	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1c\n" +
+	"\tretryable\x18\x03 \x01(\bR\tretryable\"&\n" +
 	"\bBatchAck\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x04R\bsequence\"\xee\x01\n" +
 	"\tFlowBatch\x12\x1a\n" +
@@ -837,36 +950,37 @@ func file_netwatch_v1_sensor_proto_rawDescGZIP() []byte {
 	return file_netwatch_v1_sensor_proto_rawDescData
 }
 
-var file_netwatch_v1_sensor_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_netwatch_v1_sensor_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_netwatch_v1_sensor_proto_goTypes = []any{
 	(*IngestRequest)(nil),         // 0: netwatch.v1.IngestRequest
 	(*IngestResponse)(nil),        // 1: netwatch.v1.IngestResponse
 	(*SensorHello)(nil),           // 2: netwatch.v1.SensorHello
 	(*IngestWelcome)(nil),         // 3: netwatch.v1.IngestWelcome
-	(*BatchAck)(nil),              // 4: netwatch.v1.BatchAck
-	(*FlowBatch)(nil),             // 5: netwatch.v1.FlowBatch
-	(*SensorStats)(nil),           // 6: netwatch.v1.SensorStats
-	(*CounterValue)(nil),          // 7: netwatch.v1.CounterValue
-	(*SpoolLoss)(nil),             // 8: netwatch.v1.SpoolLoss
-	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
-	(*FlowDelta)(nil),             // 10: netwatch.v1.FlowDelta
-	(InterfaceStatus)(0),          // 11: netwatch.v1.InterfaceStatus
+	(*BatchRejection)(nil),        // 4: netwatch.v1.BatchRejection
+	(*BatchAck)(nil),              // 5: netwatch.v1.BatchAck
+	(*FlowBatch)(nil),             // 6: netwatch.v1.FlowBatch
+	(*SensorStats)(nil),           // 7: netwatch.v1.SensorStats
+	(*CounterValue)(nil),          // 8: netwatch.v1.CounterValue
+	(*SpoolLoss)(nil),             // 9: netwatch.v1.SpoolLoss
+	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
+	(*FlowDelta)(nil),             // 11: netwatch.v1.FlowDelta
+	(InterfaceStatus)(0),          // 12: netwatch.v1.InterfaceStatus
 }
 var file_netwatch_v1_sensor_proto_depIdxs = []int32{
 	2,  // 0: netwatch.v1.IngestRequest.hello:type_name -> netwatch.v1.SensorHello
-	5,  // 1: netwatch.v1.IngestRequest.batch:type_name -> netwatch.v1.FlowBatch
+	6,  // 1: netwatch.v1.IngestRequest.batch:type_name -> netwatch.v1.FlowBatch
 	3,  // 2: netwatch.v1.IngestResponse.welcome:type_name -> netwatch.v1.IngestWelcome
-	4,  // 3: netwatch.v1.IngestResponse.ack:type_name -> netwatch.v1.BatchAck
-	9,  // 4: netwatch.v1.SensorHello.started_at:type_name -> google.protobuf.Timestamp
-	9,  // 5: netwatch.v1.FlowBatch.created_at:type_name -> google.protobuf.Timestamp
-	10, // 6: netwatch.v1.FlowBatch.deltas:type_name -> netwatch.v1.FlowDelta
-	6,  // 7: netwatch.v1.FlowBatch.stats:type_name -> netwatch.v1.SensorStats
-	8,  // 8: netwatch.v1.FlowBatch.loss:type_name -> netwatch.v1.SpoolLoss
-	7,  // 9: netwatch.v1.SensorStats.decode_errors:type_name -> netwatch.v1.CounterValue
-	7,  // 10: netwatch.v1.SensorStats.non_ip:type_name -> netwatch.v1.CounterValue
-	11, // 11: netwatch.v1.SensorStats.interface_status:type_name -> netwatch.v1.InterfaceStatus
-	9,  // 12: netwatch.v1.SpoolLoss.first_lost:type_name -> google.protobuf.Timestamp
-	9,  // 13: netwatch.v1.SpoolLoss.last_lost:type_name -> google.protobuf.Timestamp
+	5,  // 3: netwatch.v1.IngestResponse.ack:type_name -> netwatch.v1.BatchAck
+	10, // 4: netwatch.v1.SensorHello.started_at:type_name -> google.protobuf.Timestamp
+	10, // 5: netwatch.v1.FlowBatch.created_at:type_name -> google.protobuf.Timestamp
+	11, // 6: netwatch.v1.FlowBatch.deltas:type_name -> netwatch.v1.FlowDelta
+	7,  // 7: netwatch.v1.FlowBatch.stats:type_name -> netwatch.v1.SensorStats
+	9,  // 8: netwatch.v1.FlowBatch.loss:type_name -> netwatch.v1.SpoolLoss
+	8,  // 9: netwatch.v1.SensorStats.decode_errors:type_name -> netwatch.v1.CounterValue
+	8,  // 10: netwatch.v1.SensorStats.non_ip:type_name -> netwatch.v1.CounterValue
+	12, // 11: netwatch.v1.SensorStats.interface_status:type_name -> netwatch.v1.InterfaceStatus
+	10, // 12: netwatch.v1.SpoolLoss.first_lost:type_name -> google.protobuf.Timestamp
+	10, // 13: netwatch.v1.SpoolLoss.last_lost:type_name -> google.protobuf.Timestamp
 	0,  // 14: netwatch.v1.SensorService.Ingest:input_type -> netwatch.v1.IngestRequest
 	1,  // 15: netwatch.v1.SensorService.Ingest:output_type -> netwatch.v1.IngestResponse
 	15, // [15:16] is the sub-list for method output_type
@@ -896,7 +1010,7 @@ func file_netwatch_v1_sensor_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_netwatch_v1_sensor_proto_rawDesc), len(file_netwatch_v1_sensor_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

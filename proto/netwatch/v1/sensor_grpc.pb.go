@@ -35,6 +35,26 @@ type SensorServiceClient interface {
 	// collector acknowledges each batch once it is durable. Batches the collector has
 	// already applied for this (sensor id, boot id) are acknowledged again but never
 	// applied twice.
+	//
+	// The collector checks every hello and batch before anything is logged or applied
+	// (the limits are listed on the fields). A bad hello ends the stream with
+	// INVALID_ARGUMENT naming the field. A bad batch ends it with INVALID_ARGUMENT
+	// naming the field and the delta's index, and carries a BatchRejection in the
+	// status details: the batches before it are acknowledged, the refused one is
+	// neither logged nor applied, and the sensor drops it (counted as loss) instead
+	// of sending it again, unless the rejection is retryable (see BatchRejection).
+	//
+	// Batch numbers, per (sensor id, boot id), against the highest applied A:
+	//   - sequence <= A: a duplicate (a resend), acknowledged again, not applied;
+	//   - A < sequence <= L: applied; numbers skipped in between are batches the
+	//     sensor's full spool dropped (reported in SpoolLoss), never applied later;
+	//   - sequence > L: too far ahead, refused (INVALID_ARGUMENT, retryable), nothing
+	//     is logged or acknowledged for it;
+	//
+	// where L = max(A, the highest number received, hello.last_sequence) +
+	// hello.spool_batches, spool_batches 0 (an older sensor) counting as 1,048,576.
+	// A batch is acknowledged only once it (or the batch of the same number) is
+	// applied.
 	Ingest(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[IngestRequest, IngestResponse], error)
 }
 
@@ -72,6 +92,26 @@ type SensorServiceServer interface {
 	// collector acknowledges each batch once it is durable. Batches the collector has
 	// already applied for this (sensor id, boot id) are acknowledged again but never
 	// applied twice.
+	//
+	// The collector checks every hello and batch before anything is logged or applied
+	// (the limits are listed on the fields). A bad hello ends the stream with
+	// INVALID_ARGUMENT naming the field. A bad batch ends it with INVALID_ARGUMENT
+	// naming the field and the delta's index, and carries a BatchRejection in the
+	// status details: the batches before it are acknowledged, the refused one is
+	// neither logged nor applied, and the sensor drops it (counted as loss) instead
+	// of sending it again, unless the rejection is retryable (see BatchRejection).
+	//
+	// Batch numbers, per (sensor id, boot id), against the highest applied A:
+	//   - sequence <= A: a duplicate (a resend), acknowledged again, not applied;
+	//   - A < sequence <= L: applied; numbers skipped in between are batches the
+	//     sensor's full spool dropped (reported in SpoolLoss), never applied later;
+	//   - sequence > L: too far ahead, refused (INVALID_ARGUMENT, retryable), nothing
+	//     is logged or acknowledged for it;
+	//
+	// where L = max(A, the highest number received, hello.last_sequence) +
+	// hello.spool_batches, spool_batches 0 (an older sensor) counting as 1,048,576.
+	// A batch is acknowledged only once it (or the batch of the same number) is
+	// applied.
 	Ingest(grpc.BidiStreamingServer[IngestRequest, IngestResponse]) error
 	mustEmbedUnimplementedSensorServiceServer()
 }

@@ -88,6 +88,8 @@ func TestCheckFailsLikeTheRun(t *testing.T) {
 			"--tls-cert=" + cert + " (command line): tls: ", true},
 		{"metrics port", []string{"--read", pcap, "--output", "jsonl", "--metrics-listen", "127.0.0.1:99999"},
 			"--metrics-listen=127.0.0.1:99999 (command line): port 99999 is out of range (0 to 65535)", true},
+		{"sensor id", []string{"--read", pcap, "--collector", "127.0.0.1:9090", "--sensor-id", "rack 4"},
+			`--sensor-id="rack 4" (command line): must be 1 to 128 bytes of [A-Za-z0-9._:-] (what the collector accepts)`, true},
 		{"collector port", []string{"--read", pcap, "--collector", "127.0.0.1:99999"},
 			"--collector=127.0.0.1:99999 (command line): port 99999 is out of range (1 to 65535)", true},
 		{"log level", []string{"--read", pcap, "--output", "jsonl", "--log-level", "loud"},

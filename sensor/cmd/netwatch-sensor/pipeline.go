@@ -302,7 +302,7 @@ func stopExporter(ctx context.Context, exp *export.Exporter, collector string, l
 	}
 	err := exp.Stop(ctx)
 	st := exp.Stats()
-	log.Info("export stopped", "batches_acked", st.BatchesAcked, "batches_dropped", st.BatchesDropped, "spooled", st.SpoolBatches)
+	log.Info("export stopped", "batches_acked", st.BatchesAcked, "batches_dropped", st.BatchesDropped, "batches_rejected", st.BatchesRejected, "spooled", st.SpoolBatches)
 	u := &undeliveredError{collector: collector, pending: exp.Pending(), dropped: st.Loss, cause: err}
 	if u.pending.Batches == 0 && u.dropped.Batches == 0 {
 		return nil

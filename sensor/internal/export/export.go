@@ -21,6 +21,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
@@ -40,6 +42,30 @@ import (
 
 // welcomeTimeout bounds the wait for the collector's answer to the hello.
 const welcomeTimeout = 15 * time.Second
+
+// minItemSize is what a spooled batch counts at least (room for its sequence and
+// loss): SpoolBytes / minItemSize bounds the batches the spool holds, which the hello
+// tells the collector (spool_batches).
+const minItemSize = 64
+
+// maxHelloText is the longest hostname, interface or version the collector accepts.
+const maxHelloText = 256
+
+// helloText is s as the collector accepts it: printable UTF-8 (others become '?'),
+// at most maxHelloText bytes.
+func helloText(s string) string {
+	var b []byte
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			r = '?'
+		}
+		if len(b)+utf8.RuneLen(r) > maxHelloText {
+			break
+		}
+		b = utf8.AppendRune(b, r)
+	}
+	return string(b)
+}
 
 // item is one spooled batch.
 type item struct {
@@ -62,6 +88,9 @@ type Loss struct {
 // Stats are the exporter's counters, cumulative since New.
 type Stats struct {
 	BatchesSubmitted, BatchesSent, BatchesAcked, BatchesDropped uint64
+	// BatchesRejected counts batches the collector refused as invalid: dropped (and
+	// counted in BatchesDropped and Loss too) rather than sent again forever.
+	BatchesRejected uint64
 	// SpoolBatches and SpoolBytes are waiting for an acknowledgement now.
 	SpoolBatches int
 	SpoolBytes   int64
@@ -228,7 +257,7 @@ func (e *Exporter) Submit(deltas []*netwatchv1.FlowDelta, stats *netwatchv1.Sens
 	var items []*item
 	for _, chunk := range e.split(deltas, stats) {
 		b := &netwatchv1.FlowBatch{CreatedAt: created, Deltas: chunk, Stats: stats}
-		it := &item{batch: b, size: int64(proto.Size(b)) + 64, flows: uint64(len(chunk)), created: now} // +64: sequence and loss
+		it := &item{batch: b, size: int64(proto.Size(b)) + minItemSize, flows: uint64(len(chunk)), created: now} // + sequence and loss
 		for _, d := range chunk {
 			it.packets += d.GetSrcPackets() + d.GetDstPackets()
 			it.bytes += d.GetSrcBytes() + d.GetDstBytes()
@@ -321,6 +350,32 @@ func (e *Exporter) removeThroughLocked(seq uint64) {
 	}
 }
 
+// rejection is the BatchRejection detail of a stream's end, or nil.
+func rejection(err error) *netwatchv1.BatchRejection {
+	st, ok := status.FromError(err)
+	if !ok || st.Code() != codes.InvalidArgument {
+		return nil
+	}
+	for _, d := range st.Details() {
+		if r, ok := d.(*netwatchv1.BatchRejection); ok {
+			return r
+		}
+	}
+	return nil
+}
+
+// rejectLocked drops a batch the collector refused as invalid, counted as loss.
+func (e *Exporter) rejectLocked(seq uint64) {
+	i := sort.Search(len(e.spool), func(i int) bool { return e.spool[i].seq >= seq })
+	if i < len(e.spool) && e.spool[i].seq == seq {
+		it := e.spool[i]
+		e.spoolBytes -= it.size
+		e.spool = append(e.spool[:i], e.spool[i+1:]...)
+		e.stats.BatchesRejected++
+		e.dropLocked(it)
+	}
+}
+
 // ackLocked removes an acknowledged batch.
 func (e *Exporter) ackLocked(seq uint64) {
 	i := sort.Search(len(e.spool), func(i int) bool { return e.spool[i].seq >= seq })
@@ -357,6 +412,25 @@ func (e *Exporter) run(ctx context.Context) {
 		welcomed, err := e.session(ctx)
 		if ctx.Err() != nil {
 			return
+		}
+		if rej := rejection(err); rej != nil {
+			// The collector refused one batch: a bad one is dropped (sending it again
+			// would be refused again, forever), one numbered too far ahead is sent
+			// again on a new stream, whose hello says how far this boot got.
+			if !rej.GetRetryable() {
+				e.mu.Lock()
+				e.rejectLocked(rej.GetSequence())
+				e.mu.Unlock()
+			}
+			e.log.Error("collector refused a batch", "collector", e.cfg.Collector, "sequence", rej.GetSequence(),
+				"reason", rej.GetReason(), "dropped", !rej.GetRetryable())
+			attempt, logged, said = 0, false, ""
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(e.backoff(0)):
+			}
+			continue
 		}
 		if welcomed {
 			attempt, logged, said = 0, false, ""
@@ -450,9 +524,13 @@ func (e *Exporter) session(ctx context.Context) (welcomed bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	e.mu.Lock()
+	last := e.seq
+	e.mu.Unlock()
 	hello := &netwatchv1.SensorHello{
-		SensorId: e.cfg.SensorID, Hostname: e.cfg.Hostname, Interface: e.cfg.Interface, Version: e.cfg.Version,
+		SensorId: e.cfg.SensorID, Hostname: helloText(e.cfg.Hostname), Interface: helloText(e.cfg.Interface), Version: helloText(e.cfg.Version),
 		BootId: e.bootID, ExportIntervalMs: uint32(e.cfg.Interval / time.Millisecond), StartedAt: timestamppb.New(e.start),
+		SpoolBatches: uint64(e.cfg.SpoolBytes) / minItemSize, LastSequence: last,
 	}
 	if err := stream.Send(&netwatchv1.IngestRequest{Message: &netwatchv1.IngestRequest_Hello{Hello: hello}}); err != nil {
 		_, rerr := stream.Recv()

@@ -206,6 +206,47 @@ func TestSpoolOverflowDropsOldestAndTheLossReachesTheCollector(t *testing.T) {
 	assert.Equal(t, uint32(1), h.GetSensorsConnected())
 }
 
+// TestBatchTheCollectorRefusesIsDroppedAsLossNotResentForever: the real collector
+// refuses a batch holding a delta of 2^64-1 packets (INVALID_ARGUMENT with a
+// BatchRejection); the sensor drops it, counts it as rejected and as loss, and goes
+// on delivering the batches after it. Before, it sent the same batch again every
+// reconnect, forever, and nothing after it was ever delivered.
+func TestBatchTheCollectorRefusesIsDroppedAsLossNotResentForever(t *testing.T) {
+	c := newCollector(t)
+	c.Start()
+	cfg := testConfig(c.Addr(), "refused")
+	cfg.Interval = time.Hour // fresh throughout: no stale sensor
+	e := newExporter(t, cfg)
+	g := &gen{keys: 1 << 20, perBatch: 10}
+	for range 3 {
+		e.Submit(g.next(), nil)
+	}
+	before := g.packets
+	bad := g.next()
+	badPackets := g.packets - before // what the bad batch held before it was spoilt
+	bad[3].SrcPackets = ^uint64(0)
+	e.Submit(bad, nil)
+	for range 3 {
+		e.Submit(g.next(), nil)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	require.NoError(t, e.Drain(ctx), "the refused batch must not stay in the spool")
+	st := e.Stats()
+	assert.Equal(t, uint64(1), st.BatchesRejected)
+	assert.Equal(t, uint64(1), st.BatchesDropped)
+	assert.Equal(t, uint64(6), st.BatchesAcked)
+	assert.Equal(t, uint64(10), st.Loss.Flows)
+	flows, packets, _ := c.Totals("refused")
+	assert.Equal(t, 60, flows, "the six good batches arrived")
+	assert.Equal(t, g.packets-badPackets, packets, "all but the refused batch, the ones after it too")
+
+	s := c.Sensor("refused")
+	require.NotNil(t, s)
+	assert.Equal(t, uint64(1), s.GetRejectedBatches())
+	assert.Contains(t, s.GetLastRejection(), "batch 4: deltas[3].src_packets: 18446744073709551615 is not below 2^40")
+}
+
 func TestSecondSensorWithTheSameIDIsRefused(t *testing.T) {
 	c := newCollector(t)
 	c.Start()
@@ -295,6 +336,9 @@ func TestConfigCheckNamesTheField(t *testing.T) {
 		{func(c *Config) { c.Collector = "nonsense" }, "Collector: "},
 		{func(c *Config) { c.Collector = "127.0.0.1:99999" }, "Collector: "},
 		{func(c *Config) { c.SensorID = "" }, "SensorID: "},
+		{func(c *Config) { c.SensorID = "rack 4" }, "SensorID: must be 1 to 128 bytes of [A-Za-z0-9._:-]"},
+		{func(c *Config) { c.SensorID = strings.Repeat("a", 129) }, "SensorID: "},
+		{func(c *Config) { c.SensorID = "h\u00e9" }, "SensorID: "},
 		{func(c *Config) { c.SpoolBytes = 10 }, "SpoolBytes: "},
 		{func(c *Config) { c.Interval = 0 }, "Interval: "},
 		{func(c *Config) { c.CertFile = "c.pem" }, "KeyFile: "},

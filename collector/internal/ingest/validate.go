@@ -1,0 +1,251 @@
+package ingest
+
+import (
+	"fmt"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	netwatchv1 "netwatch.dev/proto/netwatch/v1"
+)
+
+// What a sensor may send. Everything is checked before a batch is logged or applied
+// (and again when the log is replayed), so one bad sensor cannot make the store
+// allocate without bound, nor poison the log a restart replays.
+const (
+	// MaxIDBytes bounds sensor_id and boot_id, made of idAlphabet.
+	MaxIDBytes = 128
+	// MaxTextBytes bounds hostname, interface and version (printable UTF-8).
+	MaxTextBytes = 256
+	// MaxCounterNameBytes bounds the name of a named counter (idAlphabet), and
+	// MaxNamedCounters their number in each list of a batch's stats.
+	MaxCounterNameBytes = 64
+	MaxNamedCounters    = 64
+	// MaxDeltaPackets: packets of one direction of one delta are below it (2^40,
+	// some three hours of 100 Mpps in one flow between two exports).
+	MaxDeltaPackets = 1 << 40
+	// MinPacketBytes and MaxPacketBytes bound the IP bytes a delta may count per
+	// packet. The sensor counts the length in the IP header: IPv4 Total Length, at
+	// least its 20-byte header (a shorter one is malformed and not counted), IPv6
+	// Payload Length + 40; an IPv4 Total Length of 0 (a TSO / BIG TCP super-frame)
+	// counts the captured length, which is at most 1 MiB (the largest record the
+	// sensor reads from a capture file; the kernel's GSO limit is 512 KiB). Non-IP
+	// frames are not flows.
+	MinPacketBytes = 20
+	MaxPacketBytes = 1 << 20
+	// MaxClockAhead is how far ahead of the collector's clock a timestamp may be.
+	MaxClockAhead = 24 * time.Hour
+	// MaxStepBack is how far a delta's last_seen may be before its first_seen. The
+	// sensor's last_seen is the flow's last packet in arrival order, and capture
+	// timestamps can go backwards (pcapplusplus-many_interfaces-1, merged from
+	// several interfaces, steps back 39 us inside a flow): that is real input; a
+	// flow whose end is an hour before its start is not.
+	MaxStepBack = time.Hour
+	// DefaultSpoolBatches is the spool capacity assumed for a sensor whose hello
+	// does not say it (SensorHello.spool_batches 0): a default sensor's 64 MiB spool
+	// over the 64 bytes each spooled batch counts at least.
+	DefaultSpoolBatches = 1 << 20
+)
+
+// minTime is the earliest timestamp accepted: old captures replayed with --read are
+// normal input, a date before 1990 is a broken clock or a broken message.
+var minTime = time.Date(1990, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// ValidationError says what is wrong with a hello or a batch: the field, as a path
+// into the message ("deltas[3].src_bytes"), and for a delta its index (-1 otherwise).
+type ValidationError struct {
+	Field  string
+	Index  int
+	Reason string
+}
+
+func (e *ValidationError) Error() string { return e.Field + ": " + e.Reason }
+
+func bad(field string, index int, format string, args ...any) *ValidationError {
+	return &ValidationError{Field: field, Index: index, Reason: fmt.Sprintf(format, args...)}
+}
+
+// ValidateHello checks a stream's hello; now is the collector's clock.
+func ValidateHello(h *netwatchv1.SensorHello, now time.Time) error {
+	if err := checkID("sensor_id", h.GetSensorId()); err != nil {
+		return err
+	}
+	if err := checkID("boot_id", h.GetBootId()); err != nil {
+		return err
+	}
+	for _, f := range [...]struct{ name, v string }{{"hostname", h.GetHostname()}, {"interface", h.GetInterface()}, {"version", h.GetVersion()}} {
+		if err := checkText(f.name, -1, f.v); err != nil {
+			return err
+		}
+	}
+	if h.StartedAt != nil {
+		if err := checkTime("started_at", -1, h.GetStartedAt(), now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ValidateBatch checks a whole batch (not its sequence number, which depends on the
+// boot's state); now is the collector's clock when the batch was received. The error
+// is a *ValidationError naming the first bad field.
+func ValidateBatch(b *netwatchv1.FlowBatch, now time.Time) error {
+	if b.CreatedAt != nil {
+		if err := checkTime("created_at", -1, b.GetCreatedAt(), now); err != nil {
+			return err
+		}
+	}
+	if st := b.GetStats(); st != nil {
+		if err := checkText("stats.interface", -1, st.GetInterface()); err != nil {
+			return err
+		}
+		for _, l := range [...]struct {
+			name string
+			cs   []*netwatchv1.CounterValue
+		}{{"stats.decode_errors", st.GetDecodeErrors()}, {"stats.non_ip", st.GetNonIp()}} {
+			if len(l.cs) > MaxNamedCounters {
+				return bad(l.name, -1, "%d named counters, more than %d", len(l.cs), MaxNamedCounters)
+			}
+			for i, c := range l.cs {
+				if n := c.GetName(); n == "" || len(n) > MaxCounterNameBytes || !idChars(n) {
+					return bad(fmt.Sprintf("%s[%d].name", l.name, i), -1, "must be 1 to %d bytes of %s", MaxCounterNameBytes, idAlphabet)
+				}
+			}
+		}
+	}
+	if l := b.GetLoss(); l != nil {
+		for _, f := range [...]struct {
+			name string
+			ts   *timestamppb.Timestamp
+		}{{"loss.first_lost", l.FirstLost}, {"loss.last_lost", l.LastLost}} {
+			if f.ts != nil {
+				if err := checkTime(f.name, -1, f.ts, now); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	for i, d := range b.GetDeltas() {
+		if err := checkDelta(i, d, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkDelta(i int, d *netwatchv1.FlowDelta, now time.Time) error {
+	field := func(name string) string { return fmt.Sprintf("deltas[%d].%s", i, name) }
+	k := d.GetKey()
+	switch {
+	case k == nil:
+		return bad(field("key"), i, "missing")
+	case len(k.GetSrcAddr()) != 4 && len(k.GetSrcAddr()) != 16:
+		return bad(field("key.src_addr"), i, "%d bytes: an address is 4 (IPv4) or 16 (IPv6)", len(k.GetSrcAddr()))
+	case len(k.GetDstAddr()) != len(k.GetSrcAddr()):
+		return bad(field("key.dst_addr"), i, "%d bytes: not of src_addr's family (%d bytes)", len(k.GetDstAddr()), len(k.GetSrcAddr()))
+	case k.GetProtocol() > 255:
+		return bad(field("key.protocol"), i, "%d is above 255", k.GetProtocol())
+	case k.GetSrcPort() > 65535:
+		return bad(field("key.src_port"), i, "%d is above 65535", k.GetSrcPort())
+	case k.GetDstPort() > 65535:
+		return bad(field("key.dst_port"), i, "%d is above 65535", k.GetDstPort())
+	case d.GetVlanId() > 4095:
+		return bad(field("vlan_id"), i, "%d is above 4095", d.GetVlanId())
+	case d.GetSrcTcpFlags() > 255:
+		return bad(field("src_tcp_flags"), i, "%d is above 255", d.GetSrcTcpFlags())
+	case d.GetDstTcpFlags() > 255:
+		return bad(field("dst_tcp_flags"), i, "%d is above 255", d.GetDstTcpFlags())
+	}
+	for _, dir := range [...]struct {
+		name           string
+		packets, bytes uint64
+	}{{"src", d.GetSrcPackets(), d.GetSrcBytes()}, {"dst", d.GetDstPackets(), d.GetDstBytes()}} {
+		if dir.packets >= MaxDeltaPackets {
+			return bad(field(dir.name+"_packets"), i, "%d is not below 2^40", dir.packets)
+		}
+		// packets < 2^40, so packets x 2^20 does not overflow.
+		if lo, hi := dir.packets*MinPacketBytes, dir.packets*MaxPacketBytes; dir.bytes < lo || dir.bytes > hi {
+			return bad(field(dir.name+"_bytes"), i, "%d is outside [%d, %d] for %d packets (%d to %d IP bytes a packet)",
+				dir.bytes, lo, hi, dir.packets, MinPacketBytes, MaxPacketBytes)
+		}
+	}
+	if d.FirstSeen == nil {
+		return bad(field("first_seen"), i, "missing")
+	}
+	if err := checkTime(field("first_seen"), i, d.GetFirstSeen(), now); err != nil {
+		return err
+	}
+	if d.LastSeen != nil {
+		if err := checkTime(field("last_seen"), i, d.GetLastSeen(), now); err != nil {
+			return err
+		}
+		if first := d.GetFirstSeen().AsTime(); d.GetLastSeen().AsTime().Before(first.Add(-MaxStepBack)) {
+			return bad(field("last_seen"), i, "%s is more than %v before first_seen %s",
+				d.GetLastSeen().AsTime().Format(time.RFC3339Nano), MaxStepBack, first.Format(time.RFC3339Nano))
+		}
+	}
+	return nil
+}
+
+// checkTime accepts a valid timestamp from 1990 to MaxClockAhead past now. It is
+// checked on the raw seconds first: year 1 or 9999 must not reach time.Time
+// arithmetic that would wrap them into another date.
+func checkTime(field string, index int, ts *timestamppb.Timestamp, now time.Time) error {
+	if err := ts.CheckValid(); err != nil {
+		return bad(field, index, "not a valid timestamp (seconds %d, nanos %d)", ts.GetSeconds(), ts.GetNanos())
+	}
+	t := ts.AsTime()
+	if ts.GetSeconds() < minTime.Unix() {
+		return bad(field, index, "%s is before 1990", t.Format(time.RFC3339))
+	}
+	if limit := now.Add(MaxClockAhead); t.After(limit) {
+		return bad(field, index, "%s is more than %v ahead of the collector's clock (%s)",
+			t.Format(time.RFC3339), MaxClockAhead, now.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// idAlphabet is what sensor ids, boot ids and counter names are made of.
+const idAlphabet = "[A-Za-z0-9._:-]"
+
+func idChars(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func checkID(field, v string) error {
+	if v == "" || len(v) > MaxIDBytes || !idChars(v) {
+		return bad(field, -1, "must be 1 to %d bytes of %s, got %d bytes %q", MaxIDBytes, idAlphabet, len(v), clip(v))
+	}
+	return nil
+}
+
+func checkText(field string, index int, v string) error {
+	if len(v) > MaxTextBytes {
+		return bad(field, index, "%d bytes, more than %d", len(v), MaxTextBytes)
+	}
+	if !utf8.ValidString(v) {
+		return bad(field, index, "not UTF-8: %q", clip(v))
+	}
+	for _, r := range v {
+		if !unicode.IsPrint(r) {
+			return bad(field, index, "holds the unprintable character %U: %q", r, clip(v))
+		}
+	}
+	return nil
+}
+
+// clip shortens a bad value for an error message.
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
+}
