@@ -1,23 +1,20 @@
 package app
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
-	"net/netip"
 	"os"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"google.golang.org/grpc/credentials"
 
-	"netwatch.dev/collector/internal/api"
+	"netwatch.dev/collector/internal/peerlog"
 )
 
 // handshakeLogged wraps the gRPC listener's TLS credentials to log the handshakes
@@ -40,27 +37,12 @@ func (c handshakeLogged) Clone() credentials.TransportCredentials {
 	return handshakeLogged{c.TransportCredentials.Clone(), c.log}
 }
 
-// handshakeLog writes at most one line per peer IP per window; the next line of
-// that peer says how many were suppressed in between.
-type handshakeLog struct {
-	log    *slog.Logger
-	window time.Duration
-	now    func() time.Time
-
-	mu    sync.Mutex
-	peers map[netip.Addr]*peerLog
-}
-
-type peerLog struct {
-	last       time.Time
-	suppressed int
-}
-
-// maxLoggedPeers bounds the peers remembered; beyond it the quiet ones are dropped.
-const maxLoggedPeers = 10_000
+// handshakeLog writes at most one line per peer IP (and reason) per window; the
+// next line of that peer says how many were suppressed in between (peerlog).
+type handshakeLog struct{ log *peerlog.Log }
 
 func newHandshakeLog(log *slog.Logger, window time.Duration, now func() time.Time) *handshakeLog {
-	return &handshakeLog{log: log, window: window, now: now, peers: map[netip.Addr]*peerLog{}}
+	return &handshakeLog{peerlog.New(log, window, now)}
 }
 
 func (h *handshakeLog) refused(addr net.Addr, err error) {
@@ -69,36 +51,7 @@ func (h *handshakeLog) refused(addr net.Addr, err error) {
 	if quiet { // a port probe or a client gone: not a misconfiguration
 		level = slog.LevelDebug
 	}
-	if !h.log.Enabled(context.Background(), level) {
-		return
-	}
-	ip := api.PeerIP(addr.String())
-	now := h.now()
-	h.mu.Lock()
-	p := h.peers[ip]
-	if p == nil {
-		if len(h.peers) >= maxLoggedPeers {
-			for a, q := range h.peers {
-				if now.Sub(q.last) >= h.window {
-					delete(h.peers, a)
-				}
-			}
-			if len(h.peers) >= maxLoggedPeers {
-				clear(h.peers)
-			}
-		}
-		p = &peerLog{}
-		h.peers[ip] = p
-	} else if now.Sub(p.last) < h.window {
-		p.suppressed++
-		h.mu.Unlock()
-		return
-	}
-	suppressed := p.suppressed
-	p.last, p.suppressed = now, 0
-	h.mu.Unlock()
-	h.log.Log(context.Background(), level, "refused TLS handshake", "peer", addr.String(), "reason", reason,
-		"err", err.Error(), "suppressed", suppressed, "window", h.window.String())
+	h.log.Refused(level, addr.String(), "refused TLS handshake", reason, "err", err.Error())
 }
 
 // handshakeReason names why a server handshake failed, with the likely fix; quiet

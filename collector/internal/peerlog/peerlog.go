@@ -1,0 +1,96 @@
+// Package peerlog writes the collector's refusals of peers (TLS handshakes,
+// connections over a cap, sensor streams) at most once per peer address, kind and
+// reason per window: a flood from one address is one line per window, which says
+// how many were suppressed since the last.
+package peerlog
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// Log is a rate-limited logger of refusals; safe for concurrent use.
+type Log struct {
+	log    *slog.Logger
+	window time.Duration
+	now    func() time.Time
+
+	mu    sync.Mutex
+	peers map[key]*peer
+}
+
+type key struct {
+	ip          netip.Addr
+	msg, reason string
+}
+
+type peer struct {
+	last       time.Time
+	suppressed int
+}
+
+// MaxPeers bounds the (peer, kind, reason) entries remembered; beyond it the quiet
+// ones are dropped (and if none is quiet, all are).
+const MaxPeers = 10_000
+
+// New is a Log writing to log at most one line per window per (peer IP, msg, reason).
+func New(log *slog.Logger, window time.Duration, now func() time.Time) *Log {
+	return &Log{log: log, window: window, now: now, peers: map[key]*peer{}}
+}
+
+// Window is the rate limit's window.
+func (l *Log) Window() time.Duration { return l.window }
+
+// Refused logs msg at level with "peer" (addr), "reason", then args, unless the
+// same peer IP was refused with the same msg and reason within the window: then
+// the line is counted, and the next one written says how many were ("suppressed").
+func (l *Log) Refused(level slog.Level, addr string, msg, reason string, args ...any) {
+	if !l.log.Enabled(context.Background(), level) {
+		return
+	}
+	k := key{ip: IP(addr), msg: msg, reason: reason}
+	now := l.now()
+	l.mu.Lock()
+	p := l.peers[k]
+	if p == nil {
+		if len(l.peers) >= MaxPeers {
+			for a, q := range l.peers {
+				if now.Sub(q.last) >= l.window {
+					delete(l.peers, a)
+				}
+			}
+			if len(l.peers) >= MaxPeers {
+				clear(l.peers)
+			}
+		}
+		p = &peer{}
+		l.peers[k] = p
+	} else if now.Sub(p.last) < l.window {
+		p.suppressed++
+		l.mu.Unlock()
+		return
+	}
+	suppressed := p.suppressed
+	p.last, p.suppressed = now, 0
+	l.mu.Unlock()
+	attrs := make([]any, 0, 8+len(args))
+	attrs = append(attrs, "peer", addr, "reason", reason)
+	attrs = append(attrs, args...)
+	attrs = append(attrs, "suppressed", suppressed, "window", l.window.String())
+	l.log.Log(context.Background(), level, msg, attrs...)
+}
+
+// IP is the address of "host:port" (or of a bare host), IPv4-mapped IPv6 unmapped;
+// the zero Addr when it is not an IP address.
+func IP(addr string) netip.Addr {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	a, _ := netip.ParseAddr(host)
+	return a.Unmap()
+}
