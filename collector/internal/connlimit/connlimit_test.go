@@ -24,7 +24,6 @@ func dialFrom(t *testing.T, src, addr string) net.Conn {
 	return c
 }
 
-
 // server accepts on a capped listener and keeps what it accepts, answering one
 // byte on each so that the client knows it was accepted.
 type server struct {
