@@ -204,8 +204,8 @@ type Collector struct {
 	// grpcConns and httpConns are the listeners' connection caps (set by Start).
 	grpcConns, httpConns atomic.Pointer[connlimit.Listener]
 	refusals             *peerlog.Log // refused connections, rate-limited per peer
-	wg               sync.WaitGroup
-	cancel           context.CancelFunc
+	wg                   sync.WaitGroup
+	cancel               context.CancelFunc
 }
 
 // New validates cfg and builds the components; it starts nothing.
