@@ -201,11 +201,12 @@ type Collector struct {
 	sensorTokens map[string]string
 
 	grpcLis, httpLis net.Listener
+	wg               sync.WaitGroup
+	cancel           context.CancelFunc
+
 	// grpcConns and httpConns are the listeners' connection caps (set by Start).
 	grpcConns, httpConns atomic.Pointer[connlimit.Listener]
 	refusals             *peerlog.Log // refused connections, rate-limited per peer
-	wg                   sync.WaitGroup
-	cancel               context.CancelFunc
 }
 
 // New validates cfg and builds the components; it starts nothing.
