@@ -4,6 +4,7 @@
 package connlimit
 
 import (
+	"errors"
 	"net"
 	"net/netip"
 	"sync"
@@ -135,6 +136,16 @@ type conn struct {
 	l    *Listener
 	key  netip.Prefix
 	once sync.Once
+}
+
+// CloseWrite half-closes the connection when the underlying one can (TCP):
+// net/http does so before closing a connection it refused a request on (an
+// oversized header), so that the client reads the answer rather than a reset.
+func (c *conn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
 }
 
 func (c *conn) Close() error {

@@ -166,3 +166,24 @@ func TestLimitsCheckNamesTheField(t *testing.T) {
 	assert.ErrorContains(t, Limits{Loopback: -1}.Check(), "Loopback: ")
 	assert.NoError(t, Limits{}.Check())
 }
+
+// TestCloseWriteReachesTheConnection: a capped connection half-closes as the TCP
+// one would (net/http relies on it to deliver a refusal such as a 431 before it
+// closes): the client reads the end while its own side still writes.
+func TestCloseWriteReachesTheConnection(t *testing.T) {
+	s := serve(t, Limits{Loopback: 1})
+	c := dialFrom(t, "127.0.0.2", s.lis.Addr().String())
+	require.True(t, accepted(t, c))
+	s.mu.Lock()
+	sc := s.accepted[0]
+	s.mu.Unlock()
+	cw, ok := sc.(interface{ CloseWrite() error })
+	require.True(t, ok)
+	require.NoError(t, cw.CloseWrite())
+	assert.False(t, accepted(t, c), "the client reads the end")
+	_, err := c.Write([]byte("still open"))
+	assert.NoError(t, err)
+	n, err := sc.Read(make([]byte, 32))
+	assert.NoError(t, err)
+	assert.Equal(t, len("still open"), n)
+}
