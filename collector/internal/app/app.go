@@ -448,12 +448,13 @@ func (c *Collector) StartContext(start context.Context) error {
 func (c *Collector) limitConns(to *atomic.Pointer[connlimit.Listener], l net.Listener, name string, limits connlimit.Limits) net.Listener {
 	remote := fmt.Sprintf("over the cap of %d open connections per address (--%s-max-conns-per-ip)", limits.PerIP, name)
 	loopback := fmt.Sprintf("over the cap of %d open connections per loopback address (--%s-max-conns-loopback)", limits.Loopback, name)
+	msg := map[string]string{"http": "refused HTTP connection", "grpc": "refused gRPC connection"}[name]
 	cl := connlimit.Wrap(l, limits, func(r connlimit.Refusal) {
 		reason := remote
 		if r.Loopback {
 			reason = loopback
 		}
-		c.refusals.Refused(slog.LevelWarn, r.Remote.String(), "refused connection", reason, "listener", name)
+		c.refusals.Refused(slog.LevelWarn, r.Remote.String(), msg, reason)
 	})
 	to.Store(cl)
 	return cl

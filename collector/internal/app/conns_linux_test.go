@@ -125,9 +125,9 @@ func TestOneAddressFloodingLeavesTheOthersServed(t *testing.T) {
 	m := metricsText(t, "http://"+c.HTTPAddr(), "")
 	assert.Contains(t, m, "\nnetwatch_collector_http_connections_refused_total 150\n")
 	assert.Contains(t, m, "\nnetwatch_collector_grpc_connections_refused_total 150\n")
-	for _, name := range []string{"http", "grpc"} {
-		line := `reason="over the cap of 100 open connections per loopback address (--` + name + `-max-conns-loopback)" listener=` + name
+	for name, kind := range map[string]string{"http": "HTTP", "grpc": "gRPC"} {
+		line := `msg="refused ` + kind + ` connection" peer=127.0.0.2:`
 		assert.Equal(t, 1, strings.Count(logs.String(), line), "150 refusals, one line per window: %s\n%s", line, logs.String())
+		assert.Contains(t, logs.String(), `reason="over the cap of 100 open connections per loopback address (--`+name+`-max-conns-loopback)"`)
 	}
-	assert.Contains(t, logs.String(), `msg="refused connection" peer=127.0.0.2:`)
 }

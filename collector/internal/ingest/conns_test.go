@@ -106,7 +106,7 @@ func TestStreamWithoutHelloIsClosed(t *testing.T) {
 // is refused before the collector reads anything (the hello deadline is a minute
 // here: only the check at open answers in time); one with a known token is read,
 // and its hello must then name the token's sensor. Refusals are logged once per
-// peer and reason per window.
+// peer per window.
 func TestTokenIsCheckedWhenTheStreamOpens(t *testing.T) {
 	logs := &logBuffer{}
 	c := startWith(t, func(cfg *Config) {

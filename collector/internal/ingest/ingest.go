@@ -194,7 +194,7 @@ type Service struct {
 	pending *semaphore.Weighted // deltas received and not yet applied (MaxPendingDeltas)
 	// lastPrune is when the registry was last pruned (pruneLocked), guarded by mu.
 	lastPrune time.Time
-	// refusals logs refused streams, once per peer and reason per 30 s.
+	// refusals logs refused streams, once per peer per 30 s.
 	refusals *peerlog.Log
 
 	pendingNow, pendingPeak atomic.Int64
@@ -838,7 +838,7 @@ var refusalReasons = map[codes.Code]string{
 }
 
 // logRefusal logs a stream refused before its welcome, with the peer's address, at
-// most once per peer and reason per 30 s.
+// most once per peer per 30 s.
 func (s *Service) logRefusal(ctx context.Context, err error) {
 	st := status.Convert(err)
 	reason, ok := refusalReasons[st.Code()]

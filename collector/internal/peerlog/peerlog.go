@@ -1,7 +1,7 @@
 // Package peerlog writes the collector's refusals of peers (TLS handshakes,
-// connections over a cap, sensor streams) at most once per peer address, kind and
-// reason per window: a flood from one address is one line per window, which says
-// how many were suppressed since the last.
+// connections over a cap, sensor streams) at most once per peer address and kind
+// (message) per window: a flood from one address is one line per window, which
+// says how many were suppressed since the last.
 package peerlog
 
 import (
@@ -24,8 +24,8 @@ type Log struct {
 }
 
 type key struct {
-	ip          netip.Addr
-	msg, reason string
+	ip  netip.Addr
+	msg string
 }
 
 type peer struct {
@@ -33,11 +33,11 @@ type peer struct {
 	suppressed int
 }
 
-// MaxPeers bounds the (peer, kind, reason) entries remembered; beyond it the quiet
+// MaxPeers bounds the (peer, kind) entries remembered; beyond it the quiet
 // ones are dropped (and if none is quiet, all are).
 const MaxPeers = 10_000
 
-// New is a Log writing to log at most one line per window per (peer IP, msg, reason).
+// New is a Log writing to log at most one line per window per (peer IP, msg).
 func New(log *slog.Logger, window time.Duration, now func() time.Time) *Log {
 	return &Log{log: log, window: window, now: now, peers: map[key]*peer{}}
 }
@@ -46,13 +46,13 @@ func New(log *slog.Logger, window time.Duration, now func() time.Time) *Log {
 func (l *Log) Window() time.Duration { return l.window }
 
 // Refused logs msg at level with "peer" (addr), "reason", then args, unless the
-// same peer IP was refused with the same msg and reason within the window: then
+// same peer IP was refused with the same msg within the window: then
 // the line is counted, and the next one written says how many were ("suppressed").
 func (l *Log) Refused(level slog.Level, addr string, msg, reason string, args ...any) {
 	if !l.log.Enabled(context.Background(), level) {
 		return
 	}
-	k := key{ip: IP(addr), msg: msg, reason: reason}
+	k := key{ip: IP(addr), msg: msg}
 	now := l.now()
 	l.mu.Lock()
 	p := l.peers[k]
