@@ -55,6 +55,11 @@ var fieldFlags = map[string]string{
 	"Live.IdleTimeout":          "ws-idle-timeout",
 	"Live.Alerts.BandwidthBits": "alert-bandwidth-bps",
 	"Live.Alerts.CPUPercent":    "alert-cpu",
+	"HTTPConns.PerIP":           "http-max-conns-per-ip",
+	"HTTPConns.Loopback":        "http-max-conns-loopback",
+	"GRPCConns.PerIP":           "grpc-max-conns-per-ip",
+	"GRPCConns.Loopback":        "grpc-max-conns-loopback",
+	"HelloTimeout":              "sensor-hello-timeout",
 }
 
 const usageHeader = `Usage: netwatch-collector [flags]
@@ -127,6 +132,11 @@ func parse(args []string, stdout, stderr io.Writer) (s settings, code int) {
 	fs.StringVar(&cfg.SensorTokenFile, "sensor-token-file", "", "`file` of \"sensor-id token\" lines; every sensor must then present its bearer token")
 	fs.IntVar(&cfg.MaxMessageBytes, "max-message-bytes", cfg.MaxMessageBytes, "largest gRPC message accepted, in `bytes`")
 	fs.IntVar(&cfg.MaxSensors, "max-sensors", cfg.MaxSensors, "most `sensors` the collector keeps in its registry")
+	fs.IntVar(&cfg.HTTPConns.PerIP, "http-max-conns-per-ip", cfg.HTTPConns.PerIP, "most open HTTP `connections` per remote client address (an IPv6 client by its /64; 0: no cap)")
+	fs.IntVar(&cfg.HTTPConns.Loopback, "http-max-conns-loopback", cfg.HTTPConns.Loopback, "most open HTTP `connections` per loopback address (a local reverse proxy; 0: no cap)")
+	fs.IntVar(&cfg.GRPCConns.PerIP, "grpc-max-conns-per-ip", cfg.GRPCConns.PerIP, "most open gRPC `connections` (sensors, clients) per remote address (an IPv6 client by its /64; 0: no cap)")
+	fs.IntVar(&cfg.GRPCConns.Loopback, "grpc-max-conns-loopback", cfg.GRPCConns.Loopback, "most open gRPC `connections` per loopback address (0: no cap)")
+	fs.DurationVar(&cfg.HelloTimeout, "sensor-hello-timeout", cfg.HelloTimeout, "close a sensor stream that has not said hello this long after it opened (1s to 5m)")
 	fs.Var(listValue{&cfg.Live.AllowedOrigins}, "allowed-origins", "comma-separated host `patterns` (path.Match, e.g. *.example.com) whose pages may open the live WebSocket; empty: same origin only")
 	fs.IntVar(&cfg.Live.MaxClients, "ws-max-clients", cfg.Live.MaxClients, "most concurrent live WebSocket `clients`")
 	fs.DurationVar(&cfg.Live.IdleTimeout, "ws-idle-timeout", cfg.Live.IdleTimeout, "close a live client that reads nothing for this long")
@@ -227,6 +237,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "netwatch-collector: %v\n", s.set.Explain(err, fieldFlags))
 		return code
 	}
+	raiseFileLimit(log)
 	c, err := app.New(s.cfg, log)
 	if err != nil {
 		return fail(2, err)

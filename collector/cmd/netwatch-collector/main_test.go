@@ -58,6 +58,9 @@ func TestBadSettingsNameTheField(t *testing.T) {
 		{name: "public API without token", args: []string{"--http-listen", "0.0.0.0:8080"}, want: "http-listen"},
 		{name: "cleanup interval", args: []string{"--cleanup-interval", "1h"}, want: "cleanup-interval"},
 		{name: "log format", args: []string{"--log-format", "xml"}, want: "log-format"},
+		{name: "connection cap", args: []string{"--grpc-max-conns-per-ip", "-1"}, want: "--grpc-max-conns-per-ip=-1 (command line): -1 must not be negative (0 turns the cap off)"},
+		{name: "loopback connection cap", args: []string{"--http-max-conns-loopback", "-5"}, want: "--http-max-conns-loopback=-5 (command line): "},
+		{name: "hello timeout", args: []string{"--sensor-hello-timeout", "0s"}, want: "--sensor-hello-timeout=0s (command line): 0s is outside [1s, 5m]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for k, v := range tc.env {

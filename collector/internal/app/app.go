@@ -18,6 +18,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -25,8 +26,10 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	"netwatch.dev/collector/internal/api"
+	"netwatch.dev/collector/internal/connlimit"
 	"netwatch.dev/collector/internal/ingest"
 	"netwatch.dev/collector/internal/live"
+	"netwatch.dev/collector/internal/peerlog"
 	"netwatch.dev/collector/internal/query"
 	"netwatch.dev/collector/internal/store"
 	"netwatch.dev/collector/internal/telemetry"
@@ -84,7 +87,18 @@ type Config struct {
 	MaxSensors int
 	// Live is the WebSocket push (GET /api/v1/ws); its Token is AuthToken.
 	Live live.Config
+	// HTTPConns and GRPCConns cap the connections each listener keeps open at once
+	// per client address (an IPv6 client by its /64); beyond it a new connection is
+	// closed at once (and logged, rate-limited). Defaults: 64 per remote address,
+	// 512 per loopback address (a reverse proxy on this host carries many clients).
+	HTTPConns, GRPCConns connlimit.Limits
+	// HelloTimeout: a sensor stream that has not said hello this long after it
+	// opened is closed. Default 10 s; 1 s to 5 min.
+	HelloTimeout time.Duration
 }
+
+// defaultConns are the default per-address connection caps of both listeners.
+var defaultConns = connlimit.Limits{PerIP: 64, Loopback: 512}
 
 // DefaultConfig is the documented default configuration.
 func DefaultConfig() Config {
@@ -101,6 +115,9 @@ func DefaultConfig() Config {
 		MaxSensors:      1024,
 		Live:            live.DefaultConfig(),
 		RateLimit:       api.RateLimit{Remote: 100, Local: 1000},
+		HTTPConns:       defaultConns,
+		GRPCConns:       defaultConns,
+		HelloTimeout:    10 * time.Second,
 	}
 }
 
@@ -139,6 +156,14 @@ func (c Config) Check() error {
 		return flagconfig.Fieldf("RateLimit.Local", "%d per minute: must not be negative (0 turns the limit off)", c.RateLimit.Local)
 	case c.Retention < time.Minute:
 		return flagconfig.Fieldf("Retention", "%v is below the minimum of 1m", c.Retention)
+	case c.HelloTimeout < time.Second || c.HelloTimeout > 5*time.Minute:
+		return flagconfig.Fieldf("HelloTimeout", "%v is outside [1s, 5m]", c.HelloTimeout)
+	}
+	if err := flagconfig.Under("HTTPConns", c.HTTPConns.Check()); err != nil {
+		return err
+	}
+	if err := flagconfig.Under("GRPCConns", c.GRPCConns.Check()); err != nil {
+		return err
 	}
 	for _, o := range c.CORSOrigins {
 		u, err := url.Parse(o)
@@ -178,6 +203,10 @@ type Collector struct {
 	grpcLis, httpLis net.Listener
 	wg               sync.WaitGroup
 	cancel           context.CancelFunc
+
+	// grpcConns and httpConns are the listeners' connection caps (set by Start).
+	grpcConns, httpConns atomic.Pointer[connlimit.Listener]
+	refusals             *peerlog.Log // refused connections, rate-limited per peer
 }
 
 // New validates cfg and builds the components; it starts nothing.
@@ -192,11 +221,13 @@ func New(cfg Config, log *slog.Logger) (*Collector, error) {
 	}
 	st := store.New(scfg)
 	c := &Collector{cfg: cfg, log: log, store: st, query: query.New(st, cfg.Version, time.Now),
-		token: api.NewToken(cfg.AuthToken), limiter: api.NewLimiter(cfg.RateLimit, time.Now)}
+		token: api.NewToken(cfg.AuthToken), limiter: api.NewLimiter(cfg.RateLimit, time.Now),
+		refusals: peerlog.New(log, 30*time.Second, time.Now)}
 	c.guard = &queryGuard{token: c.token, limiter: c.limiter, allowUnauthenticated: cfg.AllowUnauthenticated}
 	c.query.CacheTopTalkers(time.Second)
 	icfg := ingest.DefaultConfig()
 	icfg.DataDir, icfg.Retention, icfg.MaxSensors, icfg.Version = cfg.DataDir, cfg.Retention, cfg.MaxSensors, cfg.Version
+	icfg.HelloTimeout = cfg.HelloTimeout
 	if cfg.SensorTokenFile != "" {
 		toks, err := readTokens(cfg.SensorTokenFile)
 		if err != nil {
@@ -357,6 +388,12 @@ func (c *Collector) StartContext(start context.Context) error {
 			Name: "netwatch_collector_grpc_rate_limited_total", Help: "gRPC query calls refused with RESOURCE_EXHAUSTED by the per-client rate limit (shared with the REST API).",
 			Value: c.guard.limited.Load,
 		}, {
+			Name: "netwatch_collector_http_connections_refused_total", Help: "HTTP connections closed at accept: their client address had its cap of open connections.",
+			Value: func() uint64 { return refused(&c.httpConns) },
+		}, {
+			Name: "netwatch_collector_grpc_connections_refused_total", Help: "gRPC connections closed at accept: their client address had its cap of open connections.",
+			Value: func() uint64 { return refused(&c.grpcConns) },
+		}, {
 			Name: "netwatch_collector_batches_rejected_total", Help: "Sensor batches refused as invalid (INVALID_ARGUMENT; not logged, not applied), all sensors.",
 			Value: c.ingest.RejectedBatches,
 		}, {
@@ -401,12 +438,14 @@ func (c *Collector) StartContext(start context.Context) error {
 		c.ingest.Stop()
 		return fmt.Errorf("grpc-listen %s: %w", c.cfg.GRPCListen, err)
 	}
+	c.grpcLis = c.limitConns(&c.grpcConns, c.grpcLis, "grpc", c.cfg.GRPCConns)
 	if c.httpLis, err = net.Listen("tcp", c.cfg.HTTPListen); err != nil {
 		cancel()
 		c.grpcLis.Close()
 		c.ingest.Stop()
 		return fmt.Errorf("http-listen %s: %w", c.cfg.HTTPListen, err)
 	}
+	c.httpLis = c.limitConns(&c.httpConns, c.httpLis, "http", c.cfg.HTTPConns)
 	c.live.Start()
 	c.wg.Add(3)
 	go func() {
@@ -427,6 +466,30 @@ func (c *Collector) StartContext(start context.Context) error {
 	}()
 	c.log.Info("collector started", "grpc", c.grpcLis.Addr().String(), "http", "http://"+c.httpLis.Addr().String()+"/", "version", c.cfg.Version)
 	return nil
+}
+
+// limitConns caps l's connections per client address (limits), logging the
+// refusals; the flags named are those of the listener (name "http" or "grpc").
+func (c *Collector) limitConns(to *atomic.Pointer[connlimit.Listener], l net.Listener, name string, limits connlimit.Limits) net.Listener {
+	remote := fmt.Sprintf("over the cap of %d open connections per address (--%s-max-conns-per-ip)", limits.PerIP, name)
+	loopback := fmt.Sprintf("over the cap of %d open connections per loopback address (--%s-max-conns-loopback)", limits.Loopback, name)
+	msg := map[string]string{"http": "refused HTTP connection", "grpc": "refused gRPC connection"}[name]
+	cl := connlimit.Wrap(l, limits, func(r connlimit.Refusal) {
+		reason := remote
+		if r.Loopback {
+			reason = loopback
+		}
+		c.refusals.Refused(slog.LevelWarn, r.Remote.String(), msg, reason)
+	})
+	to.Store(cl)
+	return cl
+}
+
+func refused(l *atomic.Pointer[connlimit.Listener]) uint64 {
+	if cl := l.Load(); cl != nil {
+		return cl.Refused()
+	}
+	return 0
 }
 
 // newHTTPServer sets the timeouts that keep slow clients (slowloris) from holding

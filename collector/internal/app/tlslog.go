@@ -1,14 +1,12 @@
 package app
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
-	"net/netip"
 	"os"
 	"strings"
 	"syscall"
@@ -16,8 +14,7 @@ import (
 
 	"google.golang.org/grpc/credentials"
 
-	"netwatch.dev/collector/internal/api"
-	"netwatch.dev/collector/internal/ratelog"
+	"netwatch.dev/collector/internal/peerlog"
 )
 
 // handshakeLogged wraps the gRPC listener's TLS credentials to log the handshakes
@@ -40,15 +37,12 @@ func (c handshakeLogged) Clone() credentials.TransportCredentials {
 	return handshakeLogged{c.TransportCredentials.Clone(), c.log}
 }
 
-// handshakeLog writes at most one line per peer IP per window; the next line of
-// that peer says how many were suppressed in between.
-type handshakeLog struct {
-	log     *slog.Logger
-	limiter *ratelog.Limiter[netip.Addr]
-}
+// handshakeLog writes at most one line per peer IP (and reason) per window; the
+// next line of that peer says how many were suppressed in between (peerlog).
+type handshakeLog struct{ log *peerlog.Log }
 
 func newHandshakeLog(log *slog.Logger, window time.Duration, now func() time.Time) *handshakeLog {
-	return &handshakeLog{log: log, limiter: ratelog.New[netip.Addr](window, now)}
+	return &handshakeLog{peerlog.New(log, window, now)}
 }
 
 func (h *handshakeLog) refused(addr net.Addr, err error) {
@@ -57,15 +51,7 @@ func (h *handshakeLog) refused(addr net.Addr, err error) {
 	if quiet { // a port probe or a client gone: not a misconfiguration
 		level = slog.LevelDebug
 	}
-	if !h.log.Enabled(context.Background(), level) {
-		return
-	}
-	ok, suppressed := h.limiter.Allow(api.PeerIP(addr.String()))
-	if !ok {
-		return
-	}
-	h.log.Log(context.Background(), level, "refused TLS handshake", "peer", addr.String(), "reason", reason,
-		"err", err.Error(), "suppressed", suppressed, "window", h.limiter.Window().String())
+	h.log.Refused(level, addr.String(), "refused TLS handshake", reason, "err", err.Error())
 }
 
 // handshakeReason names why a server handshake failed, with the likely fix; quiet

@@ -32,11 +32,13 @@ import (
 	_ "google.golang.org/grpc/encoding/gzip" // sensors compress their batches
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/protoadapt"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"netwatch.dev/collector/internal/peerlog"
 	"netwatch.dev/collector/internal/ratelog"
 	"netwatch.dev/collector/internal/store"
 	"netwatch.dev/proto/flagconfig"
@@ -70,6 +72,9 @@ type Config struct {
 	// 20-60 ms of the committer's work, which keeps it busy; more does not ingest
 	// faster (bench: 100 sensors, with and without the log).
 	MaxPendingDeltas int64
+	// HelloTimeout: a stream that has not sent its hello this long after it opened
+	// is closed (a stream holds a connection, and so a file descriptor). Default 10 s.
+	HelloTimeout time.Duration
 }
 
 // DefaultConfig is the documented default.
@@ -77,6 +82,7 @@ func DefaultConfig() Config {
 	return Config{
 		DataDir: "./netwatch-data", SegmentBytes: 64 << 20, SnapshotEvery: 10 * time.Minute,
 		Retention: 60 * time.Minute, MaxSensors: 1024, Version: "dev", MaxPendingDeltas: 1 << 16,
+		HelloTimeout: 10 * time.Second,
 	}
 }
 
@@ -93,6 +99,8 @@ func (c Config) Check() error {
 		return flagconfig.Fieldf("MaxSensors", "%d must be at least 1", c.MaxSensors)
 	case c.MaxPendingDeltas < 1:
 		return flagconfig.Fieldf("MaxPendingDeltas", "%d must be at least 1", c.MaxPendingDeltas)
+	case c.HelloTimeout <= 0:
+		return flagconfig.Fieldf("HelloTimeout", "%v must be positive", c.HelloTimeout)
 	}
 	for id, tok := range c.Tokens {
 		if id == "" || tok == "" {
@@ -103,13 +111,40 @@ func (c Config) Check() error {
 }
 
 // ServerOptions are the gRPC server options the sensor link needs: a message size
-// cap, keepalives that drop a dead sensor within 10 s, and a ping policy that lets
-// sensors ping every 10 s (the gRPC client minimum).
+// cap, keepalives that drop a dead sensor within 10 s, a ping policy that lets
+// sensors ping every 10 s (the gRPC client minimum) and closes a client that pings
+// more often, at most 64 streams per connection, and connection lifetimes:
+//
+//   - a connection must finish its TLS handshake and HTTP/2 preface within 10 s
+//     (grpc-go's default is 120 s: a flood of silent TCP connections held them);
+//   - a connection that carries no stream for 5 minutes is closed (idle): a query
+//     client reconnects by itself, a sensor always has its stream open;
+//   - a connection older than an hour (±10 %) is told to go away (GOAWAY): it takes
+//     no new stream, but the grace is unbounded, so a sensor's stream, which lasts
+//     as long as the sensor runs, goes on, and the connection closes when its last
+//     stream ends. A bounded grace would cut every sensor off once an hour: it would
+//     reconnect and resend its unacknowledged batches (deduplicated), losing
+//     nothing, but each cut is a gap in its live view and a warning on both sides
+//     for no gain: what bounds the descriptors is the per-address cap of the
+//     listener, the hello deadline (HelloTimeout) and the idle limit.
 func ServerOptions(maxMessageBytes int) []grpc.ServerOption {
+	return serverOptions(maxMessageBytes, defaultLifetimes)
+}
+
+// lifetimes are the connection limits of ServerOptions (shorter in tests).
+type lifetimes struct {
+	handshake, idle, age time.Duration
+}
+
+var defaultLifetimes = lifetimes{handshake: 10 * time.Second, idle: 5 * time.Minute, age: time.Hour}
+
+func serverOptions(maxMessageBytes int, l lifetimes) []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(maxMessageBytes),
 		grpc.MaxConcurrentStreams(64),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 5 * time.Second, Timeout: 5 * time.Second}),
+		grpc.ConnectionTimeout(l.handshake),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 5 * time.Second, Timeout: 5 * time.Second,
+			MaxConnectionIdle: l.idle, MaxConnectionAge: l.age /* MaxConnectionAgeGrace 0: unbounded */}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 	}
 }
@@ -167,6 +202,10 @@ type Service struct {
 	wal     *wal
 	unlock  func()              // releases the data directory
 	pending *semaphore.Weighted // deltas received and not yet applied (MaxPendingDeltas)
+	// lastPrune is when the registry was last pruned (pruneLocked), guarded by mu.
+	lastPrune time.Time
+	// refusals logs refused streams, once per peer per 30 s.
+	refusals *peerlog.Log
 
 	pendingNow, pendingPeak atomic.Int64
 
@@ -207,7 +246,8 @@ func New(cfg Config, st *store.Store, log *slog.Logger, now func() time.Time) (*
 	s := &Service{cfg: cfg, log: log, store: st, now: now, pending: semaphore.NewWeighted(cfg.MaxPendingDeltas),
 		sensors: make(map[string]*sensorEntry), boots: make(map[[2]string]*bootState),
 		losses: &lossBook{dir: cfg.DataDir, log: log}, walHealth: &walHealth{},
-		rejectLog: ratelog.New[string](time.Minute, now)}
+		rejectLog: ratelog.New[string](time.Minute, now),
+		refusals:  peerlog.New(log, 30*time.Second, now)}
 	s.tokens.Store(&cfg.Tokens)
 	return s, nil
 }
@@ -511,6 +551,35 @@ func (s *Service) capture() func(io.Writer) error {
 	}
 }
 
+// bearer is the stream's bearer token ("" when it has none).
+func bearer(ctx context.Context) string {
+	md, _ := metadata.FromIncomingContext(ctx)
+	if v := md.Get("authorization"); len(v) > 0 {
+		return strings.TrimPrefix(v[0], "Bearer ")
+	}
+	return ""
+}
+
+// authorizeOpen checks, when tokens are configured, that a stream that opens
+// carries one of them, before anything of it is read: a stream without a valid
+// token holds nothing of the collector for longer than that. Which sensor the
+// token is for is checked after the hello (authorize).
+func (s *Service) authorizeOpen(ctx context.Context) error {
+	tokens := *s.tokens.Load()
+	if len(tokens) == 0 {
+		return nil
+	}
+	got := []byte(bearer(ctx))
+	known := 0
+	for _, tok := range tokens { // every one, in constant time each
+		known |= subtle.ConstantTimeCompare(got, []byte(tok))
+	}
+	if known != 1 {
+		return status.Error(codes.Unauthenticated, "missing or unknown bearer token (check --token on the sensor and --sensor-token-file on the collector)")
+	}
+	return nil
+}
+
 // authorize checks the sensor's bearer token when tokens are configured.
 func (s *Service) authorize(ctx context.Context, sensorID string) error {
 	tokens := *s.tokens.Load()
@@ -518,11 +587,7 @@ func (s *Service) authorize(ctx context.Context, sensorID string) error {
 		return nil
 	}
 	want, ok := tokens[sensorID]
-	md, _ := metadata.FromIncomingContext(ctx)
-	var got string
-	if v := md.Get("authorization"); len(v) > 0 {
-		got = strings.TrimPrefix(v[0], "Bearer ")
-	}
+	got := bearer(ctx)
 	if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
 		return status.Errorf(codes.Unauthenticated, "sensor %q: missing or wrong bearer token (check --token on the sensor and --sensor-token-file on the collector)", sensorID)
 	}
@@ -555,9 +620,11 @@ func (s *Service) attach(ctx context.Context, sess *session, hello *netwatchv1.S
 			}
 			continue // another stream may have attached meanwhile
 		}
-		if e == nil && len(s.sensors) >= s.cfg.MaxSensors {
-			s.mu.Unlock()
-			return 0, status.Errorf(codes.ResourceExhausted, "collector holds its maximum of %d sensors", s.cfg.MaxSensors)
+		if e == nil {
+			if err := s.roomLocked(); err != nil {
+				s.mu.Unlock()
+				return 0, err
+			}
 		}
 		e = s.entryLocked(sess.sensorID)
 		e.sess, e.hello = sess, hello
@@ -584,6 +651,71 @@ func (s *Service) attach(ctx context.Context, sess *session, hello *netwatchv1.S
 	}
 }
 
+// forgetAfter is how long after it was last heard from a disconnected sensor is
+// forgotten: the retention, and a minute for the store to drop its last flows (it
+// expires them every --cleanup-interval, at most a minute).
+func (s *Service) forgetAfter() time.Duration { return s.cfg.Retention + time.Minute }
+
+// roomLocked makes room in the registry for a new sensor id, or says why there is
+// none. It prunes the registry when it is full, and at most once a minute anyway
+// (the dedup marks of a sensor that reboots often add up).
+func (s *Service) roomLocked() error {
+	now := s.now()
+	if len(s.sensors) >= s.cfg.MaxSensors || now.Sub(s.lastPrune) >= time.Minute {
+		s.pruneLocked(now)
+	}
+	if len(s.sensors) < s.cfg.MaxSensors {
+		return nil
+	}
+	connected := 0
+	var first time.Time // when the first remembered one is forgotten
+	for _, e := range s.sensors {
+		if e.sess != nil {
+			connected++
+		} else if t := e.lastSeen.Add(s.forgetAfter()); first.IsZero() || t.Before(first) {
+			first = t
+		}
+	}
+	msg := fmt.Sprintf("collector holds its maximum of %d sensors (--max-sensors): %d connected, %d disconnected and remembered while their flows may be in the %v retention window",
+		s.cfg.MaxSensors, connected, len(s.sensors)-connected, s.cfg.Retention)
+	if !first.IsZero() {
+		msg += "; the first of them is forgotten at " + first.UTC().Format(time.RFC3339)
+	}
+	return status.Error(codes.ResourceExhausted, msg)
+}
+
+// pruneLocked forgets the sensors that are disconnected and were last heard from
+// more than forgetAfter ago, and the dedup marks (of any sensor) that old but of
+// the boot of a live stream.
+//
+// Forgetting them is safe. Every flow of a sensor was last updated by one of its
+// batches, applied at or before its lastSeen; so none is in the retention window
+// any more, and the store has dropped them (the minute of forgetAfter). A mark's
+// time is that of the last batch it applied, so the marks of such a sensor are as
+// old. Without its mark a batch of that boot would be applied again if resent: the
+// sensor can only resend a batch it holds unacknowledged, i.e. one applied whose
+// ack was lost more than the retention ago; what that batch added has left the
+// store with its flows, so nothing is counted twice in what the collector holds.
+// A restart already forgets them: a snapshot keeps no mark older than the
+// retention (capture). A mark with batches still being committed is kept.
+func (s *Service) pruneLocked(now time.Time) {
+	s.lastPrune = now
+	cutoff := now.Add(-s.forgetAfter())
+	for id, e := range s.sensors {
+		if e.sess == nil && e.lastSeen.Before(cutoff) {
+			delete(s.sensors, id)
+		}
+	}
+	for k, bs := range s.boots {
+		if !bs.lastAt.Before(cutoff) || bs.accepted != bs.applied {
+			continue
+		}
+		if e := s.sensors[k[0]]; e == nil || e.sess == nil || e.sess.bootID != k[1] {
+			delete(s.boots, k)
+		}
+	}
+}
+
 func (s *Service) detach(sess *session) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -600,9 +732,19 @@ type pendingAck struct {
 	check *bootState // set: acknowledge only if the boot's applied mark reached seq
 }
 
-// Ingest serves one sensor stream.
-func (s *Service) Ingest(stream netwatchv1.SensorService_IngestServer) error {
-	first, err := stream.Recv()
+// Ingest serves one sensor stream. With tokens, one of them must come with the
+// stream; the hello must come within HelloTimeout. A refused stream is logged.
+func (s *Service) Ingest(stream netwatchv1.SensorService_IngestServer) (err error) {
+	welcomed := false
+	defer func() {
+		if !welcomed && err != nil {
+			s.logRefusal(stream.Context(), err)
+		}
+	}()
+	if err := s.authorizeOpen(stream.Context()); err != nil {
+		return err
+	}
+	first, err := s.recvHello(stream)
 	if err != nil {
 		return err
 	}
@@ -610,10 +752,7 @@ func (s *Service) Ingest(stream netwatchv1.SensorService_IngestServer) error {
 	if hello == nil {
 		return status.Error(codes.InvalidArgument, "the first message of a stream must be a hello")
 	}
-	if err := ValidateHello(hello, s.now()); err != nil {
-		if ok, suppressed := s.rejectLog.Allow("hello"); ok {
-			s.log.Warn("sensor hello refused", "sensor", clip(hello.GetSensorId()), "err", err, "suppressed", suppressed)
-		}
+	if err := ValidateHello(hello, s.now()); err != nil { // logged by logRefusal
 		return status.Errorf(codes.InvalidArgument, "hello: %v", err)
 	}
 	if err := s.authorize(stream.Context(), hello.GetSensorId()); err != nil {
@@ -639,6 +778,7 @@ func (s *Service) Ingest(stream netwatchv1.SensorService_IngestServer) error {
 		Welcome: &netwatchv1.IngestWelcome{AppliedThrough: applied, CollectorVersion: s.cfg.Version}}}); err != nil {
 		return err
 	}
+	welcomed = true
 
 	// The receiver appends to the log; this goroutine acknowledges in order once
 	// durable. The pending budget (all streams) and the bounded channel (this one)
@@ -742,6 +882,54 @@ func (s *Service) Ingest(stream netwatchv1.SensorService_IngestServer) error {
 			}
 		}
 	}
+}
+
+// recvHello reads the stream's first message, waiting at most HelloTimeout for it.
+// On a timeout the Recv goroutine ends with the stream (the handler returns).
+func (s *Service) recvHello(stream netwatchv1.SensorService_IngestServer) (*netwatchv1.IngestRequest, error) {
+	type result struct {
+		m   *netwatchv1.IngestRequest
+		err error
+	}
+	got := make(chan result, 1)
+	go func() {
+		m, err := stream.Recv()
+		got <- result{m, err}
+	}()
+	t := time.NewTimer(s.cfg.HelloTimeout)
+	defer t.Stop()
+	select {
+	case r := <-got:
+		return r.m, r.err
+	case <-t.C:
+		return nil, status.Errorf(codes.DeadlineExceeded, "no hello within %v of opening the stream", s.cfg.HelloTimeout)
+	}
+}
+
+// refusalReasons name the refusals of a stream before its welcome, by code; other
+// errors (the client went away, the collector stops) are not refusals.
+var refusalReasons = map[codes.Code]string{
+	codes.Unauthenticated:   "bad token",
+	codes.DeadlineExceeded:  "no hello in time",
+	codes.InvalidArgument:   "bad hello",
+	codes.ResourceExhausted: "over the sensor cap",
+	codes.AlreadyExists:     "sensor id in use",
+	codes.PermissionDenied:  "not allowed",
+}
+
+// logRefusal logs a stream refused before its welcome, with the peer's address, at
+// most once per peer per 30 s.
+func (s *Service) logRefusal(ctx context.Context, err error) {
+	st := status.Convert(err)
+	reason, ok := refusalReasons[st.Code()]
+	if !ok {
+		return
+	}
+	addr := "unknown"
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		addr = p.Addr.String()
+	}
+	s.refusals.Refused(slog.LevelWarn, addr, "refused sensor stream", reason, "err", st.Message(), "code", st.Code().String())
 }
 
 // accept dedups a batch and appends a new one to the log. The dedup check and the

@@ -92,9 +92,12 @@ func dial(t *testing.T, addr, sensorID, bootID string, md ...string) (*sensorStr
 	}
 	stream, err := netwatchv1.NewSensorServiceClient(conn).Ingest(ctx)
 	require.NoError(t, err)
-	require.NoError(t, stream.Send(&netwatchv1.IngestRequest{Message: &netwatchv1.IngestRequest_Hello{Hello: &netwatchv1.SensorHello{
+	if err := stream.Send(&netwatchv1.IngestRequest{Message: &netwatchv1.IngestRequest_Hello{Hello: &netwatchv1.SensorHello{
 		SensorId: sensorID, BootId: bootID, Hostname: "h-" + sensorID, Interface: "eth0", Version: "test", ExportIntervalMs: 1000,
-	}}}))
+	}}}); err != nil { // refused at open (a token) before the hello went out: the status says why
+		_, err = stream.Recv()
+		return nil, nil, err
+	}
 	resp, err := stream.Recv()
 	if err != nil {
 		return nil, nil, err
