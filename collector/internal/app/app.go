@@ -65,6 +65,10 @@ type Config struct {
 	// CleanupInterval is how often flows past retention are removed (memory is freed
 	// then; queries never show them). Default 1 s; 1 s to 1 min.
 	CleanupInterval time.Duration
+	// SnapshotInterval: the durable log is snapshotted (and the segments the
+	// snapshot covers removed) at least this often while batches arrive. Default
+	// 10 minutes; at least 1 s.
+	SnapshotInterval time.Duration
 	// Version is reported by /api/v1/health and to sensors.
 	Version string
 	// TLSCert and TLSKey (PEM files) turn on TLS for the gRPC listener. Without them
@@ -96,6 +100,8 @@ func DefaultConfig() Config {
 		MaxFlows:        10_000_000,
 		CleanupInterval: time.Second,
 		Version:         "dev",
+
+		SnapshotInterval: 10 * time.Minute,
 
 		MaxMessageBytes: 16 << 20,
 		MaxSensors:      1024,
@@ -139,6 +145,8 @@ func (c Config) Check() error {
 		return flagconfig.Fieldf("RateLimit.Local", "%d per minute: must not be negative (0 turns the limit off)", c.RateLimit.Local)
 	case c.Retention < time.Minute:
 		return flagconfig.Fieldf("Retention", "%v is below the minimum of 1m", c.Retention)
+	case c.SnapshotInterval < time.Second:
+		return flagconfig.Fieldf("SnapshotInterval", "%v is below the minimum of 1s", c.SnapshotInterval)
 	}
 	for _, o := range c.CORSOrigins {
 		u, err := url.Parse(o)
@@ -197,6 +205,7 @@ func New(cfg Config, log *slog.Logger) (*Collector, error) {
 	c.query.CacheTopTalkers(time.Second)
 	icfg := ingest.DefaultConfig()
 	icfg.DataDir, icfg.Retention, icfg.MaxSensors, icfg.Version = cfg.DataDir, cfg.Retention, cfg.MaxSensors, cfg.Version
+	icfg.SnapshotEvery = cfg.SnapshotInterval
 	if cfg.SensorTokenFile != "" {
 		toks, err := readTokens(cfg.SensorTokenFile)
 		if err != nil {
