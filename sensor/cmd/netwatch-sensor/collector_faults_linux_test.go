@@ -185,6 +185,7 @@ func (fx *faultFixture) startSensors(t *testing.T, addr string) []*faultSensor {
 		s.cmd = exec.Command(fx.sensorBin, "--read", src.path, "--speed", src.speed, "--collector", addr, "--sensor-id", src.id,
 			"--export-interval", faultExportInterval, "--metrics-listen", "")
 		s.cmd.Stdout, s.cmd.Stderr = io.Discard, s.log
+		s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // gone with the test, even on a timeout
 		require.NoError(t, s.cmd.Start())
 		go func() { s.err = s.cmd.Wait(); close(s.done) }()
 		t.Cleanup(func() {
