@@ -184,6 +184,7 @@ type Collector struct {
 	sensorTokens map[string]string
 
 	grpcLis, httpLis net.Listener
+	listening        chan struct{} // closed once grpcLis and httpLis are bound
 	wg               sync.WaitGroup
 	cancel           context.CancelFunc
 }
@@ -200,7 +201,7 @@ func New(cfg Config, log *slog.Logger) (*Collector, error) {
 	}
 	st := store.New(scfg)
 	c := &Collector{cfg: cfg, log: log, store: st, query: query.New(st, cfg.Version, time.Now),
-		token: api.NewToken(cfg.AuthToken), limiter: api.NewLimiter(cfg.RateLimit, time.Now)}
+		token: api.NewToken(cfg.AuthToken), limiter: api.NewLimiter(cfg.RateLimit, time.Now), listening: make(chan struct{})}
 	c.guard = &queryGuard{token: c.token, limiter: c.limiter, allowUnauthenticated: cfg.AllowUnauthenticated}
 	c.query.CacheTopTalkers(time.Second)
 	icfg := ingest.DefaultConfig()
@@ -353,6 +354,11 @@ func (c *Collector) Start() error { return c.StartContext(context.Background()) 
 
 // StartContext is Start; cancelling start interrupts the replay of the durable log
 // (a stop asked for while starting): it then returns start's error and holds nothing.
+//
+// The listeners are bound and serve before the replay: /healthz answers, /readyz
+// is 503 and the health says "replaying the log: N %" until the replay has ended,
+// queries answer from what is loaded so far, and sensor streams are refused
+// (Unavailable) until then. StartContext returns once the replay has ended.
 func (c *Collector) StartContext(start context.Context) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
@@ -370,33 +376,25 @@ func (c *Collector) StartContext(start context.Context) error {
 	h, err := api.NewHandler(ctx, c.query, api.Options{
 		Auth: c.token, Log: c.log, UI: webui.Handler(),
 		Limiter: c.limiter, CORSOrigins: c.cfg.CORSOrigins, Metrics: metrics, Latency: c.latency,
+		Ready: c.ingest.Ready,
 	})
 	if err != nil {
 		cancel()
 		return err
 	}
 	c.http = newHTTPServer(c.withLive(h))
-	if err := c.ingest.StartContext(start); err != nil {
-		cancel()
-		return err
-	}
 	if c.grpcLis, err = net.Listen("tcp", c.cfg.GRPCListen); err != nil {
 		cancel()
-		c.ingest.Stop()
 		return fmt.Errorf("grpc-listen %s: %w", c.cfg.GRPCListen, err)
 	}
 	if c.httpLis, err = net.Listen("tcp", c.cfg.HTTPListen); err != nil {
 		cancel()
 		c.grpcLis.Close()
-		c.ingest.Stop()
 		return fmt.Errorf("http-listen %s: %w", c.cfg.HTTPListen, err)
 	}
+	close(c.listening)
 	c.live.Start()
-	c.wg.Add(3)
-	go func() {
-		defer c.wg.Done()
-		c.housekeeping(ctx)
-	}()
+	c.wg.Add(2)
 	go func() {
 		defer c.wg.Done()
 		if err := c.grpc.Serve(c.grpcLis); err != nil {
@@ -409,9 +407,27 @@ func (c *Collector) StartContext(start context.Context) error {
 			c.log.Error("http server stopped", "err", err)
 		}
 	}()
+	c.log.Info("collector listening; replaying the durable log", "grpc", c.grpcLis.Addr().String(), "http", "http://"+c.httpLis.Addr().String()+"/")
+	if err := c.ingest.StartContext(start); err != nil {
+		c.live.Stop()
+		c.http.Close()
+		c.grpc.Stop()
+		cancel()
+		c.wg.Wait()
+		return err
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.housekeeping(ctx)
+	}()
 	c.log.Info("collector started", "grpc", c.grpcLis.Addr().String(), "http", "http://"+c.httpLis.Addr().String()+"/", "version", c.cfg.Version)
 	return nil
 }
+
+// Listening is closed once StartContext has bound the listeners (GRPCAddr and
+// HTTPAddr are valid from then on), before the replay of the durable log.
+func (c *Collector) Listening() <-chan struct{} { return c.listening }
 
 // newHTTPServer sets the timeouts that keep slow clients (slowloris) from holding
 // connections: headers within 10 s, a request within 30 s, a response within 60 s

@@ -159,6 +159,7 @@ type Service struct {
 	pending *semaphore.Weighted // deltas received and not yet applied (MaxPendingDeltas)
 
 	pendingNow, pendingPeak atomic.Int64
+	replay                  replayState
 }
 
 // PendingDeltas is how many received deltas wait for the log and the store now,
@@ -232,6 +233,8 @@ func (s *Service) Start() error { return s.StartContext(context.Background()) }
 // StartContext is Start; cancelling ctx interrupts the replay of the data directory
 // (the collector was asked to stop while replaying): it returns ctx's error, having
 // released the directory, and nothing was written to it but a torn tail's truncation.
+// Until it has returned nil, Problems reports the replay's progress and Ingest
+// refuses streams (Unavailable); queries may run meanwhile, on what is loaded.
 func (s *Service) StartContext(ctx context.Context) error {
 	var next uint64
 	if s.cfg.DataDir == "" {
@@ -245,10 +248,12 @@ func (s *Service) StartContext(ctx context.Context) error {
 			return err
 		}
 		s.unlock = unlock
+		s.replay.total.Store(replayBytes(s.cfg.DataDir))
 		start := time.Now()
 		var batches, flows int
 		var records int
 		next, err = recoverDir(s.cfg.DataDir, s.log, func(p []byte, _ bool) error {
+			s.replay.read.Add(frameHeader + int64(len(p)))
 			if records++; records%1024 == 0 && ctx.Err() != nil {
 				return fmt.Errorf("replay of %s interrupted: %w", s.cfg.DataDir, context.Cause(ctx))
 			}
@@ -314,6 +319,7 @@ func (s *Service) StartContext(ctx context.Context) error {
 	}
 	s.wal = w
 	go w.run()
+	s.replay.ended.Store(true)
 	return nil
 }
 
@@ -544,6 +550,9 @@ type pendingAck struct {
 
 // Ingest serves one sensor stream.
 func (s *Service) Ingest(stream netwatchv1.SensorService_IngestServer) error {
+	if !s.replay.ended.Load() {
+		return status.Error(codes.Unavailable, replayingMessage)
+	}
 	first, err := stream.Recv()
 	if err != nil {
 		return err
