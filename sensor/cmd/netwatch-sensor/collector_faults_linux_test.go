@@ -234,6 +234,8 @@ type faultRun struct {
 	snapOnly bool     // only snapshots were damaged
 	problems []string // pass conditions that failed
 	sensors  []*faultSensor
+	readyVia string // how the last start was found ready
+	starts   int
 }
 
 func (r *faultRun) fail(format string, args ...any) {
@@ -257,10 +259,12 @@ func (r *faultRun) start() bool {
 		}
 		code, body := httpGet("http://" + r.c.HTTPAddr() + "/readyz")
 		if code == http.StatusOK {
+			r.readyVia, r.starts = "/readyz 200", r.starts+1
 			return true
 		}
 		if code == http.StatusNotFound { // no /readyz on this collector: health answering is ready
 			if hc, _ := httpGet("http://" + r.c.HTTPAddr() + "/api/v1/health"); hc == http.StatusOK {
+				r.readyVia, r.starts = "/api/v1/health 200 (no /readyz)", r.starts+1
 				return true
 			}
 		}
@@ -795,7 +799,7 @@ func (fx *faultFixture) run(t *testing.T, n int, plan []string, rng *rand.Rand) 
 	if !exactAll {
 		exact = "not exact"
 	}
-	t.Logf("run %d: faults %s | before %v (%d sensors) | after %v (%s) | lost observed %v | reported incomplete=%v reasons=%q metrics=%q | replay %v | %s",
+	t.Logf("run %d: faults %s | before %v (%d sensors) | after %v (%s) | lost observed %v | reported incomplete=%v reasons=%q metrics=%q | %d starts, each ready (%s) | replay %v | %s",
 		n, strings.Join(r.faults, ", "), before, len(fx.sources), after, exact, short, health.Incomplete, health.Reasons, metrics,
-		replayed.Round(100*time.Millisecond), verdict)
+		r.starts, r.readyVia, replayed.Round(100*time.Millisecond), verdict)
 }
