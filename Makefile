@@ -120,7 +120,8 @@ FUZZ_TARGETS := \
 	sensor:./internal/pcapfile:FuzzReader \
 	collector:./internal/query:FuzzParseFlowQuery \
 	collector:./internal/query:FuzzParseSearch \
-	collector:./internal/ingest:FuzzIngest
+	collector:./internal/ingest:FuzzIngest \
+	collector:./internal/ingest:FuzzScanFrames
 
 ## fuzz-ci: each fuzz target for FUZZTIME (30s); crashers: testdata/
 fuzz-ci:

@@ -371,6 +371,25 @@ func (c *Collector) StartContext(start context.Context) error {
 		}, {
 			Name: "netwatch_collector_grpc_rate_limited_total", Help: "gRPC query calls refused with RESOURCE_EXHAUSTED by the per-client rate limit (shared with the REST API).",
 			Value: c.guard.limited.Load,
+		}, {
+			Name: "netwatch_collector_log_write_errors_total", Help: "Failed writes (and retries) of the durable log; while they fail nothing is acknowledged.",
+			Value: c.ingest.LogWriteErrors,
+		}},
+		Gauges: []telemetry.Counter{{
+			Name: "netwatch_collector_log_write_failing", Help: "1 while the durable log cannot write (full disk, I/O error): batches are not acknowledged.",
+			Value: func() uint64 { return b2u(c.ingest.LogWriteFailing()) },
+		}, {
+			Name: "netwatch_collector_log_damaged_files", Help: "Damaged durable log files in <data dir>/corrupt/ not yet acknowledged (removed) by an operator.",
+			Value: func() uint64 { return c.ingest.LogLoss().DamagedFiles },
+		}, {
+			Name: "netwatch_collector_log_lost_records", Help: "Acknowledged records lost to damage of the durable log (at least this many), until acknowledged.",
+			Value: func() uint64 { return c.ingest.LogLoss().Records },
+		}, {
+			Name: "netwatch_collector_log_lost_bytes", Help: "Bytes of the durable log lost to damage, until acknowledged.",
+			Value: func() uint64 { return c.ingest.LogLoss().Bytes },
+		}, {
+			Name: "netwatch_collector_log_missing_segments", Help: "Durable log segments found missing (their batches are lost), until acknowledged.",
+			Value: func() uint64 { return c.ingest.LogLoss().MissingSegments },
 		}},
 	})
 	h, err := api.NewHandler(ctx, c.query, api.Options{
@@ -513,4 +532,11 @@ func (c *Collector) Stop(ctx context.Context) error {
 		err = ierr
 	}
 	return err
+}
+
+func b2u(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -21,6 +21,7 @@ type Problem struct {
 func (s *Service) Problems() []Problem {
 	var out []Problem
 	out = append(out, s.replayProblems()...)
+	out = append(out, s.walProblems()...)
 	return out
 }
 

@@ -160,6 +160,11 @@ type Service struct {
 
 	pendingNow, pendingPeak atomic.Int64
 	replay                  replayState
+
+	// The durable log's losses and write failures, for the health and the metrics.
+	losses    *lossBook
+	walHealth *walHealth
+	stopLoss  chan struct{}
 }
 
 // PendingDeltas is how many received deltas wait for the log and the store now,
@@ -180,7 +185,8 @@ func New(cfg Config, st *store.Store, log *slog.Logger, now func() time.Time) (*
 		return nil, err
 	}
 	s := &Service{cfg: cfg, log: log, store: st, now: now, pending: semaphore.NewWeighted(cfg.MaxPendingDeltas),
-		sensors: make(map[string]*sensorEntry), boots: make(map[[2]string]*bootState)}
+		sensors: make(map[string]*sensorEntry), boots: make(map[[2]string]*bootState),
+		losses: &lossBook{dir: cfg.DataDir, log: log}, walHealth: &walHealth{}}
 	s.tokens.Store(&cfg.Tokens)
 	return s, nil
 }
@@ -232,7 +238,8 @@ func (s *Service) Start() error { return s.StartContext(context.Background()) }
 
 // StartContext is Start; cancelling ctx interrupts the replay of the data directory
 // (the collector was asked to stop while replaying): it returns ctx's error, having
-// released the directory, and nothing was written to it but a torn tail's truncation.
+// released the directory, and nothing was written to it but a torn tail's truncation
+// and, for damaged files found before, their move to corrupt/ (see damage.go).
 // Until it has returned nil, Problems reports the replay's progress and Ingest
 // refuses streams (Unavailable); queries may run meanwhile, on what is loaded.
 func (s *Service) StartContext(ctx context.Context) error {
@@ -252,7 +259,7 @@ func (s *Service) StartContext(ctx context.Context) error {
 		start := time.Now()
 		var batches, flows int
 		var records int
-		next, err = recoverDir(s.cfg.DataDir, s.log, func(p []byte, _ bool) error {
+		next, err = recoverDir(s.cfg.DataDir, s.log, s.losses, s.now(), func(p []byte, _ bool) error {
 			s.replay.read.Add(frameHeader + int64(len(p)))
 			if records++; records%1024 == 0 && ctx.Err() != nil {
 				return fmt.Errorf("replay of %s interrupted: %w", s.cfg.DataDir, context.Cause(ctx))
@@ -260,28 +267,30 @@ func (s *Service) StartContext(ctx context.Context) error {
 			r, err := parseRecord(p)
 			if err != nil {
 				s.log.Warn("durable log: unreadable record skipped", "err", err)
-				return nil
+				return errSkipRecord
 			}
 			switch r.kind {
 			case recBatch:
 				b := &netwatchv1.FlowBatch{}
 				if err := proto.Unmarshal(r.body, b); err != nil {
 					s.log.Warn("durable log: undecodable batch skipped", "sensor", r.sensorID, "err", err)
-					return nil
+					return errSkipRecord
 				}
 				batches++
 				s.applyBatch(r.sensorID, r.bootID, b, time.Unix(0, r.at))
 			case recFlow: // a snapshot from before recFlowBuckets
 				d := &netwatchv1.FlowDelta{}
-				if err := proto.Unmarshal(r.body, d); err == nil {
-					flows++
-					s.store.Apply(r.sensorID, []*netwatchv1.FlowDelta{d}, time.Unix(0, r.at))
+				if err := proto.Unmarshal(r.body, d); err != nil {
+					s.log.Warn("durable log: undecodable snapshot flow skipped", "sensor", r.sensorID, "err", err)
+					return errSkipRecord
 				}
+				flows++
+				s.store.Apply(r.sensorID, []*netwatchv1.FlowDelta{d}, time.Unix(0, r.at))
 			case recFlowBuckets:
 				d, buckets, err := parseFlowBuckets(r.body)
 				if err != nil {
 					s.log.Warn("durable log: undecodable snapshot flow skipped", "sensor", r.sensorID, "err", err)
-					return nil
+					return errSkipRecord
 				}
 				flows++
 				s.store.Restore(r.sensorID, d, time.Unix(0, r.at), buckets)
@@ -309,7 +318,7 @@ func (s *Service) StartContext(ctx context.Context) error {
 		s.log.Info("durable log replayed", "dir", s.cfg.DataDir, "snapshot_flows", flows, "batches", batches,
 			"flows", s.store.Len(), "took", time.Since(start).Round(time.Millisecond))
 	}
-	w, err := openWAL(walConfig{Dir: s.cfg.DataDir, SegmentBytes: s.cfg.SegmentBytes, SnapshotEvery: s.cfg.SnapshotEvery},
+	w, err := openWAL(walConfig{Dir: s.cfg.DataDir, SegmentBytes: s.cfg.SegmentBytes, SnapshotEvery: s.cfg.SnapshotEvery, Health: s.walHealth},
 		next, s.log, s.now, s.capture)
 	if err != nil {
 		if s.unlock != nil {
@@ -320,6 +329,11 @@ func (s *Service) StartContext(ctx context.Context) error {
 	s.wal = w
 	go w.run()
 	s.replay.ended.Store(true)
+	if s.cfg.DataDir != "" {
+		s.losses.refresh()
+		s.stopLoss = make(chan struct{})
+		go s.watchLosses(s.stopLoss)
+	}
 	return nil
 }
 
@@ -344,6 +358,10 @@ func (s *Service) Stop() error {
 		return nil
 	}
 	err := s.wal.close()
+	if s.stopLoss != nil {
+		close(s.stopLoss)
+		s.stopLoss = nil
+	}
 	if s.unlock != nil {
 		s.unlock()
 		s.unlock = nil
@@ -487,7 +505,7 @@ func (s *Service) authorize(ctx context.Context, sensorID string) error {
 // attach registers sess as the live stream of its sensor id and returns the boot's
 // applied mark. A live stream of another boot refuses it; one of the same boot is
 // replaced (the sensor reconnected before the collector noticed the old one died).
-func (s *Service) attach(sess *session, hello *netwatchv1.SensorHello) (uint64, error) {
+func (s *Service) attach(ctx context.Context, sess *session, hello *netwatchv1.SensorHello) (uint64, error) {
 	for {
 		s.mu.Lock()
 		e := s.sensors[sess.sensorID]
@@ -522,8 +540,14 @@ func (s *Service) attach(sess *session, hello *netwatchv1.SensorHello) (uint64, 
 		pending := bs.accepted > bs.applied
 		s.mu.Unlock()
 		if pending { // a replaced stream's batches are still committing: wait for them
-			if err := s.wal.append(nil, nil, nil).wait(); err != nil {
-				return 0, status.Errorf(codes.Unavailable, "durable log: %v", err)
+			e := s.wal.append(nil, nil, nil)
+			select {
+			case <-e.done:
+			case <-ctx.Done():
+				return 0, status.Errorf(codes.Unavailable, "sensor %q: stream ended while the durable log could not write", sess.sensorID)
+			}
+			if e.err != nil {
+				return 0, status.Errorf(codes.Unavailable, "durable log: %v", e.err)
 			}
 		}
 		s.mu.Lock()
@@ -573,7 +597,7 @@ func (s *Service) Ingest(stream netwatchv1.SensorService_IngestServer) error {
 	defer cancel()
 	sess := &session{sensorID: hello.GetSensorId(), bootID: hello.GetBootId(), cancel: cancel, done: make(chan struct{})}
 	defer close(sess.done)
-	applied, err := s.attach(sess, hello)
+	applied, err := s.attach(ctx, sess, hello)
 	if err != nil {
 		return err
 	}
@@ -656,7 +680,14 @@ func (s *Service) Ingest(stream netwatchv1.SensorService_IngestServer) error {
 				return err
 			}
 			if p.entry != nil {
-				if err := p.entry.wait(); err != nil {
+				// Not acknowledged until durable; while the log cannot write (a full
+				// disk) this waits, and a stream that ends meanwhile goes at once.
+				select {
+				case <-p.entry.done:
+				case <-ctx.Done():
+					continue // the ctx.Done case says why
+				}
+				if err := p.entry.err; err != nil {
 					return status.Errorf(codes.Unavailable, "durable log: %v", err)
 				}
 			}

@@ -264,6 +264,12 @@ func TestCrashKeepsEveryAcknowledgedBatchAndTornTailIsSkipped(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(dir, segName(segs[len(segs)-1])), b, 0o640))
 	c3 := startCollector(t, dir, nil)
 	requireTotals(t, c3, 20, 5, "the corrupt last batch is dropped, never fatal")
+	// A whole record with a bad checksum is not what a write cut short leaves: it
+	// was acknowledged, and its loss is reported.
+	p := c3.svc.Problems()
+	require.Len(t, p, 1)
+	assert.True(t, p[0].Incomplete)
+	assert.Contains(t, p[0].Reason, segName(segs[len(segs)-1])+" damaged: 1 records")
 }
 
 func TestSnapshotsKeepTheLogBoundedAndReplayExactly(t *testing.T) {

@@ -25,8 +25,9 @@ import (
 //
 // A snapshot "snap-N" holds the whole state (flows and dedup marks) produced by every
 // segment with an index below N, and ends with a recEnd record so a snapshot cut
-// short is recognised and ignored. Recovery loads the newest complete snapshot and
-// replays the segments from its index on, in order.
+// short is recognised. Recovery loads the newest snapshot and replays the segments
+// from its index on, in order; a damaged record costs that record only, and is
+// reported (see recoverDir and damage.go).
 //
 // Appends are group-committed: one committer goroutine takes every record queued
 // since its previous fsync, writes them with one write and one fsync, then applies
@@ -43,7 +44,8 @@ const (
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// appendFrame appends payload, framed, to dst.
+// appendFrame appends payload, framed, to dst. Payloads are never empty (an all-zero
+// header is not a record).
 func appendFrame(dst, payload []byte) []byte {
 	dst = binary.BigEndian.AppendUint32(dst, uint32(len(payload)))
 	dst = binary.BigEndian.AppendUint32(dst, crc32.Checksum(payload, castagnoli))
@@ -53,7 +55,8 @@ func appendFrame(dst, payload []byte) []byte {
 // errTorn is a record cut short or failing its checksum.
 var errTorn = errors.New("torn or corrupt record")
 
-// readFrames calls fn with the payload of every record of r. It returns the offset
+// readFrames calls fn with the payload of every record of r (a stream; recovery
+// uses scanFrames, which also resynchronises past damage). It returns the offset
 // just past the last good record and errTorn (wrapped) when the data ends in a
 // partial or corrupt record; a clean end of data returns a nil error.
 func readFrames(r io.Reader, fn func(payload []byte) error) (good int64, err error) {
@@ -103,6 +106,38 @@ type walConfig struct {
 	// SnapshotEvery: a snapshot is also taken when the current segment is this old
 	// and not empty, so the log stays bounded by the retention window when traffic is low.
 	SnapshotEvery time.Duration
+	// Health receives write failures; nil: not reported.
+	Health *walHealth
+}
+
+// segmentFile is what the log needs of its open segment (an *os.File; tests wrap
+// it to fail writes).
+type segmentFile interface {
+	io.Writer
+	io.Seeker
+	Sync() error
+	Truncate(size int64) error
+	Close() error
+	Name() string
+}
+
+// wrapSegment, when set (tests), wraps every segment the log opens.
+var wrapSegment func(segmentFile) segmentFile
+
+// retryEvery is how often a failed write is retried.
+var retryEvery = time.Second
+
+// writeFault is the log's current write failure: batches are not acknowledged
+// until a retry succeeds.
+type writeFault struct {
+	err   error
+	since time.Time
+}
+
+// walHealth is what the health and the metrics read of the log.
+type walHealth struct {
+	fault       atomic.Pointer[writeFault]
+	writeErrors atomic.Uint64
 }
 
 // walEntry is one queued record.
@@ -141,17 +176,19 @@ type wal struct {
 	mu     sync.Mutex
 	queue  []*walEntry
 	closed bool
-	err    error // sticky: after a failed write or fsync nothing more is accepted
 	wake   chan struct{}
 	done   chan struct{}
+	stop   chan struct{} // closed by close: a failing write is not retried any more
 
 	// Owned by the committer goroutine.
-	f        *os.File
+	f        segmentFile
 	idx      uint64
-	size     int64
+	size     int64 // durable: everything before it is written and synced
+	dirty    bool  // a failed write may have left bytes past size
 	openedAt time.Time
 	snapWG   sync.WaitGroup
 	snapBusy atomic.Bool
+	rotFail  bool // the last rotation failed (logged once)
 
 	// Stats.
 	groups, records, maxGroup, syncNanos atomic.Uint64
@@ -181,119 +218,235 @@ func listIndexes(dir, prefix, suffix string) ([]uint64, error) {
 	return out, nil
 }
 
-// recover replays the directory: the newest complete snapshot through load(payload,
-// true), then every later segment through load(payload, false). A torn tail is
-// truncated and reported; corruption inside an older segment skips the rest of that
-// segment with a warning. It never fails on bad data, only on I/O errors.
-// It returns the index the next segment must use.
-func recoverDir(dir string, log *slog.Logger, load func(payload []byte, fromSnapshot bool) error) (next uint64, err error) {
+// recoverDir replays the directory: a snapshot through load(payload, true), then
+// every later segment through load(payload, false). The snapshot is the newest, or
+// an older sound one when the newest is damaged and every segment from the older on
+// is still there (nothing is lost then).
+//
+// Nothing acknowledged disappears without a word: a record cut short at the very
+// end of the last segment is a torn write (never acknowledged) and is truncated; any
+// other bad record costs that record only: the scan resynchronises on the next good
+// one, the damaged file is moved to corrupt/ and replaced by its good records, and
+// the loss is recorded in book. So is a segment missing after the snapshot. It never
+// fails on bad data, only on I/O errors (and load's). It returns the index the next
+// segment must use: above every segment there is, so new appends never go to a file
+// that was replayed.
+func recoverDir(dir string, log *slog.Logger, book *lossBook, now time.Time, load func(payload []byte, fromSnapshot bool) error) (next uint64, err error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return 0, fmt.Errorf("data-dir %s: %w", dir, err)
 	}
+	removeTemporaries(dir, log)
 	snaps, err := listIndexes(dir, "snap-", ".snap")
 	if err != nil {
 		return 0, fmt.Errorf("data-dir %s: %w", dir, err)
-	}
-	var from uint64
-	for i := len(snaps) - 1; i >= 0; i-- {
-		ok, err := loadSnapshot(filepath.Join(dir, snapName(snaps[i])), log, load)
-		if err != nil {
-			return 0, err
-		}
-		if ok {
-			from = snaps[i]
-			break
-		}
 	}
 	segs, err := listIndexes(dir, "wal-", ".log")
 	if err != nil {
 		return 0, fmt.Errorf("data-dir %s: %w", dir, err)
 	}
+	var from uint64
+	if len(snaps) > 0 {
+		chosen := len(snaps) - 1
+		if len(snaps) > 1 {
+			for i := len(snaps) - 1; i >= 0; i-- {
+				ok, err := snapshotSound(filepath.Join(dir, snapName(snaps[i])))
+				if err != nil {
+					return 0, err
+				}
+				if ok && (i == len(snaps)-1 || segmentsFrom(segs, snaps[i], snaps[len(snaps)-1])) {
+					chosen = i
+					break
+				}
+			}
+		}
+		for _, idx := range snaps[chosen+1:] {
+			// Damaged, and what it holds is in the older snapshot and the segments.
+			path := filepath.Join(dir, snapName(idx))
+			log.Warn("durable log: damaged snapshot set aside; the previous snapshot and the segments after it hold the same, nothing is lost",
+				"snapshot", path, "to", filepath.Join(dir, corruptDir))
+			if err := moveAside(dir, path); err != nil {
+				log.Warn("durable log: cannot set the damaged snapshot aside", "snapshot", path, "err", err)
+			}
+		}
+		from = snaps[chosen]
+		if err := replayFile(dir, snapName(from), true, false, log, book, now, load); err != nil {
+			return 0, err
+		}
+	}
 	next = from
+	expect := from
 	for i, idx := range segs {
 		if idx < from {
 			continue
 		}
-		next = idx + 1
-		path := filepath.Join(dir, segName(idx))
-		f, err := os.OpenFile(path, os.O_RDWR, 0)
-		if err != nil {
-			return 0, fmt.Errorf("open log segment: %w", err)
+		if idx > expect {
+			l := loss{Kind: "missing", First: expect, Last: idx - 1, Detected: now}
+			log.Error("durable log: segments missing; the batches they held are lost",
+				"dir", dir, "first", l.First, "last", l.Last)
+			book.record(l)
 		}
-		good, rerr := readFrames(f, func(p []byte) error { return load(p, false) })
-		switch {
-		case rerr == nil:
-		case errors.Is(rerr, errTorn) && i == len(segs)-1:
-			log.Warn("durable log: torn tail record truncated (the collector stopped mid-write; the sensor resends what was not acknowledged)",
-				"segment", path, "offset", good, "err", rerr)
-			if err := f.Truncate(good); err != nil {
-				log.Warn("durable log: truncate torn tail", "segment", path, "err", err)
-			}
-		case errors.Is(rerr, errTorn):
-			log.Warn("durable log: corrupt record inside a segment; the rest of the segment is skipped",
-				"segment", path, "offset", good, "err", rerr)
-		default:
-			f.Close()
-			return 0, fmt.Errorf("replay %s: %w", path, rerr)
+		expect, next = idx+1, idx+1
+		if err := replayFile(dir, segName(idx), false, i == len(segs)-1, log, book, now, load); err != nil {
+			return 0, err
 		}
-		f.Close()
 	}
 	return next, nil
 }
 
-// loadSnapshot loads one snapshot; ok is false when it is incomplete or corrupt.
-// Records are buffered first, so a bad snapshot leaves the state untouched.
-func loadSnapshot(path string, log *slog.Logger, load func([]byte, bool) error) (ok bool, err error) {
+// segmentsFrom: segs holds every index in [a, b).
+func segmentsFrom(segs []uint64, a, b uint64) bool {
+	for i := a; i < b; i++ {
+		if _, ok := slices.BinarySearch(segs, i); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// removeTemporaries removes what a crash mid-snapshot or mid-rewrite leaves: *.tmp.
+func removeTemporaries(dir string, log *slog.Logger) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if n := e.Name(); strings.HasSuffix(n, ".tmp") && !e.IsDir() && (strings.HasPrefix(n, "snap-") || strings.HasPrefix(n, "wal-")) {
+			if err := os.Remove(filepath.Join(dir, n)); err == nil {
+				log.Info("durable log: unfinished temporary file removed (the collector stopped while writing it)", "file", filepath.Join(dir, n))
+			}
+		}
+	}
+}
+
+// snapshotSound: every record of the snapshot is good and it ends with its end record.
+func snapshotSound(path string) (bool, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return false, fmt.Errorf("open snapshot: %w", err)
 	}
 	defer f.Close()
-	var recs [][]byte
-	complete := false
-	_, rerr := readFrames(f, func(p []byte) error {
-		if len(p) > 0 && p[0] == recEnd {
-			complete = true
+	fi, err := f.Stat()
+	if err != nil {
+		return false, err
+	}
+	res, err := scanFrames(f, fi.Size(), func([]byte) error { return nil })
+	if err != nil {
+		return false, fmt.Errorf("read snapshot %s: %w", path, err)
+	}
+	return len(res.damaged) == 0 && res.tail.len() == 0 && res.ended, nil
+}
+
+// replayFile loads the good records of one segment or snapshot and deals with
+// its damage (see recoverDir).
+func replayFile(dir, name string, snapshot, last bool, log *slog.Logger, book *lossBook, now time.Time, load func([]byte, bool) error) error {
+	path := filepath.Join(dir, name)
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("replay %s: %w", path, err)
+	}
+	fn := func(p []byte) error {
+		if snapshot && len(p) == 1 && p[0] == recEnd {
 			return nil
 		}
-		recs = append(recs, slices.Clone(p))
-		return nil
-	})
-	if rerr != nil || !complete {
-		log.Warn("durable log: incomplete or corrupt snapshot ignored", "snapshot", path, "err", rerr)
-		return false, nil
+		return load(p, snapshot)
 	}
-	for _, p := range recs {
-		if err := load(p, true); err != nil {
-			return false, err
+	if !fi.Mode().IsRegular() {
+		// Not a file (a pipe): read as a stream, up to the first bad record; nothing
+		// can be resynchronised, truncated nor moved.
+		good, err := readFrames(f, func(p []byte) error {
+			if err := fn(p); !errors.Is(err, errSkipRecord) {
+				return err
+			}
+			return nil
+		})
+		if errors.Is(err, errTorn) {
+			log.Warn("durable log: not a regular file; read up to its first bad record", "file", path, "offset", good, "err", err)
+			return nil
 		}
+		if err != nil {
+			return fmt.Errorf("replay %s: %w", path, err)
+		}
+		return nil
 	}
-	return true, nil
+	res, err := scanFrames(f, fi.Size(), fn)
+	if err != nil {
+		return fmt.Errorf("replay %s: %w", path, err)
+	}
+	tornTail := !snapshot && last && res.torn
+	records, bytes := res.lost(!tornTail)
+	missingEnd := snapshot && !res.ended
+	if records == 0 && !missingEnd {
+		if res.tail.len() > 0 {
+			log.Warn("durable log: torn tail record truncated (the collector stopped mid-write; the sensor resends what was not acknowledged)",
+				"segment", path, "offset", res.good, "bytes", res.tail.len())
+			if err := os.Truncate(path, res.good); err != nil {
+				log.Warn("durable log: truncate torn tail", "segment", path, "err", err)
+			}
+		}
+		return nil
+	}
+	if missingEnd && records == 0 {
+		records = 1 // cut short between records: at least one is gone
+	}
+	regions := slices.Clone(res.damaged)
+	if res.tail.len() > 0 && !tornTail {
+		regions = append(regions, res.tail)
+	}
+	l := loss{Kind: "damaged", File: name, Records: records, Bytes: bytes, Regions: regions, Detected: now}
+	log.Error("durable log: damaged file; the records in its bad stretches are lost, the others are kept",
+		"file", path, "records_lost", records, "bytes_lost", bytes, "records_kept", res.records, "moved_to", filepath.Join(dir, corruptDir, name))
+	f.Close()
+	l.moved, l.moveErr = linkAside(dir, path)
+	if l.moveErr != nil {
+		// Left in place (the next start finds the same damage), reported until then.
+		book.mu.Lock()
+		book.volatile = append(book.volatile, l)
+		book.mu.Unlock()
+		log.Error("durable log: cannot move the damaged file aside; it stays as found", "file", path, "err", l.moveErr)
+		return nil
+	}
+	book.record(l)
+	if err := replaceWithGood(dir, path, res.keep(), missingEnd); err != nil {
+		log.Error("durable log: cannot rewrite the good records of the damaged file; it stays as found", "file", path, "err", err)
+	}
+	return nil
 }
 
 // openWAL starts a new segment at index next; recoverDir must have run first.
 func openWAL(cfg walConfig, next uint64, log *slog.Logger, now func() time.Time, capture captureFunc) (*wal, error) {
-	w := &wal{cfg: cfg, log: log, capture: capture, now: now, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	if cfg.Health == nil {
+		cfg.Health = &walHealth{}
+	}
+	w := &wal{cfg: cfg, log: log, capture: capture, now: now, wake: make(chan struct{}, 1), done: make(chan struct{}), stop: make(chan struct{})}
 	if cfg.Dir == "" { // memory only: the committer just applies, in order
 		return w, nil
 	}
-	if err := w.openSegment(next); err != nil {
+	f, err := w.createSegment(next)
+	if err != nil {
 		return nil, err
 	}
+	w.f, w.idx, w.size, w.openedAt = f, next, 0, w.now()
 	return w, nil
 }
 
-func (w *wal) openSegment(idx uint64) error {
+func (w *wal) createSegment(idx uint64) (segmentFile, error) {
 	f, err := os.OpenFile(filepath.Join(w.cfg.Dir, segName(idx)), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
 	if err != nil {
-		return fmt.Errorf("open log segment: %w", err)
+		return nil, fmt.Errorf("open log segment: %w", err)
 	}
 	if err := syncDir(w.cfg.Dir); err != nil {
 		f.Close()
-		return err
+		return nil, err
 	}
-	w.f, w.idx, w.size, w.openedAt = f, idx, 0, w.now()
-	return nil
+	if wrapSegment != nil {
+		return wrapSegment(f), nil
+	}
+	return f, nil
 }
 
 func syncDir(dir string) error {
@@ -312,13 +465,9 @@ func syncDir(dir string) error {
 func (w *wal) append(frame []byte, apply, release func()) *walEntry {
 	e := &walEntry{frame: frame, apply: apply, release: release, done: make(chan struct{})}
 	w.mu.Lock()
-	if w.closed || w.err != nil {
-		err := w.err
-		if err == nil {
-			err = errors.New("durable log closed")
-		}
+	if w.closed {
 		w.mu.Unlock()
-		e.finish(err)
+		e.finish(errors.New("durable log closed"))
 		return e
 	}
 	w.queue = append(w.queue, e)
@@ -367,26 +516,49 @@ func (w *wal) run() {
 	}
 }
 
+// commit writes and syncs a group, then applies and releases it. A failed write
+// (a full disk, an I/O error) is retried every retryEvery, the segment cut back to
+// its durable size first, until it succeeds or the log is closed: meanwhile nothing
+// is applied nor acknowledged (the sensors keep their batches), later appends wait
+// in the queue (bounded by the pending budget), and the health says why.
 func (w *wal) commit(group []*walEntry, buf []byte) []byte {
 	for _, e := range group {
 		buf = append(buf, e.frame...)
 	}
-	err := w.errSticky()
-	if err == nil && w.f != nil && len(buf) > 0 {
+	var err error
+	if w.f != nil && len(buf) > 0 {
 		start := time.Now()
-		if _, err = w.f.Write(buf); err == nil {
-			err = w.f.Sync()
+		for {
+			if err = w.writeGroup(buf); err == nil {
+				break
+			}
+			w.cfg.Health.writeErrors.Add(1)
+			if old := w.cfg.Health.fault.Load(); old == nil || old.err.Error() != err.Error() {
+				w.log.Error("durable log: write failed; batches are not acknowledged until a retry succeeds (retried every "+retryEvery.String()+")",
+					"segment", w.f.Name(), "err", err)
+				since := w.now()
+				if old != nil {
+					since = old.since
+				}
+				w.cfg.Health.fault.Store(&writeFault{err: err, since: since})
+			}
+			select {
+			case <-time.After(retryEvery):
+				continue
+			case <-w.stop:
+			}
+			break
 		}
 		w.syncNanos.Add(uint64(time.Since(start)))
-		if err != nil {
-			err = fmt.Errorf("durable log write: %w", err)
-			w.log.Error("durable log: write failed; no more batches are acknowledged", "segment", w.f.Name(), "err", err)
-			w.mu.Lock()
-			w.err = err
-			w.mu.Unlock()
+		if f := w.cfg.Health.fault.Load(); err == nil && f != nil {
+			w.log.Info("durable log: writing again; batches are acknowledged again", "segment", w.f.Name(),
+				"failed_for", w.now().Sub(f.since).Round(time.Second))
+			w.cfg.Health.fault.Store(nil)
 		}
 	}
-	w.size += int64(len(buf))
+	if err == nil {
+		w.size += int64(len(buf))
+	}
 	w.groups.Add(1)
 	w.records.Add(uint64(len(group)))
 	for n := uint64(len(group)); ; {
@@ -404,38 +576,64 @@ func (w *wal) commit(group []*walEntry, buf []byte) []byte {
 	return buf
 }
 
-func (w *wal) errSticky() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.err
+// writeGroup appends buf at the durable end of the segment and syncs it. After a
+// failure the segment is first cut back to its durable size (a partial write must
+// not stay mid-segment, where it would read as damage) and the offset reset.
+func (w *wal) writeGroup(buf []byte) error {
+	if w.dirty {
+		if err := w.f.Truncate(w.size); err != nil {
+			return fmt.Errorf("durable log: cut %s back to %d bytes: %w", w.f.Name(), w.size, err)
+		}
+		if _, err := w.f.Seek(w.size, io.SeekStart); err != nil {
+			return fmt.Errorf("durable log: seek %s: %w", w.f.Name(), err)
+		}
+		w.dirty = false
+	}
+	w.dirty = true
+	if _, err := w.f.Write(buf); err != nil {
+		return fmt.Errorf("durable log write: %w", err)
+	}
+	if err := w.f.Sync(); err != nil {
+		// What the kernel did not write is not known after a failed fsync: the
+		// group is written again.
+		return fmt.Errorf("durable log sync: %w", err)
+	}
+	w.dirty = false
+	return nil
 }
 
 // maybeRotate closes the segment and snapshots when it is big or old enough.
 func (w *wal) maybeRotate() {
-	if w.f == nil || w.size == 0 || w.errSticky() != nil || w.snapBusy.Load() {
+	if w.f == nil || w.size == 0 || w.cfg.Health.fault.Load() != nil || w.snapBusy.Load() {
 		return
 	}
 	if w.size < w.cfg.SegmentBytes && w.now().Sub(w.openedAt) < w.cfg.SnapshotEvery {
 		return
 	}
 	if err := w.rotate(); err != nil {
-		w.log.Error("durable log: rotate", "err", err)
+		if !w.rotFail {
+			w.log.Error("durable log: rotate failed; the current segment goes on (retried every second)", "err", err)
+		}
+		w.rotFail = true
+		return
 	}
+	w.rotFail = false
 }
 
 // rotate opens segment idx+1 and writes a snapshot of everything before it in the
-// background; when the snapshot is complete the older segments and snapshots go.
+// background; once the snapshot is written, read back and verified, the older
+// segments and snapshots go. When the new segment cannot be opened the current one
+// goes on.
 func (w *wal) rotate() error {
-	old := w.f
-	if err := old.Close(); err != nil {
-		return fmt.Errorf("close log segment: %w", err)
-	}
 	next := w.idx + 1
-	if err := w.openSegment(next); err != nil {
-		w.mu.Lock()
-		w.err = err
-		w.mu.Unlock()
+	nf, err := w.createSegment(next)
+	if err != nil {
 		return err
+	}
+	old := w.f
+	w.f, w.idx, w.size, w.dirty, w.openedAt = nf, next, 0, false, w.now()
+	if err := old.Close(); err != nil {
+		w.log.Warn("durable log: close old segment", "segment", old.Name(), "err", err)
 	}
 	write := w.capture()
 	w.snapBusy.Store(true)
@@ -452,6 +650,9 @@ func (w *wal) rotate() error {
 	return nil
 }
 
+// writeSnapshot writes snapshot idx to a temporary file, syncs it, reads it back
+// and verifies every record, and only then renames it into place. On any failure
+// (a full disk included) nothing of it stays.
 func (w *wal) writeSnapshot(idx uint64, write func(io.Writer) error) error {
 	final := filepath.Join(w.cfg.Dir, snapName(idx))
 	tmp := final + ".tmp"
@@ -474,6 +675,12 @@ func (w *wal) writeSnapshot(idx uint64, write func(io.Writer) error) error {
 		err = cerr
 	}
 	if err == nil {
+		var ok bool
+		if ok, err = snapshotSound(tmp); err == nil && !ok {
+			err = errors.New("read back, it does not verify")
+		}
+	}
+	if err == nil {
 		err = os.Rename(tmp, final)
 	}
 	if err == nil {
@@ -486,8 +693,13 @@ func (w *wal) writeSnapshot(idx uint64, write func(io.Writer) error) error {
 	return nil
 }
 
-// prune deletes the segments and snapshots a complete snapshot idx supersedes.
+// prune deletes the segments and snapshots that the verified snapshot idx covers:
+// those below idx, and only if snapshot idx is there.
 func (w *wal) prune(idx uint64) {
+	if _, err := os.Stat(filepath.Join(w.cfg.Dir, snapName(idx))); err != nil {
+		w.log.Error("durable log: not pruning: the snapshot that covers the old segments is gone", "err", err)
+		return
+	}
 	segs, _ := listIndexes(w.cfg.Dir, "wal-", ".log")
 	for _, i := range segs {
 		if i < idx {
@@ -502,7 +714,8 @@ func (w *wal) prune(idx uint64) {
 	}
 }
 
-// close commits what is queued, stops the committer and waits for a running snapshot.
+// close commits what is queued, stops the committer and waits for a running
+// snapshot. A write failing at that moment is not retried: its batches fail.
 func (w *wal) close() error {
 	w.mu.Lock()
 	if w.closed {
@@ -510,6 +723,7 @@ func (w *wal) close() error {
 		return nil
 	}
 	w.closed = true
+	close(w.stop)
 	w.mu.Unlock()
 	select {
 	case w.wake <- struct{}{}:
@@ -519,6 +733,11 @@ func (w *wal) close() error {
 	w.snapWG.Wait()
 	if w.f == nil {
 		return nil
+	}
+	if w.dirty { // a failed group's bytes: never acknowledged, cut off
+		if err := w.f.Truncate(w.size); err != nil {
+			w.log.Warn("durable log: cut failed write off at close", "segment", w.f.Name(), "err", err)
+		}
 	}
 	return w.f.Close()
 }

@@ -75,6 +75,8 @@ type Sources struct {
 	// Counters are further collector counters by Prometheus name (e.g. requests
 	// refused by the rate limit), each with its help text.
 	Counters []Counter
+	// Gauges are further collector gauges, read the same way.
+	Gauges []Counter
 	// RSS is the collector's resident memory in bytes; nil: not exported.
 	RSS func() uint64
 }
@@ -119,6 +121,9 @@ func Write(w *bufio.Writer, src Sources) {
 	}
 	for _, c := range src.Counters {
 		one(c.Name, "counter", c.Help, c.Value())
+	}
+	for _, g := range src.Gauges {
+		one(g.Name, "gauge", g.Help, g.Value())
 	}
 	if src.RSS != nil {
 		one("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", src.RSS())
