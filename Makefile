@@ -138,13 +138,17 @@ fuzz-ci:
 ## fuzz: alias of fuzz-ci
 fuzz: fuzz-ci
 
-SOAK_DURATION ?= 30m
-SOAK_TIMEOUT  ?= 3h
-## soak: SOAK_DURATION (30m) replay; fails on RSS, thread, fd growth
+SOAK_DURATION   ?= 30m
+FAULTS_DURATION ?= 10m
+SOAK_TIMEOUT    ?= 3h
+# FAULTS_SEED: reproduce the fault choices of an earlier run (its log prints the seed)
+FAULTS_SEED     ?=
+## soak: SOAK_DURATION (30m) replay, fails on RSS, thread, fd growth; then FAULTS_DURATION (10m) of random collector faults
 soak:
 	@mkdir -p bench/out
 	cd sensor && NETWATCH_SOAK_DURATION=$(SOAK_DURATION) NETWATCH_SOAK_CSV=$(CURDIR)/bench/out/soak.csv \
-		go test -count=1 -run '^TestSoak$$' -timeout $(SOAK_TIMEOUT) -v ./cmd/netwatch-sensor
+		NETWATCH_FAULTS_DURATION=$(FAULTS_DURATION) NETWATCH_FAULTS_SEED=$(FAULTS_SEED) \
+		go test -count=1 -run '^(TestSoak|TestCollectorFaults)$$' -timeout $(SOAK_TIMEOUT) -v ./cmd/netwatch-sensor
 
 ## tools: install pinned buf and protoc plugins into bin/tools
 tools: $(TOOLS)/buf $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc $(TOOLS)/protoc-gen-grpc-gateway $(TOOLS)/protoc-gen-openapiv2

@@ -9,6 +9,7 @@ declare -A need=(
   [ping]=iputils-ping
   [tcpreplay]=tcpreplay
   [tcpdump]=tcpdump     # live capture counts and the filter compiler are compared with tcpdump/libpcap
+  [mount]=mount         # the collector fault test mounts a small tmpfs as a full data dir (and umount -l)
   [systemd-analyze]=systemd
   [openssl]=openssl     # deploy/tls/gen-certs.sh and its test
   [setcap]=libcap2-bin  # the make-run tests set file capabilities on a copied sensor

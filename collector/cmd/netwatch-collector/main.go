@@ -43,6 +43,7 @@ var fieldFlags = map[string]string{
 	"Retention":                 "retention",
 	"MaxFlows":                  "max-flows",
 	"CleanupInterval":           "cleanup-interval",
+	"SnapshotInterval":          "snapshot-interval",
 	"TLSCert":                   "tls-cert",
 	"TLSKey":                    "tls-key",
 	"TLSClientCA":               "tls-client-ca",
@@ -124,6 +125,7 @@ func parse(args []string, stdout, stderr io.Writer) (s settings, code int) {
 	fs.DurationVar(&cfg.Retention, "retention", cfg.Retention, "how long flows are kept after their last update")
 	fs.IntVar(&cfg.MaxFlows, "max-flows", cfg.MaxFlows, "`flows` kept at most; the oldest-idle are evicted beyond it")
 	fs.DurationVar(&cfg.CleanupInterval, "cleanup-interval", cfg.CleanupInterval, "how often flows past the retention window are removed (1s to 1m)")
+	fs.DurationVar(&cfg.SnapshotInterval, "snapshot-interval", cfg.SnapshotInterval, "snapshot the durable log, and remove the segments it covers, at least this often while batches arrive (1s or more)")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate `file` of the gRPC listener (turns on TLS)")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key `file` of --tls-cert")
 	fs.StringVar(&cfg.TLSClientCA, "tls-client-ca", "", "PEM CA `file` that sensor and client certificates must be signed by (mTLS)")

@@ -57,6 +57,7 @@ func TestBadSettingsNameTheField(t *testing.T) {
 		{name: "auth enabled without token", env: map[string]string{"NETWATCH_AUTH_ENABLED": "true"}, want: "NETWATCH_AUTH_ENABLED"},
 		{name: "public API without token", args: []string{"--http-listen", "0.0.0.0:8080"}, want: "http-listen"},
 		{name: "cleanup interval", args: []string{"--cleanup-interval", "1h"}, want: "cleanup-interval"},
+		{name: "snapshot interval", args: []string{"--snapshot-interval", "10ms"}, want: "snapshot-interval"},
 		{name: "log format", args: []string{"--log-format", "xml"}, want: "log-format"},
 		{name: "connection cap", args: []string{"--grpc-max-conns-per-ip", "-1"}, want: "--grpc-max-conns-per-ip=-1 (command line): -1 must not be negative (0 turns the cap off)"},
 		{name: "loopback connection cap", args: []string{"--http-max-conns-loopback", "-5"}, want: "--http-max-conns-loopback=-5 (command line): "},

@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"io"
 	"log/slog"
 	"net/http"
 	"sync/atomic"
@@ -51,6 +52,10 @@ type Options struct {
 	Metrics http.Handler
 	// Latency, when set, records the time of every query-service request.
 	Latency *telemetry.Latency
+	// Ready is what /readyz reports: nil, 200 "ready"; an error, 503 with its text.
+	// /healthz answers 200 while the process serves. Both are outside /api/: no
+	// token, no rate limit (orchestrators probe them). Nil Ready: always ready.
+	Ready func() error
 	// Routes are further handlers under /api/ by exact path (e.g. the WebSocket at
 	// /api/v1/ws), behind the same CORS, rate limit and token check as the rest.
 	Routes map[string]http.Handler
@@ -132,11 +137,36 @@ func NewHandler(ctx context.Context, qs netwatchv1.QueryServiceServer, opts Opti
 	if opts.Metrics != nil {
 		root.Handle("/metrics", rateLimit(lim, &h.limited, eh, authenticate(tok, eh, opts.Metrics)))
 	}
+	root.Handle("/healthz", probe(eh, func() error { return nil }, "ok"))
+	ready := opts.Ready
+	if ready == nil {
+		ready = func() error { return nil }
+	}
+	root.Handle("/readyz", probe(eh, ready, "ready"))
 	if opts.UI != nil {
 		root.Handle("/", opts.UI)
 	}
 	h.Handler = withRequestID(securityHeaders(root))
 	return h, nil
+}
+
+// probe answers a liveness or readiness probe in plain text: 200 ok when check is
+// nil, 503 with its error otherwise. GET and HEAD only.
+func probe(eh errorHandler, check func() error, ok string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			eh.routing(r.Context(), nil, nil, w, r, http.StatusMethodNotAllowed)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		if err := check(); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, err.Error()+"\n")
+			return
+		}
+		_, _ = io.WriteString(w, ok+"\n")
+	})
 }
 
 // instrument records the latency of query-service requests by path (the REST routes;

@@ -68,6 +68,10 @@ type Config struct {
 	// CleanupInterval is how often flows past retention are removed (memory is freed
 	// then; queries never show them). Default 1 s; 1 s to 1 min.
 	CleanupInterval time.Duration
+	// SnapshotInterval: the durable log is snapshotted (and the segments the
+	// snapshot covers removed) at least this often while batches arrive. Default
+	// 10 minutes; at least 1 s.
+	SnapshotInterval time.Duration
 	// Version is reported by /api/v1/health and to sensors.
 	Version string
 	// TLSCert and TLSKey (PEM files) turn on TLS for the gRPC listener. Without them
@@ -110,6 +114,8 @@ func DefaultConfig() Config {
 		MaxFlows:        10_000_000,
 		CleanupInterval: time.Second,
 		Version:         "dev",
+
+		SnapshotInterval: 10 * time.Minute,
 
 		MaxMessageBytes: 16 << 20,
 		MaxSensors:      1024,
@@ -156,6 +162,8 @@ func (c Config) Check() error {
 		return flagconfig.Fieldf("RateLimit.Local", "%d per minute: must not be negative (0 turns the limit off)", c.RateLimit.Local)
 	case c.Retention < time.Minute:
 		return flagconfig.Fieldf("Retention", "%v is below the minimum of 1m", c.Retention)
+	case c.SnapshotInterval < time.Second:
+		return flagconfig.Fieldf("SnapshotInterval", "%v is below the minimum of 1s", c.SnapshotInterval)
 	case c.HelloTimeout < time.Second || c.HelloTimeout > 5*time.Minute:
 		return flagconfig.Fieldf("HelloTimeout", "%v is outside [1s, 5m]", c.HelloTimeout)
 	}
@@ -201,6 +209,7 @@ type Collector struct {
 	sensorTokens map[string]string
 
 	grpcLis, httpLis net.Listener
+	listening        chan struct{} // closed once grpcLis and httpLis are bound
 	wg               sync.WaitGroup
 	cancel           context.CancelFunc
 
@@ -222,12 +231,13 @@ func New(cfg Config, log *slog.Logger) (*Collector, error) {
 	st := store.New(scfg)
 	c := &Collector{cfg: cfg, log: log, store: st, query: query.New(st, cfg.Version, time.Now),
 		token: api.NewToken(cfg.AuthToken), limiter: api.NewLimiter(cfg.RateLimit, time.Now),
-		refusals: peerlog.New(log, 30*time.Second, time.Now)}
+		refusals: peerlog.New(log, 30*time.Second, time.Now), listening: make(chan struct{})}
 	c.guard = &queryGuard{token: c.token, limiter: c.limiter, allowUnauthenticated: cfg.AllowUnauthenticated}
 	c.query.CacheTopTalkers(time.Second)
 	icfg := ingest.DefaultConfig()
 	icfg.DataDir, icfg.Retention, icfg.MaxSensors, icfg.Version = cfg.DataDir, cfg.Retention, cfg.MaxSensors, cfg.Version
 	icfg.HelloTimeout = cfg.HelloTimeout
+	icfg.SnapshotEvery = cfg.SnapshotInterval
 	if cfg.SensorTokenFile != "" {
 		toks, err := readTokens(cfg.SensorTokenFile)
 		if err != nil {
@@ -375,6 +385,11 @@ func (c *Collector) Start() error { return c.StartContext(context.Background()) 
 
 // StartContext is Start; cancelling start interrupts the replay of the durable log
 // (a stop asked for while starting): it then returns start's error and holds nothing.
+//
+// The listeners are bound and serve before the replay: /healthz answers, /readyz
+// is 503 and the health says "replaying the log: N %" until the replay has ended,
+// queries answer from what is loaded so far, and sensor streams are refused
+// (Unavailable) until then. StartContext returns once the replay has ended.
 func (c *Collector) StartContext(start context.Context) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
@@ -423,35 +438,27 @@ func (c *Collector) StartContext(start context.Context) error {
 	h, err := api.NewHandler(ctx, c.query, api.Options{
 		Auth: c.token, Log: c.log, UI: webui.Handler(),
 		Limiter: c.limiter, CORSOrigins: c.cfg.CORSOrigins, Metrics: metrics, Latency: c.latency,
+		Ready: c.ingest.Ready,
 	})
 	if err != nil {
 		cancel()
 		return err
 	}
 	c.http = newHTTPServer(c.withLive(h))
-	if err := c.ingest.StartContext(start); err != nil {
-		cancel()
-		return err
-	}
 	if c.grpcLis, err = net.Listen("tcp", c.cfg.GRPCListen); err != nil {
 		cancel()
-		c.ingest.Stop()
 		return fmt.Errorf("grpc-listen %s: %w", c.cfg.GRPCListen, err)
 	}
 	c.grpcLis = c.limitConns(&c.grpcConns, c.grpcLis, "grpc", c.cfg.GRPCConns)
 	if c.httpLis, err = net.Listen("tcp", c.cfg.HTTPListen); err != nil {
 		cancel()
 		c.grpcLis.Close()
-		c.ingest.Stop()
 		return fmt.Errorf("http-listen %s: %w", c.cfg.HTTPListen, err)
 	}
 	c.httpLis = c.limitConns(&c.httpConns, c.httpLis, "http", c.cfg.HTTPConns)
+	close(c.listening)
 	c.live.Start()
-	c.wg.Add(3)
-	go func() {
-		defer c.wg.Done()
-		c.housekeeping(ctx)
-	}()
+	c.wg.Add(2)
 	go func() {
 		defer c.wg.Done()
 		if err := c.grpc.Serve(c.grpcLis); err != nil {
@@ -463,6 +470,20 @@ func (c *Collector) StartContext(start context.Context) error {
 		if err := c.http.Serve(c.httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			c.log.Error("http server stopped", "err", err)
 		}
+	}()
+	c.log.Info("collector listening; replaying the durable log", "grpc", c.grpcLis.Addr().String(), "http", "http://"+c.httpLis.Addr().String()+"/")
+	if err := c.ingest.StartContext(start); err != nil {
+		c.live.Stop()
+		c.http.Close()
+		c.grpc.Stop()
+		cancel()
+		c.wg.Wait()
+		return err
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.housekeeping(ctx)
 	}()
 	c.log.Info("collector started", "grpc", c.grpcLis.Addr().String(), "http", "http://"+c.httpLis.Addr().String()+"/", "version", c.cfg.Version)
 	return nil
@@ -491,6 +512,10 @@ func refused(l *atomic.Pointer[connlimit.Listener]) uint64 {
 	}
 	return 0
 }
+
+// Listening is closed once StartContext has bound the listeners (GRPCAddr and
+// HTTPAddr are valid from then on), before the replay of the durable log.
+func (c *Collector) Listening() <-chan struct{} { return c.listening }
 
 // newHTTPServer sets the timeouts that keep slow clients (slowloris) from holding
 // connections: headers within 10 s, a request within 30 s, a response within 60 s

@@ -20,6 +20,7 @@ type Problem struct {
 // damage, the data directory, the replay) adds its own call here.
 func (s *Service) Problems() []Problem {
 	var out []Problem
+	out = append(out, s.replayProblems()...)
 	out = append(out, s.walProblems()...)
 	return out
 }

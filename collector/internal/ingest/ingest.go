@@ -208,6 +208,7 @@ type Service struct {
 	refusals *peerlog.Log
 
 	pendingNow, pendingPeak atomic.Int64
+	replay                  replayState
 
 	// The durable log's losses and write failures, for the health and the metrics.
 	losses    *lossBook
@@ -301,6 +302,8 @@ func (s *Service) Start() error { return s.StartContext(context.Background()) }
 // (the collector was asked to stop while replaying): it returns ctx's error, having
 // released the directory, and nothing was written to it but a torn tail's truncation
 // and, for damaged files found before, their move to corrupt/ (see damage.go).
+// Until it has returned nil, Problems reports the replay's progress and Ingest
+// refuses streams (Unavailable); queries may run meanwhile, on what is loaded.
 func (s *Service) StartContext(ctx context.Context) error {
 	var next uint64
 	if s.cfg.DataDir == "" {
@@ -314,10 +317,12 @@ func (s *Service) StartContext(ctx context.Context) error {
 			return err
 		}
 		s.unlock = unlock
+		s.replay.total.Store(replayBytes(s.cfg.DataDir))
 		start := time.Now()
 		var batches, flows int
 		var records int
 		next, err = recoverDir(s.cfg.DataDir, s.log, s.losses, s.now(), func(p []byte, _ bool) error {
+			s.replay.read.Add(frameHeader + int64(len(p)))
 			if records++; records%1024 == 0 && ctx.Err() != nil {
 				return fmt.Errorf("replay of %s interrupted: %w", s.cfg.DataDir, context.Cause(ctx))
 			}
@@ -396,6 +401,7 @@ func (s *Service) StartContext(ctx context.Context) error {
 	}
 	s.wal = w
 	go w.run()
+	s.replay.ended.Store(true)
 	if s.cfg.DataDir != "" {
 		s.losses.refresh()
 		s.stopLoss = make(chan struct{})
@@ -741,6 +747,9 @@ func (s *Service) Ingest(stream netwatchv1.SensorService_IngestServer) (err erro
 			s.logRefusal(stream.Context(), err)
 		}
 	}()
+	if !s.replay.ended.Load() {
+		return status.Error(codes.Unavailable, replayingMessage)
+	}
 	if err := s.authorizeOpen(stream.Context()); err != nil {
 		return err
 	}

@@ -290,6 +290,11 @@ func recoverDir(dir string, log *slog.Logger, book *lossBook, now time.Time, loa
 			return 0, err
 		}
 	}
+	if len(snaps) > 0 && expect == from { // segment N is opened before snapshot N is written: it is gone
+		l := loss{Kind: "missing", First: from, Last: from, Detected: now}
+		log.Error("durable log: segments missing; the batches they held are lost", "dir", dir, "first", l.First, "last", l.Last)
+		book.record(l)
+	}
 	return next, nil
 }
 

@@ -350,9 +350,9 @@ func (s *Store) count(f Filter) (n int) {
 }
 
 // Scan calls fn with a copy of every stored flow that match accepts. Within a shard,
-// flows come oldest receive time first (a snapshot replayed in this order inserts
-// at the tail of each shard's list). fn runs under the shard's read lock: it must
-// not call the store.
+// flows come in the order of its receive-order list (oldest first, unless restored
+// out of order and not sorted yet). fn runs under the shard's read lock: it must not
+// call the store.
 func (s *Store) Scan(match func(*Flow) bool, fn func(Flow)) {
 	for i := range s.shards {
 		sh := &s.shards[i]

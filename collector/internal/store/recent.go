@@ -12,7 +12,11 @@ func (s *Store) Recent(since int64, fn func(Flow)) {
 		for slot := sh.tail; slot != nilSlot; {
 			r := sh.rec(slot)
 			if r.received <= since {
-				break
+				if !sh.unsorted {
+					break
+				}
+				slot = r.prev
+				continue
 			}
 			fn(sh.flow(r, &s.sensors))
 			slot = r.prev

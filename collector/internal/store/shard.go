@@ -1,10 +1,12 @@
 package store
 
 import (
+	"cmp"
 	"encoding/binary"
 	"math"
 	"math/bits"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -97,8 +99,10 @@ func mix(a, b uint64) uint64 {
 	return hi ^ lo
 }
 
-// hash is deterministic (no per-process seed): the same flow lands in the same
-// shard in every run, which keeps a snapshot's replay in receive order per shard.
+// hash is deterministic (no per-process seed). It covers the interned sensor id,
+// which a restart numbers again in the order the snapshot names the sensors: a
+// restored flow may land in another shard than before, so a snapshot is not
+// restored in receive order (see shard.appendRestored).
 func (k *compactKey) hash() uint64 {
 	h := mix(k.src.hi, k.src.lo)
 	h = mix(h^k.dst.hi, k.dst.lo)
@@ -195,8 +199,15 @@ type shard struct {
 	index  []uint64
 	used   int // live records
 
-	head, tail   uint32       // receive-order list, oldest first
-	headReceived atomic.Int64 // receive time of head, MaxInt64 when empty (read by evict)
+	head, tail   uint32       // receive-order list, oldest first (unless unsorted)
+	headReceived atomic.Int64 // oldest receive time (head's unless unsorted), MaxInt64 when empty (read by evict)
+	// unsorted: flows were restored out of receive order, appended at the tail. The
+	// list is sorted once (sortList) before anything walks it by receive time or
+	// takes a flow out of it; until then headReceived is still the oldest.
+	unsorted bool
+	// linkSteps counts the records linkByReceived walked past (the tests check that
+	// a restore does not walk the list).
+	linkSteps uint64
 
 	buckets       map[uint32]*bucket
 	bucketEntries int
@@ -221,8 +232,13 @@ func (sh *shard) meta(slot uint32) *slotMeta {
 }
 
 // apply adds one delta to the flow's slot; it reports whether the flow is new.
-func (sh *shard) apply(k *compactKey, h uint64, u *update) (slot uint32, created bool) {
+// restoring: a new flow goes to the tail of the receive-order list whatever its
+// receive time (see appendRestored).
+func (sh *shard) apply(k *compactKey, h uint64, u *update, restoring bool) (slot uint32, created bool) {
 	slot, found := sh.find(k, h)
+	if found || !restoring {
+		sh.sortList()
+	}
 	var r *record
 	if found {
 		r = sh.rec(slot)
@@ -254,7 +270,11 @@ func (sh *shard) apply(k *compactKey, h uint64, u *update) (slot uint32, created
 		r.meta = r.meta&^(7<<metaEndShift) | uint8(u.end)<<metaEndShift
 	}
 	r.received = u.received
-	sh.linkByReceived(slot, r)
+	if restoring && !found {
+		sh.appendRestored(slot, r)
+	} else {
+		sh.linkByReceived(slot, r)
+	}
 	if pk, by := satAdd(u.srcPackets, u.dstPackets), satAdd(u.srcBytes, u.dstBytes); u.bucket != noBucket && (pk > 0 || by > 0) {
 		sh.addToBucket(slot, r, u.bucket, pk, by)
 	}
@@ -384,6 +404,7 @@ func (sh *shard) linkByReceived(slot uint32, r *record) {
 	p := sh.tail
 	for p != nilSlot && sh.rec(p).received > r.received {
 		p = sh.rec(p).prev
+		sh.linkSteps++
 	}
 	if p == nilSlot {
 		r.prev, r.next = nilSlot, sh.head
@@ -403,6 +424,60 @@ func (sh *shard) linkByReceived(slot uint32, r *record) {
 		sh.tail = slot
 	}
 	pr.next = slot
+}
+
+// appendRestored puts a restored flow at the tail. A snapshot is not in receive
+// order (it is written shard by shard, and sensors are numbered again on restore),
+// and inserting each flow in place walked the list: restoring a million flows from
+// 100 sensors took minutes. Appending is O(1); a flow older than the tail marks the
+// list unsorted, and it is sorted once, O(n log n), when something needs its order.
+// headReceived stays the oldest receive time.
+func (sh *shard) appendRestored(slot uint32, r *record) {
+	r.prev, r.next = sh.tail, nilSlot
+	if sh.tail == nilSlot {
+		sh.head = slot
+	} else {
+		t := sh.rec(sh.tail)
+		if t.received > r.received {
+			sh.unsorted = true
+		}
+		t.next = slot
+	}
+	sh.tail = slot
+	if r.received < sh.headReceived.Load() {
+		sh.headReceived.Store(r.received)
+	}
+}
+
+// sortList puts an unsorted receive-order list back in order (stable: flows
+// received at the same time keep their order).
+func (sh *shard) sortList() {
+	if !sh.unsorted {
+		return
+	}
+	sh.unsorted = false
+	type at struct {
+		received int64
+		slot     uint32
+	}
+	order := make([]at, 0, sh.used)
+	for slot := sh.head; slot != nilSlot; slot = sh.rec(slot).next {
+		order = append(order, at{sh.rec(slot).received, slot})
+	}
+	slices.SortStableFunc(order, func(a, b at) int { return cmp.Compare(a.received, b.received) })
+	prev := nilSlot
+	for _, o := range order {
+		r := sh.rec(o.slot)
+		r.prev, r.next = prev, nilSlot
+		if prev == nilSlot {
+			sh.head = o.slot
+		} else {
+			sh.rec(prev).next = o.slot
+		}
+		prev = o.slot
+	}
+	sh.tail = prev
+	sh.setHead(sh.head)
 }
 
 func (sh *shard) bucketFor(b uint32) *bucket {

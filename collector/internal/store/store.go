@@ -203,7 +203,7 @@ func (s *Store) Apply(sensorID string, deltas []*netwatchv1.FlowDelta, now time.
 		}
 		sh := &s.shards[h>>(64-shardBits)]
 		sh.mu.Lock()
-		if _, created := sh.apply(&k, h, &u); created {
+		if _, created := sh.apply(&k, h, &u, false); created {
 			added++
 		}
 		sh.mu.Unlock()
@@ -324,6 +324,11 @@ func (s *Store) ScanBuckets(match func(*Flow) bool, fn func(Flow, []BucketTraffi
 // collector last updated it, and buckets what it transferred per bucket (Apply would
 // put all of it in the bucket of its last packet). Buckets the store would not keep
 // for data received at received are left out, as Apply leaves them out.
+//
+// Flows may come in any order: restoring n flows takes O(n log n) whatever the
+// order. Above MaxFlows, Restore lets the store grow by an eighth before it evicts
+// (in one go), so that evicting sorts each shard's list once per eighth, not once
+// per flow; the next Apply or Expire brings the store back to MaxFlows.
 func (s *Store) Restore(sensorID string, d *netwatchv1.FlowDelta, received time.Time, buckets []BucketTraffic) {
 	sensor, ok := s.sensors.intern(sensorID)
 	if !ok {
@@ -340,7 +345,7 @@ func (s *Store) Restore(sensorID string, d *netwatchv1.FlowDelta, received time.
 	u.bucket = noBucket
 	sh := &s.shards[h>>(64-shardBits)]
 	sh.mu.Lock()
-	slot, added := sh.apply(&k, h, &u)
+	slot, added := sh.apply(&k, h, &u, true)
 	r := sh.rec(slot)
 	for _, bt := range buckets {
 		if b := s.bucketOf(bt.Start); kept.has(b) && (bt.Packets > 0 || bt.Bytes > 0) {
@@ -348,7 +353,12 @@ func (s *Store) Restore(sensorID string, d *netwatchv1.FlowDelta, received time.
 		}
 	}
 	sh.mu.Unlock()
-	s.account(1, satAdd(u.srcPackets, u.dstPackets), satAdd(u.srcBytes, u.dstBytes), 0, b2i(added))
+	s.deltas.Add(1)
+	satAddAtomic(&s.packets, satAdd(u.srcPackets, u.dstPackets))
+	satAddAtomic(&s.bytes, satAdd(u.srcBytes, u.dstBytes))
+	if s.flows.Add(b2i(added)) > int64(s.cfg.MaxFlows+s.cfg.MaxFlows/8) {
+		s.evict()
+	}
 }
 
 func b2i(b bool) int64 {
@@ -377,6 +387,7 @@ func (s *Store) evict() {
 		}
 		sh := &s.shards[oldest]
 		sh.mu.Lock()
+		sh.sortList()
 		removed := sh.head != nilSlot
 		if removed {
 			sh.remove(sh.head)
@@ -398,6 +409,7 @@ func (s *Store) Expire(now time.Time) (removed int) {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
+		sh.sortList()
 		n := 0
 		for sh.head != nilSlot && sh.rec(sh.head).received < cutoff {
 			sh.remove(sh.head)
@@ -408,7 +420,9 @@ func (s *Store) Expire(now time.Time) (removed int) {
 		removed += n
 	}
 	s.hosts.sweep()
-	s.flows.Add(int64(-removed))
+	if s.flows.Add(int64(-removed)) > int64(s.cfg.MaxFlows) {
+		s.evict() // after a Restore beyond MaxFlows
+	}
 	s.expired.Add(uint64(removed))
 	return removed
 }

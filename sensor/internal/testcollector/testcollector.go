@@ -148,30 +148,60 @@ func (p *Proc) SetQueryCreds(creds credentials.TransportCredentials) { p.tlsCred
 // accept connections.
 func (p *Proc) Start() {
 	p.t.Helper()
+	require.NoError(p.t, p.TryStart(10*time.Second))
+}
+
+// TryStart is Start returning an error instead of failing the test: the collector
+// exited (with its exit status) or did not listen within timeout.
+func (p *Proc) TryStart(timeout time.Duration) error {
 	args := append([]string{"--grpc-listen", p.addr, "--http-listen", p.httpAddr, "--data-dir", p.dataDir}, p.extra...)
 	cmd := exec.Command(p.bin, args...)
 	cmd.Stderr, cmd.Stdout = p.log, p.log
-	require.NoError(p.t, cmd.Start())
+	if err := cmd.Start(); err != nil {
+		return err
+	}
 	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 	p.mu.Lock()
 	p.cmd, p.exited = cmd, exited
 	p.mu.Unlock()
-	require.Eventually(p.t, func() bool {
+	for deadline := time.Now().Add(timeout); ; time.Sleep(10 * time.Millisecond) {
 		select {
 		case <-exited:
-			return false
+			return fmt.Errorf("collector exited at start: %v", waitErr)
 		default:
 		}
+		listening := true
 		for _, addr := range []string{p.addr, p.httpAddr} {
 			conn, err := net.Dial("tcp", addr)
 			if err != nil {
-				return false
+				listening = false
+				break
 			}
 			conn.Close()
 		}
-		return true
-	}, 10*time.Second, 10*time.Millisecond, "collector listening")
+		if listening {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("collector not listening on %s and %s after %v", p.addr, p.httpAddr, timeout)
+		}
+	}
+}
+
+// SetDataDir replaces the data directory (call it before Start), e.g. with a
+// file system the test mounted.
+func (p *Proc) SetDataDir(dir string) { p.dataDir = dir }
+
+// Pid is the process id of the running collector, or 0.
+func (p *Proc) Pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
 }
 
 // Running reports whether the collector was started and has not exited.
