@@ -196,7 +196,7 @@ func TestSIGHUPReloadsTokensAndLogLevel(t *testing.T) {
 // data directory's log segment here is a FIFO, so the replay waits for the test:
 // a SIGHUP during the replay reloads and does not kill; a SIGTERM stops it
 // cleanly as soon as the replay lets go (here: a corrupt record ends the segment),
-// exit 0, before listening.
+// exit 0, without having started (its listeners, up during the replay, close).
 func TestSignalsDuringTheLogReplay(t *testing.T) {
 	bin := buildCollector(t)
 	dataDir := t.TempDir()
