@@ -445,14 +445,21 @@ func (c *Collector) StartContext(start context.Context) error {
 		return err
 	}
 	c.http = newHTTPServer(c.withLive(h))
+	// The data directory first: a run that cannot use it fails before it listens.
+	if err := c.ingest.Open(); err != nil {
+		cancel()
+		return err
+	}
 	if c.grpcLis, err = net.Listen("tcp", c.cfg.GRPCListen); err != nil {
 		cancel()
+		c.ingest.Stop()
 		return fmt.Errorf("grpc-listen %s: %w", c.cfg.GRPCListen, err)
 	}
 	c.grpcLis = c.limitConns(&c.grpcConns, c.grpcLis, "grpc", c.cfg.GRPCConns)
 	if c.httpLis, err = net.Listen("tcp", c.cfg.HTTPListen); err != nil {
 		cancel()
 		c.grpcLis.Close()
+		c.ingest.Stop()
 		return fmt.Errorf("http-listen %s: %w", c.cfg.HTTPListen, err)
 	}
 	c.httpLis = c.limitConns(&c.httpConns, c.httpLis, "http", c.cfg.HTTPConns)
@@ -461,7 +468,7 @@ func (c *Collector) StartContext(start context.Context) error {
 	c.wg.Add(2)
 	go func() {
 		defer c.wg.Done()
-		if err := c.grpc.Serve(c.grpcLis); err != nil {
+		if err := c.grpc.Serve(c.grpcLis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			c.log.Error("grpc server stopped", "err", err)
 		}
 	}()

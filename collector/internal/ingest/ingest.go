@@ -309,14 +309,11 @@ func (s *Service) StartContext(ctx context.Context) error {
 	if s.cfg.DataDir == "" {
 		s.log.Warn("no data directory: flows are kept in memory only and a collector restart loses them; acknowledged batches are not durable")
 	} else {
-		if err := os.MkdirAll(s.cfg.DataDir, 0o750); err != nil {
-			return &flagconfig.FieldError{Field: "DataDir", Err: err}
-		}
-		unlock, err := lockDir(s.cfg.DataDir)
-		if err != nil {
+		if err := s.Open(); err != nil {
 			return err
 		}
-		s.unlock = unlock
+		unlock := s.release
+		var err error
 		s.replay.total.Store(replayBytes(s.cfg.DataDir))
 		start := time.Now()
 		var batches, flows int
@@ -394,9 +391,7 @@ func (s *Service) StartContext(ctx context.Context) error {
 	w, err := openWAL(walConfig{Dir: s.cfg.DataDir, SegmentBytes: s.cfg.SegmentBytes, SnapshotEvery: s.cfg.SnapshotEvery, Health: s.walHealth},
 		next, s.log, s.now, s.capture)
 	if err != nil {
-		if s.unlock != nil {
-			s.unlock()
-		}
+		s.release()
 		return err
 	}
 	s.wal = w
@@ -408,6 +403,33 @@ func (s *Service) StartContext(ctx context.Context) error {
 		go s.watchLosses(s.stopLoss)
 	}
 	return nil
+}
+
+// Open creates and locks the data directory, so that what would stop the
+// collector there (a file in the way, no permission, another collector using it)
+// is found before it listens. StartContext opens it when Open was not called.
+// Release it with Stop (or by a failed StartContext).
+func (s *Service) Open() error {
+	if s.cfg.DataDir == "" || s.unlock != nil {
+		return nil
+	}
+	if err := os.MkdirAll(s.cfg.DataDir, 0o750); err != nil {
+		return &flagconfig.FieldError{Field: "DataDir", Err: err}
+	}
+	unlock, err := lockDir(s.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	s.unlock = unlock
+	return nil
+}
+
+// release unlocks the data directory if it is locked.
+func (s *Service) release() {
+	if s.unlock != nil {
+		s.unlock()
+		s.unlock = nil
+	}
 }
 
 // EndStreams ends every live sensor stream (they never end by themselves); what
@@ -428,6 +450,7 @@ func (s *Service) EndStreams() {
 func (s *Service) Stop() error {
 	s.EndStreams()
 	if s.wal == nil {
+		s.release() // opened, never started
 		return nil
 	}
 	err := s.wal.close()
@@ -435,10 +458,7 @@ func (s *Service) Stop() error {
 		close(s.stopLoss)
 		s.stopLoss = nil
 	}
-	if s.unlock != nil {
-		s.unlock()
-		s.unlock = nil
-	}
+	s.release()
 	return err
 }
 
