@@ -7,7 +7,8 @@
 # For each size (default: 100000x1 100000x100 100000x1000 1000000x1 1000000x100
 # 1000000x1000 3000000x100): a collector with a fresh data directory takes the flows
 # from synthetic sensors (nwload ingest, the real SensorService and durable log:
-# segments, and a snapshot each time a segment passes 64 MiB), stops (SIGTERM), and
+# segments, and a snapshot each time a segment passes 64 MiB; its per-address
+# connection cap is off, as 1000 sensors come from one address), stops (SIGTERM), and
 # a second collector starts on that directory; the row is the time from its exec to
 # /readyz 200, polled every 50 ms. A collector built before /readyz existed listened
 # only once replayed, so any answer but 503 counts as ready for it. Writes a
@@ -34,7 +35,7 @@ stop() {
 # start DIR LOG: a collector on DIR; sets PID and T0 (just before exec)
 start() {
 	T0=$(now)
-	"$COLLECTOR" --grpc-listen $GRPC --http-listen $HTTP --data-dir "$1" --rate-limit 0 --rate-limit-local 0 --max-sensors 1100 >"$2" 2>&1 &
+	"$COLLECTOR" --grpc-listen $GRPC --http-listen $HTTP --data-dir "$1" --rate-limit 0 --rate-limit-local 0 --max-sensors 1100 --grpc-max-conns-loopback 0 >"$2" 2>&1 &
 	PID=$!
 }
 # ready: waits for /readyz 200 (or, from an older build, any answer but 503); sets
