@@ -46,12 +46,18 @@ func (b *logBuffer) String() string {
 // a log of its own.
 func startWith(t *testing.T, mutate func(*Config), l lifetimes, now func() time.Time, logs *logBuffer) *collector {
 	t.Helper()
+	return startWithStore(t, mutate, store.DefaultConfig(), l, now, logs)
+}
+
+// startWithStore is startWith on a store of configuration scfg.
+func startWithStore(t *testing.T, mutate func(*Config), scfg store.Config, l lifetimes, now func() time.Time, logs *logBuffer) *collector {
+	t.Helper()
 	cfg := DefaultConfig()
 	cfg.DataDir = ""
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	st := store.New(store.DefaultConfig())
+	st := store.New(scfg)
 	svc, err := New(cfg, st, slog.New(slog.NewTextHandler(logs, nil)), now)
 	require.NoError(t, err)
 	require.NoError(t, svc.Start())
@@ -258,6 +264,32 @@ func TestRegistryForgetsGoneSensors(t *testing.T) {
 	require.Equal(t, codes.ResourceExhausted, status.Code(err), "%v", err)
 	assert.Contains(t, status.Convert(err).Message(), ": 2 connected, 0 disconnected and remembered")
 	assert.NotContains(t, status.Convert(err).Message(), "forgotten at")
+}
+
+// TestSensorTheStoreCannotNumberIsRefusedBeforeItsBatches: the store numbers at
+// most MaxSensorIDs distinct sensor ids in its life (even once the registry forgot
+// them); a sensor beyond it is refused at the hello, so no batch of it is
+// acknowledged and then dropped by the store.
+func TestSensorTheStoreCannotNumberIsRefusedBeforeItsBatches(t *testing.T) {
+	c := startWithStore(t, nil, store.Config{MaxSensorIDs: 2}, defaultLifetimes, time.Now, &logBuffer{})
+	for _, id := range []string{"s1", "s2"} {
+		s, _, err := dial(t, c.addr, id, "boot-"+id)
+		require.NoError(t, err)
+		s.send(batch(1, 1))
+		require.Equal(t, uint64(1), s.ack())
+		if id == "s1" {
+			s.conn.Close()
+		}
+	}
+	require.Eventually(t, func() bool { return !c.svc.Sensors()[0].GetConnected() }, 10*time.Second, 5*time.Millisecond, "s1 disconnected")
+	_, _, err := dial(t, c.addr, "s3", "boot-s3")
+	require.Equal(t, codes.ResourceExhausted, status.Code(err), "%v", err)
+	assert.Contains(t, status.Convert(err).Message(), "maximum of 2 distinct sensor ids")
+	s, _, err := dial(t, c.addr, "s1", "boot-s1b")
+	require.NoError(t, err, "a sensor already numbered still comes in")
+	s.send(batch(1, 1))
+	require.Equal(t, uint64(1), s.ack())
+	assert.Zero(t, c.store.Stats().Rejected, "nothing acknowledged was dropped by the store")
 }
 
 func TestHelloTimeoutIsChecked(t *testing.T) {

@@ -652,6 +652,10 @@ func (s *Service) attach(ctx context.Context, sess *session, hello *netwatchv1.S
 				return 0, err
 			}
 		}
+		if err := s.store.AdmitSensor(sess.sensorID); err != nil {
+			s.mu.Unlock()
+			return 0, status.Errorf(codes.ResourceExhausted, "sensor %q refused: %v", sess.sensorID, err)
+		}
 		e = s.entryLocked(sess.sensorID)
 		e.sess, e.hello = sess, hello
 		now := s.now()

@@ -20,6 +20,7 @@
 package store
 
 import (
+	"fmt"
 	"math"
 	"net/netip"
 	"slices"
@@ -45,6 +46,10 @@ type Config struct {
 	// flow transferred is kept per bucket of this width, by packet time. Zero means the
 	// default, one minute; otherwise from one second to one minute, dividing a minute.
 	BucketWidth time.Duration
+	// MaxSensorIDs bounds the distinct sensor ids the store numbers in its life (a
+	// uint16 each; ids are not reused while the process runs). Zero means the
+	// default and most, 65,536.
+	MaxSensorIDs int
 }
 
 // Defaults.
@@ -73,6 +78,9 @@ func (c Config) withDefaults() Config {
 	if c.BucketWidth == 0 {
 		c.BucketWidth = DefaultBucketWidth
 	}
+	if c.MaxSensorIDs == 0 {
+		c.MaxSensorIDs = math.MaxUint16 + 1
+	}
 	return c
 }
 
@@ -87,6 +95,8 @@ func (c Config) Check() error {
 		return flagconfig.Fieldf("MaxFlows", "%d is outside [1, %d]", c.MaxFlows, math.MaxUint32/2)
 	case c.BucketWidth < time.Second || c.BucketWidth > time.Minute || time.Minute%c.BucketWidth != 0 || c.BucketWidth%time.Second != 0:
 		return flagconfig.Fieldf("BucketWidth", "%v is not a whole number of seconds dividing one minute", c.BucketWidth)
+	case c.MaxSensorIDs < 0 || c.MaxSensorIDs > math.MaxUint16+1:
+		return flagconfig.Fieldf("MaxSensorIDs", "%d is outside [1, %d]", c.MaxSensorIDs, math.MaxUint16+1)
 	}
 	return nil
 }
@@ -172,6 +182,7 @@ func New(cfg Config) *Store {
 	}
 	cfg = cfg.withDefaults()
 	s := &Store{cfg: cfg, width: int64(cfg.BucketWidth)}
+	s.sensors.max = cfg.MaxSensorIDs
 	for i := range s.shards {
 		s.shards[i].init(uint8(i), &s.hosts)
 	}
@@ -459,9 +470,20 @@ func (s *Store) bucketOf(ns int64) uint32 {
 	return uint32(b)
 }
 
+// AdmitSensor numbers sensorID in the store ahead of its first batch, so that a
+// sensor the store could not hold is refused before any of its batches is
+// acknowledged (ingest calls it before it welcomes a stream). The error says why.
+func (s *Store) AdmitSensor(sensorID string) error {
+	if _, ok := s.sensors.intern(sensorID); !ok {
+		return fmt.Errorf("the store has numbered its maximum of %d distinct sensor ids since the collector started (ids are not reused until a restart)", s.cfg.MaxSensorIDs)
+	}
+	return nil
+}
+
 // sensorTable interns sensor ids as uint16. Readers use the published snapshot
 // without locking; ids are never reused.
 type sensorTable struct {
+	max   int // ids at most (Config.MaxSensorIDs)
 	mu    sync.Mutex
 	ids   map[string]uint16
 	names atomic.Pointer[[]string]
@@ -488,7 +510,7 @@ func (t *sensorTable) intern(name string) (uint16, bool) {
 	if p := t.names.Load(); p != nil {
 		names = *p
 	}
-	if len(names) > math.MaxUint16 {
+	if len(names) >= t.max {
 		return 0, false
 	}
 	if t.ids == nil {
