@@ -1,45 +1,24 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"netwatch.dev/collector/internal/syncbuf"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"netwatch.dev/collector/internal/api"
 	"netwatch.dev/collector/internal/connlimit"
-	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 )
-
-// lockedBuffer is a log destination safe for the server's goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // fromAddr is a dialer whose connections come from the loopback address src
 // (Linux routes all of 127.0.0.0/8 to lo).
@@ -54,7 +33,7 @@ func fromAddr(src string) *net.Dialer {
 // and a sensor on 127.0.0.4 is welcomed and acknowledged.
 func TestOneAddressFloodingLeavesTheOthersServed(t *testing.T) {
 	const limit, flood = 100, 250
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	cfg := DefaultConfig()
 	cfg.GRPCListen, cfg.HTTPListen, cfg.DataDir = "127.0.0.1:0", "127.0.0.1:0", ""
 	cfg.HTTPConns = connlimit.Limits{PerIP: 5, Loopback: limit}
@@ -101,26 +80,9 @@ func TestOneAddressFloodingLeavesTheOthersServed(t *testing.T) {
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	stream, err := netwatchv1.NewSensorServiceClient(conn).Ingest(ctx)
+	stream, err := openSensor(ctx, conn, "s4", "")
 	require.NoError(t, err)
-	require.NoError(t, stream.Send(&netwatchv1.IngestRequest{Message: &netwatchv1.IngestRequest_Hello{Hello: &netwatchv1.SensorHello{
-		SensorId: "s4", BootId: "boot-s4", Hostname: "h4", Interface: "eth0", Version: "test", ExportIntervalMs: 1000, StartedAt: timestamppb.Now(),
-	}}}))
-	welcome, err := stream.Recv()
-	require.NoError(t, err)
-	require.NotNil(t, welcome.GetWelcome())
-	now := time.Now()
-	require.NoError(t, stream.Send(&netwatchv1.IngestRequest{Message: &netwatchv1.IngestRequest_Batch{Batch: &netwatchv1.FlowBatch{
-		Sequence: 1, CreatedAt: timestamppb.New(now), Deltas: []*netwatchv1.FlowDelta{{
-			Key: &netwatchv1.FlowKey{Protocol: 6, SrcAddr: netip.MustParseAddr("10.0.0.1").AsSlice(), SrcPort: 40000,
-				DstAddr: netip.MustParseAddr("192.0.2.1").AsSlice(), DstPort: 443},
-			SrcPackets: 1, SrcBytes: 100, FirstSeen: timestamppb.New(now.Add(-time.Second)), LastSeen: timestamppb.New(now),
-			Status: netwatchv1.FlowStatus_FLOW_STATUS_ACTIVE,
-		}},
-	}}}))
-	ack, err := stream.Recv()
-	require.NoError(t, err)
-	assert.Equal(t, uint64(1), ack.GetAck().GetSequence())
+	sendOneFlow(t, stream, 1, "10.0.0.1", "192.0.2.1", 1, 100)
 
 	m := metricsText(t, "http://"+c.HTTPAddr(), "")
 	assert.Contains(t, m, "\nnetwatch_collector_http_connections_refused_total 150\n")

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"net/http"
+	"net/netip"
 	"os"
 	"testing"
 	"time"
@@ -108,27 +109,53 @@ func reflectionList(ctx context.Context, conn *grpc.ClientConn) ([]string, error
 // sensorHello opens an Ingest stream as sensor id (with the sensor token tok, if
 // any) and returns the collector's answer to the hello.
 func sensorHello(ctx context.Context, conn *grpc.ClientConn, id, auth string) error {
-	ctx, cancel := context.WithTimeout(withAuth(ctx, auth), 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	stream, err := netwatchv1.NewSensorServiceClient(conn).Ingest(ctx)
+	_, err := openSensor(ctx, conn, id, auth)
+	return err
+}
+
+// openSensor opens an Ingest stream as sensor id, boot "boot-"+id (with the
+// sensor token auth, if any), says hello and returns the stream once welcomed, or
+// the collector's refusal. The stream lives as long as ctx.
+func openSensor(ctx context.Context, conn *grpc.ClientConn, id, auth string) (netwatchv1.SensorService_IngestClient, error) {
+	stream, err := netwatchv1.NewSensorServiceClient(conn).Ingest(withAuth(ctx, auth))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := stream.Send(&netwatchv1.IngestRequest{Message: &netwatchv1.IngestRequest_Hello{Hello: &netwatchv1.SensorHello{
 		SensorId: id, Hostname: "h-" + id, Interface: "eth0", Version: "test", BootId: "boot-" + id,
 		ExportIntervalMs: 1000, StartedAt: timestamppb.Now(),
 	}}}); err != nil {
 		_, err = stream.Recv()
-		return err
+		return nil, err
 	}
 	resp, err := stream.Recv()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if resp.GetWelcome() == nil {
-		return status.Error(codes.Internal, "no welcome")
+		return nil, status.Error(codes.Internal, "no welcome")
 	}
-	return nil
+	return stream, nil
+}
+
+// sendOneFlow sends batch seq holding one TCP flow src:40000 -> dst:443 of packets
+// and bytes, its last packet now, and requires its acknowledgement.
+func sendOneFlow(t *testing.T, stream netwatchv1.SensorService_IngestClient, seq uint64, src, dst string, packets, bytes uint64) {
+	t.Helper()
+	now := time.Now()
+	require.NoError(t, stream.Send(&netwatchv1.IngestRequest{Message: &netwatchv1.IngestRequest_Batch{Batch: &netwatchv1.FlowBatch{
+		Sequence: seq, CreatedAt: timestamppb.New(now), Deltas: []*netwatchv1.FlowDelta{{
+			Key: &netwatchv1.FlowKey{Protocol: 6, SrcAddr: netip.MustParseAddr(src).AsSlice(), SrcPort: 40000,
+				DstAddr: netip.MustParseAddr(dst).AsSlice(), DstPort: 443},
+			SrcPackets: packets, SrcBytes: bytes, FirstSeen: timestamppb.New(now.Add(-time.Second)), LastSeen: timestamppb.New(now),
+			SrcTcpFlags: 0x02, Status: netwatchv1.FlowStatus_FLOW_STATUS_ACTIVE,
+		}},
+	}}}))
+	resp, err := stream.Recv()
+	require.NoError(t, err)
+	require.Equal(t, seq, resp.GetAck().GetSequence())
 }
 
 // TestGRPCQueriesNeedTheAPIToken: with --api-token, every query method over gRPC

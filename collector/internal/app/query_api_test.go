@@ -18,7 +18,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"netwatch.dev/collector/internal/oracle"
 	"netwatch.dev/collector/internal/query"
@@ -365,30 +364,13 @@ func TestCSVSensorIDFormulaFromIngest(t *testing.T) {
 	const id = "=1+2"
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	stream, err := netwatchv1.NewSensorServiceClient(dialGRPC(t, c.GRPCAddr())).Ingest(ctx)
-	require.NoError(t, err)
-	require.NoError(t, stream.Send(&netwatchv1.IngestRequest{Message: &netwatchv1.IngestRequest_Hello{Hello: &netwatchv1.SensorHello{
-		SensorId: id, Hostname: "h", Interface: "eth0", Version: "test", BootId: "b1", ExportIntervalMs: 1000, StartedAt: timestamppb.Now(),
-	}}}))
-	resp, err := stream.Recv()
+	stream, err := openSensor(ctx, dialGRPC(t, c.GRPCAddr()), id, "")
 	if status.Code(err) == codes.InvalidArgument {
 		assert.Contains(t, err.Error(), "sensor", "the refusal names the sensor id")
 		return
 	}
 	require.NoError(t, err)
-	require.NotNil(t, resp.GetWelcome())
-	now := time.Now()
-	require.NoError(t, stream.Send(&netwatchv1.IngestRequest{Message: &netwatchv1.IngestRequest_Batch{Batch: &netwatchv1.FlowBatch{
-		Sequence: 1, CreatedAt: timestamppb.New(now),
-		Deltas: []*netwatchv1.FlowDelta{{
-			Key:        &netwatchv1.FlowKey{Protocol: 6, SrcAddr: []byte{10, 0, 0, 1}, SrcPort: 40000, DstAddr: []byte{10, 0, 0, 2}, DstPort: 80},
-			SrcPackets: 1, SrcBytes: 60, FirstSeen: timestamppb.New(now), LastSeen: timestamppb.New(now),
-			SrcTcpFlags: 0x02, Status: netwatchv1.FlowStatus_FLOW_STATUS_ACTIVE,
-		}},
-	}}}))
-	resp, err = stream.Recv()
-	require.NoError(t, err)
-	require.Equal(t, uint64(1), resp.GetAck().GetSequence())
+	sendOneFlow(t, stream, 1, "10.0.0.1", "10.0.0.2", 1, 60)
 
 	header, rows, _ := csvDownload(t, base+"/api/v1/flows?format=csv")
 	require.Len(t, rows, 1)

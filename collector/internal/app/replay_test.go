@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -22,9 +21,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/timestamppb"
-
-	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 )
 
 // logWithOneBatch leaves in a new data directory a log holding one acknowledged
@@ -35,32 +31,11 @@ func logWithOneBatch(t *testing.T) (dir, nextSegment string) {
 	t.Helper()
 	dir = t.TempDir()
 	c := startCollector(t, func(cfg *Config) { cfg.DataDir = dir })
-	conn, err := grpc.NewClient(c.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	require.NoError(t, err)
-	defer conn.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	stream, err := netwatchv1.NewSensorServiceClient(conn).Ingest(ctx)
+	stream, err := openSensor(ctx, dialGRPC(t, c.GRPCAddr()), "s1", "")
 	require.NoError(t, err)
-	require.NoError(t, stream.Send(&netwatchv1.IngestRequest{Message: &netwatchv1.IngestRequest_Hello{Hello: &netwatchv1.SensorHello{
-		SensorId: "s1", BootId: "b1", Hostname: "h1", Interface: "eth0", Version: "test", ExportIntervalMs: 1000, StartedAt: timestamppb.Now(),
-	}}}))
-	resp, err := stream.Recv()
-	require.NoError(t, err)
-	require.NotNil(t, resp.GetWelcome())
-	now := time.Now()
-	require.NoError(t, stream.Send(&netwatchv1.IngestRequest{Message: &netwatchv1.IngestRequest_Batch{Batch: &netwatchv1.FlowBatch{
-		Sequence: 1, CreatedAt: timestamppb.New(now),
-		Deltas: []*netwatchv1.FlowDelta{{
-			Key: &netwatchv1.FlowKey{Protocol: 6, SrcAddr: netip.MustParseAddr("10.1.1.1").AsSlice(), SrcPort: 40000,
-				DstAddr: netip.MustParseAddr("10.2.2.2").AsSlice(), DstPort: 443},
-			SrcPackets: 3, SrcBytes: 300, FirstSeen: timestamppb.New(now.Add(-time.Second)), LastSeen: timestamppb.New(now),
-			Status: netwatchv1.FlowStatus_FLOW_STATUS_ACTIVE,
-		}},
-	}}}))
-	resp, err = stream.Recv()
-	require.NoError(t, err)
-	require.Equal(t, uint64(1), resp.GetAck().GetSequence())
+	sendOneFlow(t, stream, 1, "10.1.1.1", "10.2.2.2", 3, 300)
 	stopCtx, stop := context.WithTimeout(context.Background(), 5*time.Second)
 	defer stop()
 	require.NoError(t, c.Stop(stopCtx))

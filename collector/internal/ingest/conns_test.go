@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -10,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"netwatch.dev/collector/internal/syncbuf"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -24,33 +25,15 @@ import (
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 )
 
-// logBuffer is a log destination safe for the server's goroutines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // startWith is startCollector with the server's connection lifetimes, a clock and
 // a log of its own.
-func startWith(t *testing.T, mutate func(*Config), l lifetimes, now func() time.Time, logs *logBuffer) *collector {
+func startWith(t *testing.T, mutate func(*Config), l lifetimes, now func() time.Time, logs *syncbuf.Buffer) *collector {
 	t.Helper()
 	return startWithStore(t, mutate, store.DefaultConfig(), l, now, logs)
 }
 
 // startWithStore is startWith on a store of configuration scfg.
-func startWithStore(t *testing.T, mutate func(*Config), scfg store.Config, l lifetimes, now func() time.Time, logs *logBuffer) *collector {
+func startWithStore(t *testing.T, mutate func(*Config), scfg store.Config, l lifetimes, now func() time.Time, logs *syncbuf.Buffer) *collector {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.DataDir = ""
@@ -93,7 +76,7 @@ func openSilent(t *testing.T, addr string, md ...string) netwatchv1.SensorServic
 // collector once HelloTimeout has passed (without it, it is held for ever: 20k
 // of them took every file descriptor); the refusal is logged with the peer.
 func TestStreamWithoutHelloIsClosed(t *testing.T) {
-	logs := &logBuffer{}
+	logs := &syncbuf.Buffer{}
 	c := startWith(t, func(cfg *Config) { cfg.HelloTimeout = 200 * time.Millisecond }, defaultLifetimes, time.Now, logs)
 	stream := openSilent(t, c.addr)
 	_, err := stream.Recv()
@@ -114,7 +97,7 @@ func TestStreamWithoutHelloIsClosed(t *testing.T) {
 // and its hello must then name the token's sensor. Refusals are logged once per
 // peer per window.
 func TestTokenIsCheckedWhenTheStreamOpens(t *testing.T) {
-	logs := &logBuffer{}
+	logs := &syncbuf.Buffer{}
 	c := startWith(t, func(cfg *Config) {
 		cfg.Tokens = map[string]string{"s1": "tok1", "s2": "tok2"}
 		cfg.HelloTimeout = time.Minute
@@ -153,7 +136,7 @@ func readUntilClosed(c net.Conn) bool {
 // closed after the handshake limit (grpc-go's default is 2 minutes), one that
 // starts HTTP/2 but opens no stream after the idle limit.
 func TestSilentConnectionsAreClosed(t *testing.T) {
-	c := startWith(t, nil, lifetimes{handshake: 200 * time.Millisecond, idle: 300 * time.Millisecond, age: time.Hour}, time.Now, &logBuffer{})
+	c := startWith(t, nil, lifetimes{handshake: 200 * time.Millisecond, idle: 300 * time.Millisecond, age: time.Hour}, time.Now, &syncbuf.Buffer{})
 	silent, err := net.Dial("tcp", c.addr)
 	require.NoError(t, err)
 	defer silent.Close()
@@ -197,7 +180,7 @@ func TestSilentConnectionsAreClosed(t *testing.T) {
 // tells the connection to go away, but the sensor's stream goes on (unbounded
 // grace) and keeps being acknowledged.
 func TestSensorStreamOutlivesTheConnectionAge(t *testing.T) {
-	c := startWith(t, nil, lifetimes{handshake: 10 * time.Second, idle: time.Hour, age: 200 * time.Millisecond}, time.Now, &logBuffer{})
+	c := startWith(t, nil, lifetimes{handshake: 10 * time.Second, idle: time.Hour, age: 200 * time.Millisecond}, time.Now, &syncbuf.Buffer{})
 	s, _, err := dial(t, c.addr, "s1", "boot-a")
 	require.NoError(t, err)
 	for seq := uint64(1); seq <= 8; seq++ {
@@ -219,7 +202,7 @@ func TestRegistryForgetsGoneSensors(t *testing.T) {
 	now := time.Now()
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
-	c := startWith(t, func(cfg *Config) { cfg.MaxSensors = 2 }, defaultLifetimes, clock, &logBuffer{})
+	c := startWith(t, func(cfg *Config) { cfg.MaxSensors = 2 }, defaultLifetimes, clock, &syncbuf.Buffer{})
 	for _, id := range []string{"s1", "s2"} {
 		s, _, err := dial(t, c.addr, id, "boot-"+id)
 		require.NoError(t, err)
@@ -271,7 +254,7 @@ func TestRegistryForgetsGoneSensors(t *testing.T) {
 // them); a sensor beyond it is refused at the hello, so no batch of it is
 // acknowledged and then dropped by the store.
 func TestSensorTheStoreCannotNumberIsRefusedBeforeItsBatches(t *testing.T) {
-	c := startWithStore(t, nil, store.Config{MaxSensorIDs: 2}, defaultLifetimes, time.Now, &logBuffer{})
+	c := startWithStore(t, nil, store.Config{MaxSensorIDs: 2}, defaultLifetimes, time.Now, &syncbuf.Buffer{})
 	for _, id := range []string{"s1", "s2"} {
 		s, _, err := dial(t, c.addr, id, "boot-"+id)
 		require.NoError(t, err)
