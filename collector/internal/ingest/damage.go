@@ -280,9 +280,10 @@ func replaceWithGood(dir, path string, keep []region, addEnd bool) error {
 	return syncDir(dir)
 }
 
-// watchLosses reads corrupt/ again every lossCheckEvery until stop is closed.
-func (s *Service) watchLosses(stop chan struct{}) {
-	t := time.NewTicker(lossCheckEvery)
+// watchLosses reads corrupt/ again every interval (lossCheckEvery, read by the
+// caller) until stop is closed.
+func (s *Service) watchLosses(stop chan struct{}, every time.Duration) {
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {

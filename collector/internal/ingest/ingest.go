@@ -400,7 +400,7 @@ func (s *Service) StartContext(ctx context.Context) error {
 	if s.cfg.DataDir != "" {
 		s.losses.refresh()
 		s.stopLoss = make(chan struct{})
-		go s.watchLosses(s.stopLoss)
+		go s.watchLosses(s.stopLoss, lossCheckEvery)
 	}
 	return nil
 }
