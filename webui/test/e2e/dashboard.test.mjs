@@ -1,13 +1,16 @@
 // Browser end-to-end: a real collector, two sensors replaying shared captures at 1x
-// (one with a sensor id that is an XSS payload), Debian's chromium.
+// (one reading a capture whose file name, and so its interface "file:NAME", is an
+// XSS payload: sensor ids are limited to [A-Za-z0-9._:-], the interface is any
+// printable text), Debian's chromium.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync, copyFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Stack, launchBrowser, waitFor, OUT, REPO } from './harness.mjs';
+import { Stack, launchBrowser, waitFor, OUT, REPO, PCAPS } from './harness.mjs';
 
-const XSS_ID = '<img src=x onerror="window.__xss=1">';
+const XSS = '<img src=x onerror="window.__xss=1">';
 const SENSOR = 'e2e-edge';
+const XSS_SENSOR = 'e2e-xss';
 let stack;
 let browser;
 let page;
@@ -16,7 +19,9 @@ let failed = false;
 
 before(async () => {
   mkdirSync(OUT, { recursive: true });
-  stack = new Stack([{ id: SENSOR, pcap: 'pcapplusplus-tls2.pcap' }, { id: XSS_ID, pcap: 'pcapplusplus-one_http_stream_rst.pcap' }]);
+  const hostile = join(OUT, XSS + '.pcap');
+  copyFileSync(join(PCAPS, 'pcapplusplus-one_http_stream_rst.pcap'), hostile);
+  stack = new Stack([{ id: SENSOR, pcap: 'pcapplusplus-tls2.pcap' }, { id: XSS_SENSOR, path: hostile }]);
   await stack.start();
   browser = await launchBrowser();
   const context = await browser.newContext({ viewport: { width: 1366, height: 768 }, acceptDownloads: true });
@@ -210,16 +215,18 @@ step('CSV export of the current filter equals the API', async () => {
   assert.ok(ui.trim().split('\n').length > 1, 'closed flows exported');
 });
 
-step('health shows the sensors; a hostile sensor id is shown as text', async () => {
+step('health shows the sensors; a hostile interface name is shown as text', async () => {
   await page.goto(stack.base + '#/health');
   await page.waitForFunction(() => document.querySelectorAll('#sensors-table tr[data-sensor]').length === 2);
   const ids = await page.$$eval('#sensors-table td.sensor', (tds) => tds.map((t) => t.textContent));
-  assert.deepEqual(ids.sort(), [SENSOR, XSS_ID].sort());
+  assert.deepEqual(ids.sort(), [SENSOR, XSS_SENSOR].sort());
   const edge = page.locator(`#sensors-table tr[data-sensor="${SENSOR}"]`);
   assert.match(await edge.textContent(), /connected/);
   assert.match(await edge.textContent(), /file:pcapplusplus-tls2\.pcap/);
   assert.match(await page.textContent('#health-status'), /HEALTHY|DEGRADED|UNHEALTHY/);
   // The payload is text in every place it appears: no element was made from it.
+  assert.ok((await page.locator(`#sensors-table tr[data-sensor="${XSS_SENSOR}"]`).textContent()).includes('file:' + XSS + '.pcap'));
+  assert.equal(await page.$$eval('img', (imgs) => imgs.length), 0);
   await page.goto(stack.base + '#/flows');
   await page.waitForSelector('#flows-table tr.flow');
   assert.equal(await page.$$eval('img', (imgs) => imgs.length), 0);

@@ -66,7 +66,7 @@ function run(bin, args, name, logs) {
 /** Stack: one collector and its sensors. */
 export class Stack {
   constructor(sensors) {
-    this.sensors = sensors; // [{id, pcap}]
+    this.sensors = sensors; // [{id, pcap (in sensor/testdata/pcaps) or path}]
     this.procs = [];
     this.logs = {};
   }
@@ -78,7 +78,7 @@ export class Stack {
     this.base = `http://127.0.0.1:${this.httpPort}/`;
     await this.startCollector();
     for (const s of this.sensors) {
-      this.procs.push(run(join(this.bin, 'netwatch-sensor'), ['--read', join(PCAPS, s.pcap), '--collector', `127.0.0.1:${this.grpcPort}`,
+      this.procs.push(run(join(this.bin, 'netwatch-sensor'), ['--read', s.path ?? join(PCAPS, s.pcap), '--collector', `127.0.0.1:${this.grpcPort}`,
         '--speed', '1x', '--loop', '--rebase-time', '--metrics-listen', '', '--sensor-id', s.id], 'sensor ' + s.id, this.logs));
     }
     await waitFor('flows from every sensor', async () => {
