@@ -124,7 +124,7 @@ FUZZ_TARGETS := \
 	collector:./internal/ingest:FuzzScanFrames \
 	collector:./internal/ingest:FuzzValidateBatch
 
-## fuzz-ci: each fuzz target for FUZZTIME (30s); crashers: testdata/
+## fuzz-ci: each fuzz target for FUZZTIME (30s); crashers: testdata/ (.ci/fuzz-one.sh)
 fuzz-ci:
 	@listed="$(foreach t,$(FUZZ_TARGETS),$(lastword $(subst :, ,$(t))))"; \
 	for f in $$(grep -rhoE '^func Fuzz[A-Za-z0-9_]+' --include='*_test.go' sensor collector | sed 's/^func //' | sort -u); do \
@@ -132,7 +132,7 @@ fuzz-ci:
 	done
 	@for t in $(FUZZ_TARGETS); do IFS=: read -r mod pkg fn <<< "$$t"; \
 		echo "== fuzz $$fn ($$mod/$${pkg#./}) for $(FUZZTIME)"; \
-		(cd $$mod && go test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s $$pkg) || exit 1; \
+		.ci/fuzz-one.sh $$mod $$pkg $$fn $(FUZZTIME) || exit 1; \
 	done
 
 ## fuzz: alias of fuzz-ci
