@@ -6,6 +6,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"netwatch.dev/proto/wirelimits"
+
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
@@ -15,11 +17,11 @@ import (
 // (and again when the log is replayed), so one bad sensor cannot make the store
 // allocate without bound, nor poison the log a restart replays.
 const (
-	// MaxIDBytes bounds sensor_id and boot_id, made of idAlphabet.
-	MaxIDBytes = 128
+	// MaxIDBytes bounds sensor_id and boot_id, made of wirelimits.IDAlphabet.
+	MaxIDBytes = wirelimits.MaxIDBytes
 	// MaxTextBytes bounds hostname, interface and version (printable UTF-8).
-	MaxTextBytes = 256
-	// MaxCounterNameBytes bounds the name of a named counter (idAlphabet), and
+	MaxTextBytes = wirelimits.MaxTextBytes
+	// MaxCounterNameBytes bounds the name of a named counter (wirelimits.IDAlphabet), and
 	// MaxNamedCounters their number in each list of a batch's stats.
 	MaxCounterNameBytes = 64
 	MaxNamedCounters    = 64
@@ -109,8 +111,8 @@ func ValidateBatch(b *netwatchv1.FlowBatch, now time.Time) error {
 				return bad(l.name, -1, "%d named counters, more than %d", len(l.cs), MaxNamedCounters)
 			}
 			for i, c := range l.cs {
-				if n := c.GetName(); n == "" || len(n) > MaxCounterNameBytes || !idChars(n) {
-					return bad(fmt.Sprintf("%s[%d].name", l.name, i), -1, "must be 1 to %d bytes of %s", MaxCounterNameBytes, idAlphabet)
+				if n := c.GetName(); n == "" || len(n) > MaxCounterNameBytes || !wirelimits.IDChars(n) {
+					return bad(fmt.Sprintf("%s[%d].name", l.name, i), -1, "must be 1 to %d bytes of %s", MaxCounterNameBytes, wirelimits.IDAlphabet)
 				}
 			}
 		}
@@ -207,22 +209,9 @@ func checkTime(field string, index int, ts *timestamppb.Timestamp, now time.Time
 	return nil
 }
 
-// idAlphabet is what sensor ids, boot ids and counter names are made of.
-const idAlphabet = "[A-Za-z0-9._:-]"
-
-func idChars(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
 func checkID(field, v string) error {
-	if v == "" || len(v) > MaxIDBytes || !idChars(v) {
-		return bad(field, -1, "must be 1 to %d bytes of %s, got %d bytes %q", MaxIDBytes, idAlphabet, len(v), clip(v))
+	if !wirelimits.ValidID(v) {
+		return bad(field, -1, "must be 1 to %d bytes of %s, got %d bytes %q", MaxIDBytes, wirelimits.IDAlphabet, len(v), clip(v))
 	}
 	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"net"
 	"time"
 
+	"netwatch.dev/proto/wirelimits"
+
 	"netwatch.dev/proto/flagconfig"
 )
 
@@ -56,8 +58,8 @@ func (c Config) Check() error {
 	}
 	host, _, _ := net.SplitHostPort(c.Collector)
 	switch {
-	case !validID(c.SensorID):
-		return flagconfig.Fieldf("SensorID", "must be 1 to %d bytes of [A-Za-z0-9._:-] (what the collector accepts)", MaxIDBytes)
+	case !wirelimits.ValidID(c.SensorID):
+		return flagconfig.Fieldf("SensorID", "must be 1 to %d bytes of %s (what the collector accepts)", wirelimits.MaxIDBytes, wirelimits.IDAlphabet)
 	case c.Interval < 10*time.Millisecond:
 		return flagconfig.Fieldf("Interval", "%v is below the minimum of 10ms", c.Interval)
 	case c.SpoolBytes < 64<<10:
@@ -84,22 +86,4 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
-}
-
-// MaxIDBytes is the longest sensor id the collector accepts.
-const MaxIDBytes = 128
-
-// validID reports whether id is one the collector accepts: 1 to MaxIDBytes bytes of
-// [A-Za-z0-9._:-].
-func validID(id string) bool {
-	if id == "" || len(id) > MaxIDBytes {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
-			return false
-		}
-	}
-	return true
 }

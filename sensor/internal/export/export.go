@@ -24,6 +24,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"netwatch.dev/proto/wirelimits"
+
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
@@ -48,18 +50,15 @@ const welcomeTimeout = 15 * time.Second
 // tells the collector (spool_batches).
 const minItemSize = 64
 
-// maxHelloText is the longest hostname, interface or version the collector accepts.
-const maxHelloText = 256
-
 // helloText is s as the collector accepts it: printable UTF-8 (others become '?'),
-// at most maxHelloText bytes.
+// at most wirelimits.MaxTextBytes bytes.
 func helloText(s string) string {
 	var b []byte
 	for _, r := range s {
 		if !unicode.IsPrint(r) {
 			r = '?'
 		}
-		if len(b)+utf8.RuneLen(r) > maxHelloText {
+		if len(b)+utf8.RuneLen(r) > wirelimits.MaxTextBytes {
 			break
 		}
 		b = utf8.AppendRune(b, r)
