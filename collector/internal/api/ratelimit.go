@@ -2,13 +2,14 @@ package api
 
 import (
 	"math"
-	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"netwatch.dev/collector/internal/peerlog"
 )
 
 // RateLimit is requests per minute per client IP; zero turns the limit off.
@@ -92,17 +93,7 @@ func (l *Limiter) sweep(now time.Time) {
 }
 
 // clientIP is the peer address of r.
-func clientIP(r *http.Request) netip.Addr { return PeerIP(r.RemoteAddr) }
-
-// PeerIP is the IP of a peer address "host:port" (the zero Addr if it has none).
-func PeerIP(addr string) netip.Addr {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		host = addr
-	}
-	a, _ := netip.ParseAddr(host)
-	return a.Unmap()
-}
+func clientIP(r *http.Request) netip.Addr { return peerlog.IP(r.RemoteAddr) }
 
 // RetryAfterSeconds is wait in whole seconds, at least 1 (the Retry-After header).
 func RetryAfterSeconds(wait time.Duration) int64 { return max(int64(math.Ceil(wait.Seconds())), 1) }

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"netwatch.dev/collector/internal/api"
+	"netwatch.dev/collector/internal/peerlog"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 )
 
@@ -51,7 +52,7 @@ func (g *queryGuard) check(ctx context.Context, method string) error {
 	}
 	var ip netip.Addr
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		ip = api.PeerIP(p.Addr.String())
+		ip = peerlog.IP(p.Addr.String())
 	}
 	if wait, ok := g.limiter.Allow(ip); !ok {
 		g.limited.Add(1)
