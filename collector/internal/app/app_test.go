@@ -23,12 +23,18 @@ import (
 // startCollector runs a real collector on loopback ports chosen by the kernel.
 func startCollector(t *testing.T, mutate func(*Config)) *Collector {
 	t.Helper()
+	return startCollectorLogging(t, mutate, slog.New(slog.DiscardHandler))
+}
+
+// startCollectorLogging is startCollector logging to log.
+func startCollectorLogging(t *testing.T, mutate func(*Config), log *slog.Logger) *Collector {
+	t.Helper()
 	cfg := DefaultConfig()
 	cfg.GRPCListen, cfg.HTTPListen, cfg.DataDir = "127.0.0.1:0", "127.0.0.1:0", ""
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	c, err := New(cfg, slog.New(slog.DiscardHandler))
+	c, err := New(cfg, log)
 	require.NoError(t, err)
 	require.NoError(t, c.Start())
 	t.Cleanup(func() {

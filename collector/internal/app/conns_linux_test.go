@@ -34,19 +34,11 @@ func fromAddr(src string) *net.Dialer {
 func TestOneAddressFloodingLeavesTheOthersServed(t *testing.T) {
 	const limit, flood = 100, 250
 	logs := &syncbuf.Buffer{}
-	cfg := DefaultConfig()
-	cfg.GRPCListen, cfg.HTTPListen, cfg.DataDir = "127.0.0.1:0", "127.0.0.1:0", ""
-	cfg.HTTPConns = connlimit.Limits{PerIP: 5, Loopback: limit}
-	cfg.GRPCConns = connlimit.Limits{PerIP: 5, Loopback: limit}
-	cfg.RateLimit = api.RateLimit{}
-	c, err := New(cfg, slog.New(slog.NewTextHandler(logs, nil)))
-	require.NoError(t, err)
-	require.NoError(t, c.Start())
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		assert.NoError(t, c.Stop(ctx))
-	})
+	c := startCollectorLogging(t, func(cfg *Config) {
+		cfg.HTTPConns = connlimit.Limits{PerIP: 5, Loopback: limit}
+		cfg.GRPCConns = connlimit.Limits{PerIP: 5, Loopback: limit}
+		cfg.RateLimit = api.RateLimit{}
+	}, slog.New(slog.NewTextHandler(logs, nil)))
 
 	flooder := fromAddr("127.0.0.2")
 	for _, addr := range []string{c.HTTPAddr(), c.GRPCAddr()} {
