@@ -342,11 +342,7 @@ func (r *faultRun) restFlows(sensor string) ([]oracle.Record, error) {
 			return nil, fmt.Errorf("GET /api/v1/flows: %w", err)
 		}
 		for _, f := range resp.GetFlows() {
-			recs = append(recs, oracle.Record{
-				Proto: uint8(f.GetProtocol()), Src: f.GetSrcIp(), SrcPort: uint16(f.GetSrcPort()), Dst: f.GetDstIp(), DstPort: uint16(f.GetDstPort()),
-				SrcPackets: f.GetSrcPackets(), SrcBytes: f.GetSrcBytes(), DstPackets: f.GetDstPackets(), DstBytes: f.GetDstBytes(),
-				FirstSeen: f.GetFirstSeen().AsTime().UnixNano(), LastSeen: f.GetLastSeen().AsTime().UnixNano(),
-			})
+			recs = append(recs, testcollector.Record(f))
 		}
 		if !resp.GetPagination().GetHasMore() {
 			return recs, nil

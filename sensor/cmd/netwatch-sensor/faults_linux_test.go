@@ -83,11 +83,7 @@ func (c *nsCollector) records(sensor string) []oracle.Record {
 				SortBy: "first_seen", SortOrder: "asc"})
 			require.NoError(c.t, err)
 			for _, f := range resp.GetFlows() {
-				recs = append(recs, oracle.Record{
-					Proto: uint8(f.GetProtocol()), Src: f.GetSrcIp(), SrcPort: uint16(f.GetSrcPort()), Dst: f.GetDstIp(), DstPort: uint16(f.GetDstPort()),
-					SrcPackets: f.GetSrcPackets(), SrcBytes: f.GetSrcBytes(), DstPackets: f.GetDstPackets(), DstBytes: f.GetDstBytes(),
-					FirstSeen: f.GetFirstSeen().AsTime().UnixNano(), LastSeen: f.GetLastSeen().AsTime().UnixNano(),
-				})
+				recs = append(recs, testcollector.Record(f))
 			}
 			if !resp.GetPagination().GetHasMore() {
 				return

@@ -37,11 +37,7 @@ func storedRecords(t *testing.T, c *testcollector.Proc, sensor string) []oracle.
 	for _, f := range c.Flows(sensor) {
 		require.Equal(t, f.GetSrcPackets()+f.GetDstPackets(), f.GetPackets(), "%v", f)
 		require.Equal(t, f.GetSrcBytes()+f.GetDstBytes(), f.GetBytes(), "%v", f)
-		recs = append(recs, oracle.Record{
-			Proto: uint8(f.GetProtocol()), Src: f.GetSrcIp(), SrcPort: uint16(f.GetSrcPort()), Dst: f.GetDstIp(), DstPort: uint16(f.GetDstPort()),
-			SrcPackets: f.GetSrcPackets(), SrcBytes: f.GetSrcBytes(), DstPackets: f.GetDstPackets(), DstBytes: f.GetDstBytes(),
-			FirstSeen: f.GetFirstSeen().AsTime().UnixNano(), LastSeen: f.GetLastSeen().AsTime().UnixNano(),
-		})
+		recs = append(recs, testcollector.Record(f))
 	}
 	return recs
 }

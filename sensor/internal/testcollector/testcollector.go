@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
+	"netwatch.dev/sensor/internal/oracle"
 )
 
 // Build compiles netwatch-collector into a temporary directory; call it from
@@ -281,6 +282,15 @@ func (p *Proc) Flows(sensor string) []*netwatchv1.NetworkFlow {
 		if !resp.GetPagination().GetHasMore() {
 			return out
 		}
+	}
+}
+
+// Record is a stored flow as an oracle record, to compare with the oracle's flows.
+func Record(f *netwatchv1.NetworkFlow) oracle.Record {
+	return oracle.Record{
+		Proto: uint8(f.GetProtocol()), Src: f.GetSrcIp(), SrcPort: uint16(f.GetSrcPort()), Dst: f.GetDstIp(), DstPort: uint16(f.GetDstPort()),
+		SrcPackets: f.GetSrcPackets(), SrcBytes: f.GetSrcBytes(), DstPackets: f.GetDstPackets(), DstBytes: f.GetDstBytes(),
+		FirstSeen: f.GetFirstSeen().AsTime().UnixNano(), LastSeen: f.GetLastSeen().AsTime().UnixNano(),
 	}
 }
 
