@@ -1,7 +1,7 @@
 # Netwatch — build, test and run. `make help` lists the targets.
 SHELL      := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
-MODULES    := proto sensor collector webui deploy bench .ci/testsum
+MODULES    := proto common sensor collector webui deploy bench .ci/testsum
 # the modules test-unit runs a second time with -race (-short keeps it in CI time)
 RACE_MODULES := sensor collector
 VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -127,7 +127,7 @@ FUZZ_TARGETS := \
 ## fuzz-ci: each fuzz target for FUZZTIME (30s); crashers: testdata/ (.ci/fuzz-one.sh)
 fuzz-ci:
 	@listed="$(foreach t,$(FUZZ_TARGETS),$(lastword $(subst :, ,$(t))))"; \
-	for f in $$(grep -rhoE '^func Fuzz[A-Za-z0-9_]+' --include='*_test.go' sensor collector | sed 's/^func //' | sort -u); do \
+	for f in $$(grep -rhoE '^func Fuzz[A-Za-z0-9_]+' --include='*_test.go' sensor collector common proto | sed 's/^func //' | sort -u); do \
 		case " $$listed " in *" $$f "*) ;; *) echo "FAIL: $$f is not in FUZZ_TARGETS (Makefile)"; exit 1;; esac; \
 	done
 	@for t in $(FUZZ_TARGETS); do IFS=: read -r mod pkg fn <<< "$$t"; \

@@ -2,7 +2,10 @@ module netwatch.dev/bench
 
 go 1.26.0
 
-replace netwatch.dev/proto => ../proto
+replace (
+	netwatch.dev/common => ../common
+	netwatch.dev/proto => ../proto
+)
 
 require (
 	github.com/cilium/ebpf v0.22.0

@@ -3,6 +3,7 @@ module netwatch.dev/collector
 go 1.26.0
 
 replace (
+	netwatch.dev/common => ../common
 	netwatch.dev/proto => ../proto
 	netwatch.dev/webui => ../webui
 )
@@ -18,6 +19,7 @@ require (
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20261110000943-09e21b237f2c
 	google.golang.org/grpc v1.85.0
 	google.golang.org/protobuf v1.36.12
+	netwatch.dev/common v0.0.0-00010101000000-000000000000
 	netwatch.dev/proto v0.0.0-00010101000000-000000000000
 	netwatch.dev/webui v0.0.0-00010101000000-000000000000
 )

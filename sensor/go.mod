@@ -2,7 +2,10 @@ module netwatch.dev/sensor
 
 go 1.26.0
 
-replace netwatch.dev/proto => ../proto
+replace (
+	netwatch.dev/common => ../common
+	netwatch.dev/proto => ../proto
+)
 
 require (
 	github.com/stretchr/testify v1.12.1
@@ -10,6 +13,7 @@ require (
 	golang.org/x/sys v0.50.0
 	google.golang.org/grpc v1.85.0
 	google.golang.org/protobuf v1.36.12
+	netwatch.dev/common v0.0.0-00010101000000-000000000000
 	netwatch.dev/proto v0.0.0-00010101000000-000000000000
 )
 

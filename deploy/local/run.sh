@@ -14,7 +14,7 @@ grpc_port=${NETWATCH_GRPC_PORT:-9090}
 data_dir=${NETWATCH_DATA_DIR:-./netwatch-data}
 
 if [[ $mode == demo ]]; then
-  pcap=${NETWATCH_DEMO_PCAP:-sensor/testdata/pcaps/ndpi-alexa-app.pcapng}
+  pcap=${NETWATCH_DEMO_PCAP:-common/oracle/testdata/pcaps/ndpi-alexa-app.pcapng}
   data_dir=${NETWATCH_DATA_DIR:-}
   sensor_args=(--read "$pcap" --loop --speed 1x --rebase-time --sensor-id demo)
 elif [[ -z $iface ]]; then

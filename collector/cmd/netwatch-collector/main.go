@@ -18,7 +18,8 @@ import (
 	"time"
 
 	"netwatch.dev/collector/internal/app"
-	"netwatch.dev/proto/flagconfig"
+	"netwatch.dev/common/flagconfig"
+	"netwatch.dev/common/logging"
 )
 
 // version is stamped by the build (-ldflags "-X main.version=...").
@@ -207,12 +208,12 @@ func parse(args []string, stdout, stderr io.Writer) (s settings, code int) {
 			return fail(2, set.Errorf("api-token-file", "%s holds no token on its first line", *tokenFile))
 		}
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fail(2, set.Errorf("log-level", "not one of debug, info, warn, error"))
+	level, err := logging.ParseLevel(*logLevel)
+	if err != nil {
+		return fail(2, set.Error("log-level", err))
 	}
-	if *logFormat != "text" && *logFormat != "json" {
-		return fail(2, set.Errorf("log-format", "not one of text, json"))
+	if err := logging.CheckFormat(*logFormat); err != nil {
+		return fail(2, set.Error("log-format", err))
 	}
 	return settings{cfg: cfg, set: set, tokenFile: *tokenFile, logLevel: level, logFormat: *logFormat, check: *check, effective: set.Print()}, -1
 }
@@ -228,13 +229,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if code >= 0 {
 		return code
 	}
-	level := new(slog.LevelVar)
-	level.Set(s.logLevel)
-	hopts := &slog.HandlerOptions{Level: level}
-	log := slog.New(slog.NewTextHandler(stderr, hopts))
-	if s.logFormat == "json" {
-		log = slog.New(slog.NewJSONHandler(stderr, hopts))
-	}
+	log, level := logging.New(stderr, s.logLevel, s.logFormat)
 	fail := func(code int, err error) int {
 		fmt.Fprintf(stderr, "netwatch-collector: %v\n", s.set.Explain(err, fieldFlags))
 		return code

@@ -33,9 +33,9 @@ import (
 	"netwatch.dev/collector/internal/query"
 	"netwatch.dev/collector/internal/store"
 	"netwatch.dev/collector/internal/telemetry"
-	"netwatch.dev/proto/flagconfig"
+	"netwatch.dev/common/flagconfig"
+	"netwatch.dev/common/procstat"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
-	"netwatch.dev/proto/procstat"
 	"netwatch.dev/webui"
 )
 

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"netwatch.dev/proto/flagconfig"
+	"netwatch.dev/common/flagconfig"
 )
 
 // Limits are the caps of one listener; 0 turns a cap off.

@@ -41,7 +41,7 @@ import (
 	"netwatch.dev/collector/internal/peerlog"
 	"netwatch.dev/collector/internal/ratelog"
 	"netwatch.dev/collector/internal/store"
-	"netwatch.dev/proto/flagconfig"
+	"netwatch.dev/common/flagconfig"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 )
 

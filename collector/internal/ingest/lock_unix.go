@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"netwatch.dev/proto/flagconfig"
+	"netwatch.dev/common/flagconfig"
 )
 
 // lockDir takes an exclusive flock on dir/LOCK so two collectors never write one

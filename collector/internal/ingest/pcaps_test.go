@@ -18,7 +18,7 @@ import (
 // sensor's own counting.
 func TestRealSensorDeltasPassValidation(t *testing.T) {
 	var captures []string
-	for _, glob := range []string{"../../../sensor/testdata/pcaps/*.pcap*", "../../../sensor/testdata/derived/*.pcap*"} {
+	for _, glob := range []string{"../../../common/oracle/testdata/pcaps/*.pcap*", "../../../common/oracle/testdata/derived/*.pcap*"} {
 		m, err := filepath.Glob(glob)
 		require.NoError(t, err)
 		captures = append(captures, m...)

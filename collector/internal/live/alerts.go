@@ -5,7 +5,7 @@ import (
 	"slices"
 	"time"
 
-	"netwatch.dev/proto/flagconfig"
+	"netwatch.dev/common/flagconfig"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 )
 

@@ -34,7 +34,7 @@ import (
 
 	"netwatch.dev/collector/internal/query"
 	"netwatch.dev/collector/internal/store"
-	"netwatch.dev/proto/flagconfig"
+	"netwatch.dev/common/flagconfig"
 )
 
 // Subprotocol is the WebSocket subprotocol of the push stream. A browser, which

@@ -1,5 +1,5 @@
 // Package oracle loads the flow tables computed by shared/tools/flow-oracle for the
-// shared test captures (sensor/testdata/pcaps/expected/*.jsonl) as flow deltas, so
+// shared test captures (common/oracle/testdata/pcaps/expected/*.jsonl) as flow deltas, so
 // collector tests can query a store holding real traffic. Test support only: it
 // reads files, it does not import the sensor.
 package oracle
@@ -23,7 +23,7 @@ import (
 
 // Dir is the expected/ directory relative to a collector package directory
 // (collector/internal/X).
-const Dir = "../../../sensor/testdata/pcaps/expected"
+const Dir = "../../../common/oracle/testdata/pcaps/expected"
 
 // Flow is one oracle flow, as loaded.
 type Flow struct {

@@ -8,8 +8,8 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"netwatch.dev/common/procstat"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
-	"netwatch.dev/proto/procstat"
 )
 
 // MetricsPoint is one second of SystemMetrics, as recorded.

@@ -9,9 +9,9 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"netwatch.dev/collector/internal/store"
+	"netwatch.dev/common/procstat"
 	"netwatch.dev/proto/flowmeta"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
-	"netwatch.dev/proto/procstat"
 )
 
 // Service answers queries. It is safe for concurrent use.

@@ -24,8 +24,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"netwatch.dev/common/oracle"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
-	"netwatch.dev/sensor/internal/oracle"
 	"netwatch.dev/sensor/internal/synth"
 	"netwatch.dev/sensor/internal/testcollector"
 )

@@ -19,8 +19,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"netwatch.dev/common/oracle"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
-	"netwatch.dev/sensor/internal/oracle"
 	"netwatch.dev/sensor/internal/testcollector"
 	"netwatch.dev/sensor/internal/testnet"
 )

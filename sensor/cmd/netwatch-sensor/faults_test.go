@@ -18,9 +18,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"netwatch.dev/common/oracle"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 	"netwatch.dev/sensor/internal/decode"
-	"netwatch.dev/sensor/internal/oracle"
 	"netwatch.dev/sensor/internal/pcapfile"
 	"netwatch.dev/sensor/internal/testcollector"
 )

@@ -15,8 +15,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"netwatch.dev/common/oracle"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
-	"netwatch.dev/sensor/internal/oracle"
 	"netwatch.dev/sensor/internal/pcapfile"
 	"netwatch.dev/sensor/internal/testcollector"
 )
@@ -56,7 +56,7 @@ func oracleTotals(want []oracle.Flow) (packets, bytes uint64) {
 const killCapture = "pcapplusplus-tls2.pcap"
 
 // derivedDir holds captures cut from pcapDir's, with their own oracle output.
-const derivedDir = "../../testdata/derived"
+const derivedDir = "../../../common/oracle/testdata/derived"
 
 type killCase struct {
 	dir, capture, speed string

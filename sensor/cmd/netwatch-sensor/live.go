@@ -7,7 +7,7 @@ import (
 	"log/slog"
 	"time"
 
-	"netwatch.dev/proto/flagconfig"
+	"netwatch.dev/common/flagconfig"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 	"netwatch.dev/sensor/internal/capture"
 	"netwatch.dev/sensor/internal/decode"

@@ -18,7 +18,8 @@ import (
 	"syscall"
 	"time"
 
-	"netwatch.dev/proto/flagconfig"
+	"netwatch.dev/common/flagconfig"
+	"netwatch.dev/common/logging"
 	"netwatch.dev/sensor/internal/capture"
 	"netwatch.dev/sensor/internal/export"
 	"netwatch.dev/sensor/internal/flow"
@@ -82,7 +83,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return max(code, 0)
 	}
-	log, level, _ := newLogger(stderr, cfg.LogLevel, cfg.LogFormat) // checked by parseFlags
+	lv, _ := logging.ParseLevel(cfg.LogLevel) // checked by parseFlags
+	log, level := logging.New(stderr, lv, cfg.LogFormat)
 	ctx = watchReloads(ctx, args, cfg, log, level)
 
 	if cfg.Read != "" {
@@ -322,8 +324,11 @@ func (c *config) check() error {
 			return s.Error("metrics-listen", err)
 		}
 	}
-	if _, _, err := newLogger(io.Discard, c.LogLevel, c.LogFormat); err != nil {
-		return err
+	if _, err := logging.ParseLevel(c.LogLevel); err != nil {
+		return &flagconfig.FieldError{Field: "LogLevel", Err: err}
+	}
+	if err := logging.CheckFormat(c.LogFormat); err != nil {
+		return &flagconfig.FieldError{Field: "LogFormat", Err: err}
 	}
 	if err := c.Flow.Check(); err != nil {
 		return flagconfig.Under("Flow", err)
@@ -405,21 +410,4 @@ func parseSize(s string) (int, error) {
 		return 0, errors.New("not a size (e.g. 16MiB, 64KiB, 4096)")
 	}
 	return v * mult, nil
-}
-
-// newLogger builds the structured logger: level debug|info|warn|error (in a
-// LevelVar, so a reload can change it), format text|json.
-func newLogger(w io.Writer, level, format string) (*slog.Logger, *slog.LevelVar, error) {
-	lv := new(slog.LevelVar)
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, nil, flagconfig.Fieldf("LogLevel", "not one of debug, info, warn, error")
-	}
-	opts := &slog.HandlerOptions{Level: lv}
-	switch format {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), lv, nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), lv, nil
-	}
-	return nil, nil, flagconfig.Fieldf("LogFormat", "not one of text, json")
 }

@@ -11,7 +11,7 @@ import (
 	"slices"
 	"time"
 
-	"netwatch.dev/proto/flagconfig"
+	"netwatch.dev/common/flagconfig"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 	"netwatch.dev/sensor/internal/output"
 	"netwatch.dev/sensor/internal/pcapfile"

@@ -8,9 +8,9 @@ import (
 	"sync"
 	"time"
 
-	"netwatch.dev/proto/flagconfig"
+	"netwatch.dev/common/flagconfig"
+	"netwatch.dev/common/procstat"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
-	"netwatch.dev/proto/procstat"
 	"netwatch.dev/sensor/internal/decode"
 	"netwatch.dev/sensor/internal/export"
 	"netwatch.dev/sensor/internal/flow"

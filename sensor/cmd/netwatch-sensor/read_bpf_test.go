@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"netwatch.dev/sensor/internal/oracle"
+	"netwatch.dev/common/oracle"
 )
 
 // readSummary runs --read FILE --output jsonl with extra flags and returns the

@@ -14,10 +14,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"netwatch.dev/sensor/internal/oracle"
+	"netwatch.dev/common/oracle"
 )
 
-const pcapDir = "../../testdata/pcaps"
+const pcapDir = "../../../common/oracle/testdata/pcaps"
 
 // jsonLine is the part of a --output jsonl line the tests compare.
 type jsonLine struct {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"netwatch.dev/common/logging"
 	"netwatch.dev/sensor/internal/export"
 )
 
@@ -70,9 +71,9 @@ func (r *reloader) reload() {
 		r.log.Error("reload failed, nothing changed", "err", msg)
 		return
 	}
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(next.LogLevel)); err != nil {
-		r.log.Error("reload failed, nothing changed", "err", "log-level: "+next.LogLevel+" is not one of debug, info, warn, error")
+	lv, err := logging.ParseLevel(next.LogLevel)
+	if err != nil {
+		r.log.Error("reload failed, nothing changed", "err", "log-level: "+next.LogLevel+" is "+err.Error())
 		return
 	}
 	r.mu.Lock()

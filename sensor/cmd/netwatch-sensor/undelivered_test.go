@@ -17,8 +17,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 
+	"netwatch.dev/common/oracle"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
-	"netwatch.dev/sensor/internal/oracle"
 	"netwatch.dev/sensor/internal/testcollector"
 )
 

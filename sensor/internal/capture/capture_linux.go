@@ -17,7 +17,7 @@ import (
 	xbpf "golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 
-	"netwatch.dev/proto/flagconfig"
+	"netwatch.dev/common/flagconfig"
 	"netwatch.dev/sensor/internal/bpf"
 )
 

@@ -15,7 +15,7 @@ import (
 	"os"
 	"time"
 
-	"netwatch.dev/proto/flagconfig"
+	"netwatch.dev/common/flagconfig"
 	"netwatch.dev/sensor/internal/bpf"
 )
 

@@ -80,7 +80,7 @@ func TestWriteFuzzCorpus(t *testing.T) {
 	}
 	var paths []string
 	for _, pat := range []string{"*.pcap", "*.pcapng"} {
-		m, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "pcaps", pat))
+		m, _ := filepath.Glob(filepath.Join("..", "..", "..", "common", "oracle", "testdata", "pcaps", pat))
 		paths = append(paths, m...)
 	}
 	slices.Sort(paths)

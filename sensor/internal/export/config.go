@@ -6,7 +6,7 @@ import (
 
 	"netwatch.dev/proto/wirelimits"
 
-	"netwatch.dev/proto/flagconfig"
+	"netwatch.dev/common/flagconfig"
 )
 
 // Config of the exporter. Start from DefaultConfig.

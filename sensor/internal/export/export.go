@@ -38,7 +38,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"netwatch.dev/proto/flagconfig"
+	"netwatch.dev/common/flagconfig"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 )
 

@@ -3,7 +3,7 @@ package flow
 import (
 	"time"
 
-	"netwatch.dev/proto/flagconfig"
+	"netwatch.dev/common/flagconfig"
 )
 
 // Config configures a Table. Durations are wall-clock lengths compared with

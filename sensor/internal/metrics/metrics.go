@@ -9,8 +9,8 @@ import (
 	"strconv"
 	"strings"
 
+	"netwatch.dev/common/procstat"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
-	"netwatch.dev/proto/procstat"
 )
 
 // Handler serves /metrics from a snapshot function.

@@ -9,14 +9,14 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"netwatch.dev/common/oracle"
 	"netwatch.dev/sensor/internal/decode"
 	"netwatch.dev/sensor/internal/flow"
-	"netwatch.dev/sensor/internal/oracle"
 )
 
 const (
-	pcapDir    = "../../testdata/pcaps"
-	derivedDir = "../../testdata/derived" // cut from pcapDir's captures, with their own oracle output
+	pcapDir    = "../../../common/oracle/testdata/pcaps"
+	derivedDir = "../../../common/oracle/testdata/derived" // cut from pcapDir's captures, with their own oracle output
 )
 
 func captures(t testing.TB) []string {

@@ -26,8 +26,8 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"netwatch.dev/common/oracle"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
-	"netwatch.dev/sensor/internal/oracle"
 )
 
 // Build compiles netwatch-collector into a temporary directory; call it from

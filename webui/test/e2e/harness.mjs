@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
 export const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-export const PCAPS = join(REPO, 'sensor', 'testdata', 'pcaps');
+export const PCAPS = join(REPO, 'common', 'oracle', 'testdata', 'pcaps');
 export const OUT = join(REPO, 'webui', 'test-results');
 export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 
@@ -66,7 +66,7 @@ function run(bin, args, name, logs) {
 /** Stack: one collector and its sensors. */
 export class Stack {
   constructor(sensors) {
-    this.sensors = sensors; // [{id, pcap (in sensor/testdata/pcaps) or path}]
+    this.sensors = sensors; // [{id, pcap (in common/oracle/testdata/pcaps) or path}]
     this.procs = [];
     this.logs = {};
   }
