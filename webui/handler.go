@@ -15,8 +15,8 @@ import (
 )
 
 // CSP is the dashboard's Content-Security-Policy: everything from the collector
-// itself, no inline script or style (the seed allowed 'unsafe-inline'; the dashboard
-// needs none), no plugins, no framing. connect-src is added per request: the page's
+// itself, no inline script or style (the first design allowed 'unsafe-inline'; the
+// dashboard needs none), no plugins, no framing. connect-src is added per request: the page's
 // origin and WebSockets to the same host, spelled out for browsers where 'self' does
 // not cover ws:.
 const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
@@ -48,7 +48,7 @@ type asset struct {
 // Handler serves the dashboard: strong ETags on every file; index.html and the
 // dashboard's own modules are revalidated on every load (Cache-Control: no-cache,
 // answered 304 while unchanged) so an upgraded collector never mixes old and new
-// modules; the pinned vendor files are cached for an hour (the seed's TTL). Text is
+// modules; the pinned vendor files are cached for an hour. Text is
 // served gzipped to clients that accept it. Every response carries the CSP.
 func Handler() http.Handler {
 	files := FS()

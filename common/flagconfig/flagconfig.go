@@ -6,7 +6,8 @@
 //	environment NETWATCH_GRPC_LISTEN=127.0.0.1:9090
 //	YAML file   grpc-listen: 127.0.0.1:9090
 //
-// Aliases map the seed architecture's variable names (NETWATCH_PORT...) to flags.
+// Aliases map the environment names of Netwatch's first design, which deployments
+// may still set (NETWATCH_PORT...), to flags.
 // Parse remembers where every value came from, so that a bad value, found while
 // parsing or later by a configuration struct's Check (a FieldError, mapped to its
 // flag by Settings.Explain), is reported as

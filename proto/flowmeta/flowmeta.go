@@ -11,7 +11,7 @@ import (
 	"strings"
 )
 
-// ID is a short, stable identifier of one flow record (the seed's flowKey): a hash of
+// ID is a short, stable identifier of one flow record (the REST API's flowKey): a hash of
 // the sensor id, the oriented 5-tuple and the time of the flow's first packet.
 func ID(sensorID string, protocol uint8, src netip.Addr, srcPort uint16, dst netip.Addr, dstPort uint16, firstSeen int64) string {
 	h := fnv.New64a()

@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// cspBase is the seed's Content-Security-Policy ("default-src 'self'; script-src
+// cspBase is the Content-Security-Policy Netwatch was first specified with ("default-src 'self'; script-src
 // 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'") tightened where it costs
 // the dashboard nothing: no plugins, no framing, no foreign base or form targets,
 // images from the page or data: URLs (chart exports). connect-src is added per request.

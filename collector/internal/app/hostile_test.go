@@ -480,7 +480,7 @@ func check(r *hostileRequest, res hostileResult) string {
 	default:
 		return fmt.Sprintf("status %d: %s", res.status, bytes.TrimSpace(res.body))
 	}
-	// The API's own refusals carry the seed's error body (net/http's early ones, for
+	// The API's own refusals carry the documented JSON error body (net/http's early ones, for
 	// unparseable requests, are plain text).
 	if strings.HasPrefix(res.ctype, "application/json") {
 		var e struct {

@@ -2,7 +2,8 @@
 // table needs (addresses, protocol, ports, TCP flags, IP length, fragment
 // information), without allocating.
 //
-// The semantics follow shared/tools/flow-oracle (see testdata/pcaps/README.md):
+// The semantics are those of the independent, tshark-based oracle whose expected
+// flows the tests compare with (common/oracle/testdata/pcaps/README.md):
 // only the OUTERMOST IP header is used (GRE, 6in4, IP-in-IP are flows between
 // the tunnel endpoints), bytes are the length written in the IP header even
 // when the frame was cut by the snaplen or the header lies, and ports are 0 for

@@ -67,7 +67,7 @@ async function search(q) {
 }
 
 // The load time is recorded (test-results/load-time.txt), not asserted: a shared CI machine
-// makes a timing assertion flaky. The seed's 2 s budget is checked by reading that figure.
+// makes a timing assertion flaky. The 2 s load budget is checked by reading that figure.
 step('dashboard loads with live data (load time recorded)', async () => {
   const t0 = Date.now();
   await page.goto(stack.base + '#/dashboard');

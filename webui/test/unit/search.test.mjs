@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseSearch, formatSearch, flowParams, isIP, isCIDR } from '../../static/js/utils/search.js';
 
-test('parseSearch reads the seed syntax', () => {
+test('parseSearch reads the search syntax', () => {
   assert.deepEqual(parseSearch('src_ip:192.168.1.0/24 protocol:TCP'), { filter: { src_ip: '192.168.1.0/24', protocol: 'tcp' }, errors: [] });
   assert.deepEqual(parseSearch('  dst_ip:2001:db8::/32   port:443 status:active sensor:edge-1 '),
     { filter: { dst_ip: '2001:db8::/32', port: '443', status: 'active', sensor: 'edge-1' }, errors: [] });

@@ -1,5 +1,5 @@
-// Source rules: values reach the DOM as text only, own code stays under the seed's
-// 100 KB, and the vendored Chart.js is the pinned npm package, byte for byte.
+// Source rules: values reach the DOM as text only, own code stays under the 100 KB
+// budget, and the vendored Chart.js is the pinned npm package, byte for byte.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, statSync, existsSync } from 'node:fs';

@@ -1,4 +1,4 @@
-// The seed's search syntax: space-separated field:value terms, e.g.
+// The flow search syntax: space-separated field:value terms, e.g.
 // "src_ip:192.168.1.0/24 protocol:tcp port:443". The collector parses the same
 // syntax (GET /api/v1/flows?q=); this parser validates as the user types and keeps
 // the filter controls in step with the search box.
