@@ -9,7 +9,7 @@ import (
 	"netwatch.dev/common/flagconfig"
 )
 
-// Config of the exporter. Start from DefaultConfig.
+// Config of the exporter. Zero values are not defaults: start from DefaultConfig.
 type Config struct {
 	// Collector is the collector's gRPC address, host:port.
 	Collector string
