@@ -7,7 +7,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,6 +34,7 @@ import (
 	"netwatch.dev/collector/internal/telemetry"
 	"netwatch.dev/common/flagconfig"
 	"netwatch.dev/common/procstat"
+	"netwatch.dev/common/tlsfiles"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 	"netwatch.dev/webui"
 )
@@ -130,19 +130,17 @@ func (c Config) Check() error {
 		if err := flagconfig.CheckListen(f.addr); err != nil {
 			return &flagconfig.FieldError{Field: f.field, Err: err}
 		}
-		host, _, _ := net.SplitHostPort(f.addr)
-		if f.field == "HTTPListen" && c.AuthToken == "" && !c.AllowUnauthenticated && !isLoopback(host) {
+		if f.field == "HTTPListen" && c.AuthToken == "" && !c.AllowUnauthenticated && !flagconfig.Loopback(f.addr) {
 			return flagconfig.Fieldf(f.field, "%q is not a loopback address; set an API token (--api-token, --api-token-file or NETWATCH_AUTH_TOKEN) to serve the API beyond this host, or --allow-unauthenticated", f.addr)
 		}
-		if f.field == "GRPCListen" && c.TLSCert == "" && !c.Insecure && !isLoopback(host) {
+		if f.field == "GRPCListen" && c.TLSCert == "" && !c.Insecure && !flagconfig.Loopback(f.addr) {
 			return flagconfig.Fieldf(f.field, "%q is not a loopback address; set --tls-cert/--tls-key (or --insecure to allow plaintext)", f.addr)
 		}
 	}
+	if err := tlsfiles.CheckPair("TLSCert", c.TLSCert, "TLSKey", c.TLSKey); err != nil {
+		return err
+	}
 	switch {
-	case c.TLSCert != "" && c.TLSKey == "":
-		return flagconfig.Fieldf("TLSKey", "--tls-cert needs --tls-key")
-	case c.TLSCert == "" && c.TLSKey != "":
-		return flagconfig.Fieldf("TLSCert", "--tls-key needs --tls-cert")
 	case c.TLSClientCA != "" && c.TLSCert == "":
 		return flagconfig.Fieldf("TLSClientCA", "needs --tls-cert and --tls-key")
 	case c.MaxMessageBytes < 1<<20:
@@ -182,14 +180,6 @@ func (c Config) ingestConfig(tokens map[string]string) ingest.Config {
 	ic := c.Ingest
 	ic.Retention, ic.Version, ic.Tokens = c.Store.Retention, c.Version, tokens
 	return ic
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // Collector is a running (or ready to run) collector.
@@ -262,14 +252,14 @@ func New(cfg Config, log *slog.Logger) (*Collector, error) {
 		}
 		opts = append(opts, grpc.Creds(handshakeLogged{credentials.NewTLS(tc), newHandshakeLog(log, 30*time.Second, time.Now)}))
 	} else if cfg.Insecure {
-		if host, _, _ := net.SplitHostPort(cfg.GRPCListen); !isLoopback(host) {
+		if !flagconfig.Loopback(cfg.GRPCListen) {
 			log.Warn("insecure: sensors and gRPC clients talk to this collector in plaintext", "grpc-listen", cfg.GRPCListen)
 		}
 	}
-	if host, _, _ := net.SplitHostPort(cfg.HTTPListen); cfg.AuthToken == "" && !isLoopback(host) {
+	if cfg.AuthToken == "" && !flagconfig.Loopback(cfg.HTTPListen) {
 		log.Warn("allow-unauthenticated: the API and /metrics answer anyone who can reach them", "http-listen", cfg.HTTPListen)
 	}
-	if host, _, _ := net.SplitHostPort(cfg.GRPCListen); cfg.AuthToken == "" && cfg.AllowUnauthenticated && !isLoopback(host) {
+	if cfg.AuthToken == "" && cfg.AllowUnauthenticated && !flagconfig.Loopback(cfg.GRPCListen) {
 		log.Warn("allow-unauthenticated: the gRPC query service answers anyone who can reach it", "grpc-listen", cfg.GRPCListen)
 	}
 	c.latency = telemetry.NewLatency(append(api.RESTEndpoints(), grpcEndpoints()...)...)
@@ -318,19 +308,15 @@ func (c *Collector) ReloadSensorTokens(path string) (changed bool, err error) {
 
 // serverTLS loads the gRPC listener's certificate and, for mTLS, the client CA.
 func serverTLS(cfg Config) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+	cert, err := tlsfiles.KeyPair("TLSCert", cfg.TLSCert, cfg.TLSKey)
 	if err != nil {
-		return nil, &flagconfig.FieldError{Field: "TLSCert", Err: err}
+		return nil, err
 	}
 	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	if cfg.TLSClientCA != "" {
-		pem, err := os.ReadFile(cfg.TLSClientCA)
+		pool, err := tlsfiles.CertPool("TLSClientCA", cfg.TLSClientCA)
 		if err != nil {
-			return nil, &flagconfig.FieldError{Field: "TLSClientCA", Err: err}
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, flagconfig.Fieldf("TLSClientCA", "%s holds no PEM certificate", cfg.TLSClientCA)
+			return nil, err
 		}
 		tc.ClientCAs, tc.ClientAuth = pool, tls.RequireAndVerifyClientCert
 	}
