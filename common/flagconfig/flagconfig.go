@@ -469,3 +469,18 @@ func checkAddr(addr string, listen bool) error {
 	}
 	return nil
 }
+
+// Loopback reports whether addr (host:port, as CheckListen and CheckDial take)
+// names this host only: "localhost" or a loopback IP. An empty host (every
+// address) is not loopback.
+func Loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

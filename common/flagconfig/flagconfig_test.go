@@ -239,3 +239,25 @@ func TestCheckAddresses(t *testing.T) {
 		assert.Error(t, CheckDial(bad), bad)
 	}
 }
+
+func TestLoopback(t *testing.T) {
+	for _, tc := range []struct {
+		addr string
+		want bool
+	}{
+		{"127.0.0.1:9090", true},
+		{"127.8.9.10:9090", true},
+		{"[::1]:8080", true},
+		{"localhost:8080", true},
+		{"[::ffff:127.0.0.1]:1", true},
+		{":8080", false},
+		{"0.0.0.0:8080", false},
+		{"[::]:8080", false},
+		{"10.0.0.1:9090", false},
+		{"localhost.example:9090", false},
+		{"collector:9090", false},
+		{"127.0.0.1", false},
+	} {
+		assert.Equal(t, tc.want, Loopback(tc.addr), tc.addr)
+	}
+}

@@ -35,23 +35,24 @@ func main() {
 var fieldFlags = map[string]string{
 	"GRPCListen":                "grpc-listen",
 	"HTTPListen":                "http-listen",
-	"DataDir":                   "data-dir",
+	"Ingest.DataDir":            "data-dir",
 	"AuthToken":                 "api-token",
 	"AllowUnauthenticated":      "allow-unauthenticated",
 	"RateLimit.Remote":          "rate-limit",
 	"RateLimit.Local":           "rate-limit-local",
 	"CORSOrigins":               "cors-origin",
-	"Retention":                 "retention",
-	"MaxFlows":                  "max-flows",
+	"Store.Retention":           "retention",
+	"Ingest.Retention":          "retention", // New sets it from Store.Retention
+	"Store.MaxFlows":            "max-flows",
 	"CleanupInterval":           "cleanup-interval",
-	"SnapshotInterval":          "snapshot-interval",
+	"Ingest.SnapshotEvery":      "snapshot-interval",
 	"TLSCert":                   "tls-cert",
 	"TLSKey":                    "tls-key",
 	"TLSClientCA":               "tls-client-ca",
 	"Insecure":                  "insecure",
 	"SensorTokenFile":           "sensor-token-file",
 	"MaxMessageBytes":           "max-message-bytes",
-	"MaxSensors":                "max-sensors",
+	"Ingest.MaxSensors":         "max-sensors",
 	"Live.AllowedOrigins":       "allowed-origins",
 	"Live.MaxClients":           "ws-max-clients",
 	"Live.IdleTimeout":          "ws-idle-timeout",
@@ -61,7 +62,7 @@ var fieldFlags = map[string]string{
 	"HTTPConns.Loopback":        "http-max-conns-loopback",
 	"GRPCConns.PerIP":           "grpc-max-conns-per-ip",
 	"GRPCConns.Loopback":        "grpc-max-conns-loopback",
-	"HelloTimeout":              "sensor-hello-timeout",
+	"Ingest.HelloTimeout":       "sensor-hello-timeout",
 }
 
 const usageHeader = `Usage: netwatch-collector [flags]
@@ -115,7 +116,7 @@ func parse(args []string, stdout, stderr io.Writer) (s settings, code int) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.GRPCListen, "grpc-listen", cfg.GRPCListen, "`address` for sensors and gRPC clients")
 	fs.StringVar(&cfg.HTTPListen, "http-listen", cfg.HTTPListen, "`address` of the REST API and dashboard")
-	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "`directory` of the durable flow log (empty: memory only)")
+	fs.StringVar(&cfg.Ingest.DataDir, "data-dir", cfg.Ingest.DataDir, "`directory` of the durable flow log (empty: memory only)")
 	fs.StringVar(&cfg.AuthToken, "api-token", "", "bearer `token` required by the API and /metrics (also NETWATCH_AUTH_TOKEN); without it the API stays on loopback")
 	fs.StringVar(&cfg.AuthToken, "auth-token", cfg.AuthToken, "alias of --api-token")
 	tokenFile := fs.String("api-token-file", "", "`file` holding the API token (first line), instead of --api-token")
@@ -123,10 +124,10 @@ func parse(args []string, stdout, stderr io.Writer) (s settings, code int) {
 	fs.IntVar(&cfg.RateLimit.Remote, "rate-limit", cfg.RateLimit.Remote, "API `requests` (REST and gRPC queries together) per minute per remote client IP (0: no limit)")
 	fs.IntVar(&cfg.RateLimit.Local, "rate-limit-local", cfg.RateLimit.Local, "API `requests` (REST and gRPC queries together) per minute per loopback client (0: no limit)")
 	fs.Var(listValue{&cfg.CORSOrigins}, "cors-origin", "comma-separated `origins` (scheme://host[:port]) allowed to call the API cross-origin; empty: same-origin only")
-	fs.DurationVar(&cfg.Retention, "retention", cfg.Retention, "how long flows are kept after their last update")
-	fs.IntVar(&cfg.MaxFlows, "max-flows", cfg.MaxFlows, "`flows` kept at most; the oldest-idle are evicted beyond it")
+	fs.DurationVar(&cfg.Store.Retention, "retention", cfg.Store.Retention, "how long flows are kept after their last update")
+	fs.IntVar(&cfg.Store.MaxFlows, "max-flows", cfg.Store.MaxFlows, "`flows` kept at most; the oldest-idle are evicted beyond it")
 	fs.DurationVar(&cfg.CleanupInterval, "cleanup-interval", cfg.CleanupInterval, "how often flows past the retention window are removed (1s to 1m)")
-	fs.DurationVar(&cfg.SnapshotInterval, "snapshot-interval", cfg.SnapshotInterval, "snapshot the durable log, and remove the segments it covers, at least this often while batches arrive (1s or more)")
+	fs.DurationVar(&cfg.Ingest.SnapshotEvery, "snapshot-interval", cfg.Ingest.SnapshotEvery, "snapshot the durable log, and remove the segments it covers, at least this often while batches arrive (1s or more)")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate `file` of the gRPC listener (turns on TLS)")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key `file` of --tls-cert")
 	fs.StringVar(&cfg.TLSClientCA, "tls-client-ca", "", "PEM CA `file` that sensor and client certificates must be signed by (mTLS)")
@@ -134,12 +135,12 @@ func parse(args []string, stdout, stderr io.Writer) (s settings, code int) {
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow plaintext gRPC on a non-loopback --grpc-listen (logs a warning)")
 	fs.StringVar(&cfg.SensorTokenFile, "sensor-token-file", "", "`file` of \"sensor-id token\" lines; every sensor must then present its bearer token")
 	fs.IntVar(&cfg.MaxMessageBytes, "max-message-bytes", cfg.MaxMessageBytes, "largest gRPC message accepted, in `bytes`")
-	fs.IntVar(&cfg.MaxSensors, "max-sensors", cfg.MaxSensors, "most `sensors` the collector keeps in its registry")
+	fs.IntVar(&cfg.Ingest.MaxSensors, "max-sensors", cfg.Ingest.MaxSensors, "most `sensors` the collector keeps in its registry")
 	fs.IntVar(&cfg.HTTPConns.PerIP, "http-max-conns-per-ip", cfg.HTTPConns.PerIP, "most open HTTP `connections` per remote client address (an IPv6 client by its /64; 0: no cap)")
 	fs.IntVar(&cfg.HTTPConns.Loopback, "http-max-conns-loopback", cfg.HTTPConns.Loopback, "most open HTTP `connections` per loopback address (a local reverse proxy; 0: no cap)")
 	fs.IntVar(&cfg.GRPCConns.PerIP, "grpc-max-conns-per-ip", cfg.GRPCConns.PerIP, "most open gRPC `connections` (sensors, clients) per remote address (an IPv6 client by its /64; 0: no cap)")
 	fs.IntVar(&cfg.GRPCConns.Loopback, "grpc-max-conns-loopback", cfg.GRPCConns.Loopback, "most open gRPC `connections` per loopback address (0: no cap)")
-	fs.DurationVar(&cfg.HelloTimeout, "sensor-hello-timeout", cfg.HelloTimeout, "close a sensor stream that has not said hello this long after it opened (1s to 5m)")
+	fs.DurationVar(&cfg.Ingest.HelloTimeout, "sensor-hello-timeout", cfg.Ingest.HelloTimeout, "close a sensor stream that has not said hello this long after it opened (1s to 5m)")
 	fs.Var(listValue{&cfg.Live.AllowedOrigins}, "allowed-origins", "comma-separated host `patterns` (path.Match, e.g. *.example.com) whose pages may open the live WebSocket; empty: same origin only")
 	fs.IntVar(&cfg.Live.MaxClients, "ws-max-clients", cfg.Live.MaxClients, "most concurrent live WebSocket `clients`")
 	fs.DurationVar(&cfg.Live.IdleTimeout, "ws-idle-timeout", cfg.Live.IdleTimeout, "close a live client that reads nothing for this long")

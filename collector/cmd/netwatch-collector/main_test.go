@@ -11,6 +11,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -19,6 +20,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"netwatch.dev/collector/internal/app"
 )
 
 func runCollector(t *testing.T, args ...string) (int, string, string) {
@@ -62,6 +65,10 @@ func TestBadSettingsNameTheField(t *testing.T) {
 		{name: "connection cap", args: []string{"--grpc-max-conns-per-ip", "-1"}, want: "--grpc-max-conns-per-ip=-1 (command line): -1 must not be negative (0 turns the cap off)"},
 		{name: "loopback connection cap", args: []string{"--http-max-conns-loopback", "-5"}, want: "--http-max-conns-loopback=-5 (command line): "},
 		{name: "hello timeout", args: []string{"--sensor-hello-timeout", "0s"}, want: "--sensor-hello-timeout=0s (command line): 0s is outside [1s, 5m]"},
+		{name: "retention", args: []string{"--retention", "30s"}, want: "--retention=30s (command line): 30s is shorter than one minute"},
+		{name: "max flows", args: []string{"--max-flows", "0"}, want: "--max-flows=0 (command line): 0 is outside [1, "},
+		{name: "max sensors", args: []string{"--max-sensors", "0"}, want: "--max-sensors=0 (command line): 0 must be at least 1"},
+		{name: "snapshot interval from the file", file: "snapshot-interval: 1ms\n", want: "--snapshot-interval=1ms (config file "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for k, v := range tc.env {
@@ -225,5 +232,21 @@ func TestHelp(t *testing.T) {
 	assert.NotRegexp(t, regexp.MustCompile(`(?m)^\s*-[a-z]`), out, "no single-dash flags")
 	for _, block := range strings.Split(out, "\n  --")[1:] {
 		assert.LessOrEqual(t, strings.Count(block, "default"), 1, "the default once: --%s", block)
+	}
+}
+
+// TestFieldFlagsNameFieldsAndFlags: every entry of fieldFlags is the path of a
+// field of app.Config (nested configs by their field: "Store.MaxFlows") and names
+// a flag the command has, so an error about that field names its flag.
+func TestFieldFlagsNameFieldsAndFlags(t *testing.T) {
+	_, help, _ := runCollector(t, "--help")
+	for field, name := range fieldFlags {
+		typ := reflect.TypeFor[app.Config]()
+		for _, part := range strings.Split(field, ".") {
+			f, ok := typ.FieldByName(part)
+			require.True(t, ok, "fieldFlags: %s is not a field of app.Config", field)
+			typ = f.Type
+		}
+		assert.Regexp(t, regexp.MustCompile(`\n  --`+regexp.QuoteMeta(name)+`[ \n]`), help, "fieldFlags: %s names no flag --%s", field, name)
 	}
 }

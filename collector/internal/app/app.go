@@ -7,7 +7,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,6 +34,7 @@ import (
 	"netwatch.dev/collector/internal/telemetry"
 	"netwatch.dev/common/flagconfig"
 	"netwatch.dev/common/procstat"
+	"netwatch.dev/common/tlsfiles"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 	"netwatch.dev/webui"
 )
@@ -45,8 +45,6 @@ type Config struct {
 	GRPCListen string
 	// HTTPListen is the address of the REST API and dashboard.
 	HTTPListen string
-	// DataDir holds the durable flow log; empty means memory only.
-	DataDir string
 	// AuthToken, when set, is required as a bearer token by the API and /metrics.
 	// Without it the API must listen on a loopback address, unless
 	// AllowUnauthenticated is set.
@@ -60,18 +58,24 @@ type Config struct {
 	// CORSOrigins may call the API from their pages ("https://host:port"); empty:
 	// same-origin only.
 	CORSOrigins []string
-	// Retention is how long flows are kept after their last update.
-	Retention time.Duration
-	// MaxFlows bounds the store; beyond it the oldest-idle flows are evicted (and
-	// counted). Default 10,000,000.
-	MaxFlows int
+	// Store is the flow store: Store.Retention (how long flows are kept after their
+	// last update) and Store.MaxFlows (beyond it the oldest-idle flows are evicted,
+	// and counted). Store.Retention is the collector's one retention: New gives it
+	// to the ingest service too.
+	Store store.Config
+	// Ingest is the sensor link and its durable log: Ingest.DataDir (the only owner
+	// of the data directory, which it also locks; empty: memory only),
+	// Ingest.SnapshotEvery (the log is snapshotted, and the segments the snapshot
+	// covers removed, at least this often while batches arrive), Ingest.MaxSensors
+	// and Ingest.HelloTimeout (a sensor stream that has not said hello this long
+	// after it opened is closed; the collector allows 1 s to 5 min). New sets
+	// Ingest.Retention from Store.Retention, Ingest.Version from Version and
+	// Ingest.Tokens from SensorTokenFile: what this Config holds in those three is
+	// not used.
+	Ingest ingest.Config
 	// CleanupInterval is how often flows past retention are removed (memory is freed
 	// then; queries never show them). Default 1 s; 1 s to 1 min.
 	CleanupInterval time.Duration
-	// SnapshotInterval: the durable log is snapshotted (and the segments the
-	// snapshot covers removed) at least this often while batches arrive. Default
-	// 10 minutes; at least 1 s.
-	SnapshotInterval time.Duration
 	// Version is reported by /api/v1/health and to sensors.
 	Version string
 	// TLSCert and TLSKey (PEM files) turn on TLS for the gRPC listener. Without them
@@ -87,8 +91,6 @@ type Config struct {
 	SensorTokenFile string
 	// MaxMessageBytes caps one gRPC message. Default 16 MiB.
 	MaxMessageBytes int
-	// MaxSensors caps the sensor registry. Default 1024.
-	MaxSensors int
 	// Live is the WebSocket push (GET /api/v1/ws); its Token is AuthToken.
 	Live live.Config
 	// HTTPConns and GRPCConns cap the connections each listener keeps open at once
@@ -96,9 +98,6 @@ type Config struct {
 	// closed at once (and logged, rate-limited). Defaults: 64 per remote address,
 	// 512 per loopback address (a reverse proxy on this host carries many clients).
 	HTTPConns, GRPCConns connlimit.Limits
-	// HelloTimeout: a sensor stream that has not said hello this long after it
-	// opened is closed. Default 10 s; 1 s to 5 min.
-	HelloTimeout time.Duration
 }
 
 // defaultConns are the default per-address connection caps of both listeners.
@@ -109,21 +108,15 @@ func DefaultConfig() Config {
 	return Config{
 		GRPCListen:      "127.0.0.1:9090",
 		HTTPListen:      "127.0.0.1:8080",
-		DataDir:         "./netwatch-data",
-		Retention:       60 * time.Minute,
-		MaxFlows:        10_000_000,
+		Store:           store.DefaultConfig(),
+		Ingest:          ingest.DefaultConfig(),
 		CleanupInterval: time.Second,
 		Version:         "dev",
-
-		SnapshotInterval: 10 * time.Minute,
-
 		MaxMessageBytes: 16 << 20,
-		MaxSensors:      1024,
 		Live:            live.DefaultConfig(),
 		RateLimit:       api.RateLimit{Remote: 100, Local: 1000},
 		HTTPConns:       defaultConns,
 		GRPCConns:       defaultConns,
-		HelloTimeout:    10 * time.Second,
 	}
 }
 
@@ -137,35 +130,34 @@ func (c Config) Check() error {
 		if err := flagconfig.CheckListen(f.addr); err != nil {
 			return &flagconfig.FieldError{Field: f.field, Err: err}
 		}
-		host, _, _ := net.SplitHostPort(f.addr)
-		if f.field == "HTTPListen" && c.AuthToken == "" && !c.AllowUnauthenticated && !isLoopback(host) {
+		if f.field == "HTTPListen" && c.AuthToken == "" && !c.AllowUnauthenticated && !flagconfig.Loopback(f.addr) {
 			return flagconfig.Fieldf(f.field, "%q is not a loopback address; set an API token (--api-token, --api-token-file or NETWATCH_AUTH_TOKEN) to serve the API beyond this host, or --allow-unauthenticated", f.addr)
 		}
-		if f.field == "GRPCListen" && c.TLSCert == "" && !c.Insecure && !isLoopback(host) {
+		if f.field == "GRPCListen" && c.TLSCert == "" && !c.Insecure && !flagconfig.Loopback(f.addr) {
 			return flagconfig.Fieldf(f.field, "%q is not a loopback address; set --tls-cert/--tls-key (or --insecure to allow plaintext)", f.addr)
 		}
 	}
+	if err := tlsfiles.CheckPair("TLSCert", c.TLSCert, "TLSKey", c.TLSKey); err != nil {
+		return err
+	}
 	switch {
-	case c.TLSCert != "" && c.TLSKey == "":
-		return flagconfig.Fieldf("TLSKey", "--tls-cert needs --tls-key")
-	case c.TLSCert == "" && c.TLSKey != "":
-		return flagconfig.Fieldf("TLSCert", "--tls-key needs --tls-cert")
 	case c.TLSClientCA != "" && c.TLSCert == "":
 		return flagconfig.Fieldf("TLSClientCA", "needs --tls-cert and --tls-key")
 	case c.MaxMessageBytes < 1<<20:
 		return flagconfig.Fieldf("MaxMessageBytes", "%d is below the minimum of 1 MiB", c.MaxMessageBytes)
-	case c.MaxSensors < 1:
-		return flagconfig.Fieldf("MaxSensors", "%d must be at least 1", c.MaxSensors)
 	case c.RateLimit.Remote < 0:
 		return flagconfig.Fieldf("RateLimit.Remote", "%d per minute: must not be negative (0 turns the limit off)", c.RateLimit.Remote)
 	case c.RateLimit.Local < 0:
 		return flagconfig.Fieldf("RateLimit.Local", "%d per minute: must not be negative (0 turns the limit off)", c.RateLimit.Local)
-	case c.Retention < time.Minute:
-		return flagconfig.Fieldf("Retention", "%v is below the minimum of 1m", c.Retention)
-	case c.SnapshotInterval < time.Second:
-		return flagconfig.Fieldf("SnapshotInterval", "%v is below the minimum of 1s", c.SnapshotInterval)
-	case c.HelloTimeout < time.Second || c.HelloTimeout > 5*time.Minute:
-		return flagconfig.Fieldf("HelloTimeout", "%v is outside [1s, 5m]", c.HelloTimeout)
+	case c.Ingest.HelloTimeout < time.Second || c.Ingest.HelloTimeout > 5*time.Minute:
+		// The collector's bounds; the ingest service only needs it positive.
+		return flagconfig.Fieldf("Ingest.HelloTimeout", "%v is outside [1s, 5m]", c.Ingest.HelloTimeout)
+	}
+	if err := flagconfig.Under("Store", c.Store.Check()); err != nil {
+		return err
+	}
+	if err := flagconfig.Under("Ingest", c.ingestConfig(nil).Check()); err != nil {
+		return err
 	}
 	if err := flagconfig.Under("HTTPConns", c.HTTPConns.Check()); err != nil {
 		return err
@@ -182,12 +174,12 @@ func (c Config) Check() error {
 	return flagconfig.Under("Live", c.Live.Check())
 }
 
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+// ingestConfig is Ingest with what the collector sets in it: the store's
+// retention, the collector's version and the sensors' tokens.
+func (c Config) ingestConfig(tokens map[string]string) ingest.Config {
+	ic := c.Ingest
+	ic.Retention, ic.Version, ic.Tokens = c.Store.Retention, c.Version, tokens
+	return ic
 }
 
 // Collector is a running (or ready to run) collector.
@@ -223,31 +215,22 @@ func New(cfg Config, log *slog.Logger) (*Collector, error) {
 	if err := cfg.Check(); err != nil {
 		return nil, err
 	}
-	scfg := store.DefaultConfig()
-	scfg.Retention, scfg.MaxFlows = cfg.Retention, cfg.MaxFlows
-	if err := scfg.Check(); err != nil {
-		return nil, err // its fields Retention and MaxFlows are ours
-	}
-	st := store.New(scfg)
+	st := store.New(cfg.Store)
 	c := &Collector{cfg: cfg, log: log, store: st, query: query.New(st, cfg.Version, time.Now),
 		token: api.NewToken(cfg.AuthToken), limiter: api.NewLimiter(cfg.RateLimit, time.Now),
 		refusals: peerlog.New(log, 30*time.Second, time.Now), listening: make(chan struct{})}
 	c.guard = &queryGuard{token: c.token, limiter: c.limiter, allowUnauthenticated: cfg.AllowUnauthenticated}
 	c.query.CacheTopTalkers(time.Second)
-	icfg := ingest.DefaultConfig()
-	icfg.DataDir, icfg.Retention, icfg.MaxSensors, icfg.Version = cfg.DataDir, cfg.Retention, cfg.MaxSensors, cfg.Version
-	icfg.HelloTimeout = cfg.HelloTimeout
-	icfg.SnapshotEvery = cfg.SnapshotInterval
 	if cfg.SensorTokenFile != "" {
 		toks, err := readTokens(cfg.SensorTokenFile)
 		if err != nil {
 			return nil, err
 		}
-		icfg.Tokens, c.sensorTokens = toks, toks
+		c.sensorTokens = toks
 	}
-	in, err := ingest.New(icfg, st, log, time.Now)
+	in, err := ingest.New(cfg.ingestConfig(c.sensorTokens), st, log, time.Now)
 	if err != nil {
-		return nil, err // its fields DataDir, Retention and MaxSensors are ours
+		return nil, flagconfig.Under("Ingest", err)
 	}
 	c.ingest = in
 	c.query.SetSensors(in)
@@ -269,14 +252,14 @@ func New(cfg Config, log *slog.Logger) (*Collector, error) {
 		}
 		opts = append(opts, grpc.Creds(handshakeLogged{credentials.NewTLS(tc), newHandshakeLog(log, 30*time.Second, time.Now)}))
 	} else if cfg.Insecure {
-		if host, _, _ := net.SplitHostPort(cfg.GRPCListen); !isLoopback(host) {
+		if !flagconfig.Loopback(cfg.GRPCListen) {
 			log.Warn("insecure: sensors and gRPC clients talk to this collector in plaintext", "grpc-listen", cfg.GRPCListen)
 		}
 	}
-	if host, _, _ := net.SplitHostPort(cfg.HTTPListen); cfg.AuthToken == "" && !isLoopback(host) {
+	if cfg.AuthToken == "" && !flagconfig.Loopback(cfg.HTTPListen) {
 		log.Warn("allow-unauthenticated: the API and /metrics answer anyone who can reach them", "http-listen", cfg.HTTPListen)
 	}
-	if host, _, _ := net.SplitHostPort(cfg.GRPCListen); cfg.AuthToken == "" && cfg.AllowUnauthenticated && !isLoopback(host) {
+	if cfg.AuthToken == "" && cfg.AllowUnauthenticated && !flagconfig.Loopback(cfg.GRPCListen) {
 		log.Warn("allow-unauthenticated: the gRPC query service answers anyone who can reach it", "grpc-listen", cfg.GRPCListen)
 	}
 	c.latency = telemetry.NewLatency(append(api.RESTEndpoints(), grpcEndpoints()...)...)
@@ -325,19 +308,15 @@ func (c *Collector) ReloadSensorTokens(path string) (changed bool, err error) {
 
 // serverTLS loads the gRPC listener's certificate and, for mTLS, the client CA.
 func serverTLS(cfg Config) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+	cert, err := tlsfiles.KeyPair("TLSCert", cfg.TLSCert, cfg.TLSKey)
 	if err != nil {
-		return nil, &flagconfig.FieldError{Field: "TLSCert", Err: err}
+		return nil, err
 	}
 	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	if cfg.TLSClientCA != "" {
-		pem, err := os.ReadFile(cfg.TLSClientCA)
+		pool, err := tlsfiles.CertPool("TLSClientCA", cfg.TLSClientCA)
 		if err != nil {
-			return nil, &flagconfig.FieldError{Field: "TLSClientCA", Err: err}
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, flagconfig.Fieldf("TLSClientCA", "%s holds no PEM certificate", cfg.TLSClientCA)
+			return nil, err
 		}
 		tc.ClientCAs, tc.ClientAuth = pool, tls.RequireAndVerifyClientCert
 	}
@@ -377,7 +356,7 @@ func readTokens(path string) (map[string]string, error) {
 // the data directory can be written (or created). Listen addresses were parsed by
 // Check; they are not bound, as the collector being reconfigured may hold them.
 func (c *Collector) Preflight() error {
-	return c.ingest.Preflight()
+	return flagconfig.Under("Ingest", c.ingest.Preflight())
 }
 
 // Start listens and serves. The bound addresses are available from GRPCAddr and HTTPAddr.
@@ -448,7 +427,7 @@ func (c *Collector) StartContext(start context.Context) error {
 	// The data directory first: a run that cannot use it fails before it listens.
 	if err := c.ingest.Open(); err != nil {
 		cancel()
-		return err
+		return flagconfig.Under("Ingest", err)
 	}
 	if c.grpcLis, err = net.Listen("tcp", c.cfg.GRPCListen); err != nil {
 		cancel()
@@ -485,7 +464,7 @@ func (c *Collector) StartContext(start context.Context) error {
 		c.grpc.Stop()
 		cancel()
 		c.wg.Wait()
-		return err
+		return flagconfig.Under("Ingest", err)
 	}
 	c.wg.Add(1)
 	go func() {

@@ -30,7 +30,7 @@ func startCollector(t *testing.T, mutate func(*Config)) *Collector {
 func startCollectorLogging(t *testing.T, mutate func(*Config), log *slog.Logger) *Collector {
 	t.Helper()
 	cfg := DefaultConfig()
-	cfg.GRPCListen, cfg.HTTPListen, cfg.DataDir = "127.0.0.1:0", "127.0.0.1:0", ""
+	cfg.GRPCListen, cfg.HTTPListen, cfg.Ingest.DataDir = "127.0.0.1:0", "127.0.0.1:0", ""
 	if mutate != nil {
 		mutate(&cfg)
 	}
@@ -194,7 +194,11 @@ func TestConfigCheckNamesTheField(t *testing.T) {
 		{func(c *Config) { c.HTTPListen = "nonsense" }, "HTTPListen: "},
 		{func(c *Config) { c.GRPCListen = ":" }, "GRPCListen: "},
 		{func(c *Config) { c.GRPCListen = "127.0.0.1:99999" }, "GRPCListen: port 99999 is out of range"},
-		{func(c *Config) { c.Retention = time.Second }, "Retention: "},
+		{func(c *Config) { c.Store.Retention = time.Second }, "Store.Retention: "},
+		{func(c *Config) { c.Store.MaxFlows = 0 }, "Store.MaxFlows: "},
+		{func(c *Config) { c.Ingest.SnapshotEvery = time.Millisecond }, "Ingest.SnapshotEvery: "},
+		{func(c *Config) { c.Ingest.MaxSensors = 0 }, "Ingest.MaxSensors: "},
+		{func(c *Config) { c.Ingest.HelloTimeout = 10 * time.Minute }, "Ingest.HelloTimeout: 10m0s is outside [1s, 5m]"},
 		{func(c *Config) { c.CORSOrigins = []string{"example.com"} }, "CORSOrigins: "},
 		{func(c *Config) { c.Live.MaxClients = 0 }, "Live.MaxClients: "},
 		{func(c *Config) { c.Live.Alerts.CPUPercent = -1 }, "Live.Alerts.CPUPercent: "},
@@ -208,4 +212,36 @@ func TestConfigCheckNamesTheField(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.HTTPListen, cfg.AuthToken = "0.0.0.0:8080", "tok"
 	assert.NoError(t, cfg.Check(), "a token allows a public listen address")
+}
+
+// TestNestedConfigsReachTheirComponents: the store and the ingest service run with
+// the configurations app.Config holds for them, and the ingest service takes the
+// retention of the store and the version of the collector, not its own fields.
+func TestNestedConfigsReachTheirComponents(t *testing.T) {
+	c := startCollector(t, func(cfg *Config) {
+		cfg.Store.Retention, cfg.Store.MaxFlows = 5*time.Minute, 1234
+		cfg.Ingest.MaxSensors = 1
+		cfg.Ingest.Retention, cfg.Ingest.Version = 2*time.Hour, "not-used"
+		cfg.Version = "v-nested"
+	})
+	assert.Equal(t, 5*time.Minute, c.store.Config().Retention)
+	assert.Equal(t, 1234, c.store.Config().MaxFlows)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn := dialGRPC(t, c.GRPCAddr())
+	stream, err := netwatchv1.NewSensorServiceClient(conn).Ingest(ctx)
+	require.NoError(t, err)
+	require.NoError(t, stream.Send(&netwatchv1.IngestRequest{Message: &netwatchv1.IngestRequest_Hello{Hello: &netwatchv1.SensorHello{
+		SensorId: "s1", Hostname: "h-s1", Interface: "eth0", Version: "test", BootId: "boot-s1",
+		ExportIntervalMs: 1000, StartedAt: timestamppb.Now(),
+	}}}))
+	resp, err := stream.Recv()
+	require.NoError(t, err)
+	assert.Equal(t, "v-nested", resp.GetWelcome().GetCollectorVersion(), "the welcome carries Config.Version")
+
+	err = sensorHello(ctx, conn, "s2", "")
+	require.Error(t, err, "Ingest.MaxSensors is 1")
+	assert.Contains(t, err.Error(), "maximum of 1 sensors")
+	assert.Contains(t, err.Error(), "in the 5m0s retention window", "the ingest service keeps sensors for the store's retention")
 }

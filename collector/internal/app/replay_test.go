@@ -30,7 +30,7 @@ import (
 func logWithOneBatch(t *testing.T) (dir, nextSegment string) {
 	t.Helper()
 	dir = t.TempDir()
-	c := startCollector(t, func(cfg *Config) { cfg.DataDir = dir })
+	c := startCollector(t, func(cfg *Config) { cfg.Ingest.DataDir = dir })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	stream, err := openSensor(ctx, dialGRPC(t, c.GRPCAddr()), "s1", "")
@@ -63,7 +63,7 @@ func replayingCollector(t *testing.T, ctx context.Context, dir, fifo string) (*C
 	t.Helper()
 	require.NoError(t, unix.Mkfifo(fifo, 0o600))
 	cfg := DefaultConfig()
-	cfg.GRPCListen, cfg.HTTPListen, cfg.DataDir = "127.0.0.1:0", "127.0.0.1:0", dir
+	cfg.GRPCListen, cfg.HTTPListen, cfg.Ingest.DataDir = "127.0.0.1:0", "127.0.0.1:0", dir
 	c, err := New(cfg, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	started := make(chan error, 1)
@@ -169,7 +169,7 @@ func TestStopDuringTheReplayReleasesEverything(t *testing.T) {
 		l.Close()
 	}
 	require.NoError(t, os.Remove(fifo))
-	again := startCollector(t, func(cfg *Config) { cfg.DataDir = dir })
+	again := startCollector(t, func(cfg *Config) { cfg.Ingest.DataDir = dir })
 	code, _ = probeGet(t, "http://"+again.HTTPAddr()+"/readyz")
 	assert.Equal(t, http.StatusOK, code)
 }

@@ -54,7 +54,7 @@ func TestLogDamageIsInHealthAndMetrics(t *testing.T) {
 	}
 	name := "wal-0000000000000000.log"
 	require.NoError(t, os.WriteFile(filepath.Join(dir, name), seg, 0o640))
-	c := startCollector(t, func(cfg *Config) { cfg.DataDir = dir })
+	c := startCollector(t, func(cfg *Config) { cfg.Ingest.DataDir = dir })
 
 	_, body, _ := getJSON(t, "http://"+c.HTTPAddr()+"/api/v1/health", nil)
 	assert.Equal(t, true, body["incomplete"])

@@ -254,7 +254,9 @@ func TestRegistryForgetsGoneSensors(t *testing.T) {
 // them); a sensor beyond it is refused at the hello, so no batch of it is
 // acknowledged and then dropped by the store.
 func TestSensorTheStoreCannotNumberIsRefusedBeforeItsBatches(t *testing.T) {
-	c := startWithStore(t, nil, store.Config{MaxSensorIDs: 2}, defaultLifetimes, time.Now, &syncbuf.Buffer{})
+	scfg := store.DefaultConfig()
+	scfg.MaxSensorIDs = 2
+	c := startWithStore(t, nil, scfg, defaultLifetimes, time.Now, &syncbuf.Buffer{})
 	for _, id := range []string{"s1", "s2"} {
 		s, _, err := dial(t, c.addr, id, "boot-"+id)
 		require.NoError(t, err)

@@ -45,7 +45,8 @@ import (
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 )
 
-// Config of the ingest service.
+// Config of the ingest service. Zero values are not defaults: start from
+// DefaultConfig.
 type Config struct {
 	// DataDir holds the durable log; empty means memory only (a warning is logged).
 	DataDir string

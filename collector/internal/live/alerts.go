@@ -9,7 +9,8 @@ import (
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 )
 
-// AlertConfig holds the alert thresholds.
+// AlertConfig holds the alert thresholds. Zero values are not defaults: start
+// from DefaultAlertConfig.
 type AlertConfig struct {
 	// BandwidthBits raises high_bandwidth when the collector-wide ingest rate exceeds
 	// it, in bits per second; 0 turns the alert off. Default 1 Gbit/s. It clears below

@@ -227,7 +227,9 @@ func TestHealthStatusAndReasons(t *testing.T) {
 			[]string{"log segment wal-7 damaged", "sensor s1 is stale"}, []Problem{{Reason: "log segment wal-7 damaged", Incomplete: true}}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			st := store.New(store.Config{MaxFlows: 10})
+			scfg := store.DefaultConfig()
+			scfg.MaxFlows = 10
+			st := store.New(scfg)
 			for i := range tc.fill {
 				st.Apply("x", []*netwatchv1.FlowDelta{delta("10.0.0.1", "10.0.0.2", uint16(i+1), t0, t0, 1, 1, 1)}, t0)
 			}

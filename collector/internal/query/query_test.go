@@ -174,7 +174,9 @@ func TestBadParametersNameThemselves(t *testing.T) {
 }
 
 func TestListFlowsHidesFlowsPastRetention(t *testing.T) {
-	st := store.New(store.Config{Retention: 10 * time.Minute})
+	scfg := store.DefaultConfig()
+	scfg.Retention = 10 * time.Minute
+	st := store.New(scfg)
 	clk := &clock{t0}
 	svc := New(st, "test", clk.now)
 	st.Apply("s1", []*netwatchv1.FlowDelta{delta("10.0.0.1", "10.0.0.2", 1, t0, t0, 1, 1, 1)}, t0)

@@ -39,7 +39,7 @@ func checkHosts(t *testing.T, s *Store, from, to time.Time) {
 // and checks after every round that the ids name the right addresses and the counts
 // are exact; once every flow is gone no host is left, and freed ids are reused.
 func TestHostIDsFollowTheFlows(t *testing.T) {
-	s := New(Config{MaxFlows: 500, Retention: time.Minute})
+	s := New(configWith(func(c *Config) { c.MaxFlows = 500; c.Retention = time.Minute }))
 	rng := rand.New(rand.NewPCG(5, 6))
 	addr := func() string {
 		i := rng.IntN(300)
@@ -87,7 +87,7 @@ func TestHostIDsFollowTheFlows(t *testing.T) {
 // all gone keeps naming its address even if new hosts arrive; after the unpin the
 // next sweep frees it for them.
 func TestPinnedHostIDsAreNotReused(t *testing.T) {
-	s := New(Config{Retention: time.Minute})
+	s := New(configWith(func(c *Config) { c.Retention = time.Minute }))
 	s.Apply("s1", []*netwatchv1.FlowDelta{dl{src: "10.0.0.1", dst: "10.0.0.2", sport: 1, dport: 2, first: t0, srcPk: 1, srcB: 1}.delta()}, t0)
 	var old WindowFlow
 	unpin := s.PinHosts()
@@ -113,7 +113,7 @@ func TestPinnedHostIDsAreNotReused(t *testing.T) {
 // TestHostIDsUnderConcurrency runs ingest with eviction, expiry and pinned host
 // resolution at once (for the race detector), then checks the table is exact.
 func TestHostIDsUnderConcurrency(t *testing.T) {
-	s := New(Config{MaxFlows: 2000, Retention: time.Minute})
+	s := New(configWith(func(c *Config) { c.MaxFlows = 2000; c.Retention = time.Minute }))
 	whileIngesting(s, func(w, i int) (string, dl) {
 		return "s1", dl{src: fmt.Sprintf("10.%d.%d.%d", w, i>>8&7, i&255), dst: fmt.Sprintf("10.255.0.%d", i%5), sport: uint32(i % 11), dport: 80,
 			first: t0, last: t0.Add(time.Duration(i%60) * time.Second), srcPk: 1, srcB: 100}

@@ -33,30 +33,32 @@ import (
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 )
 
-// Config of the store.
+// Config of the store. Zero values are not defaults: start from DefaultConfig
+// (Check rejects a zero field, naming it).
 type Config struct {
 	// Retention is how long a flow stays after the collector last received an update
-	// for it. Zero means the default, 60 minutes; otherwise at least one minute.
+	// for it. Default 60 minutes; at least one minute.
 	Retention time.Duration
 	// MaxFlows bounds the stored flows; above it the flows idle the longest (oldest
-	// receive time) are evicted and counted in Stats.Evicted. Zero means the default,
-	// 10,000,000.
+	// receive time) are evicted and counted in Stats.Evicted. Default 10,000,000.
 	MaxFlows int
 	// BucketWidth is the time resolution of window questions (top talkers): what a
-	// flow transferred is kept per bucket of this width, by packet time. Zero means the
-	// default, one minute; otherwise from one second to one minute, dividing a minute.
+	// flow transferred is kept per bucket of this width, by packet time. Default one
+	// minute; from one second to one minute, a whole number of seconds dividing a
+	// minute.
 	BucketWidth time.Duration
 	// MaxSensorIDs bounds the distinct sensor ids the store numbers in its life (a
-	// uint16 each; ids are not reused while the process runs). Zero means the
-	// default and most, 65,536.
+	// uint16 each; ids are not reused while the process runs). Default and most
+	// 65,536.
 	MaxSensorIDs int
 }
 
 // Defaults.
 const (
-	DefaultRetention   = 60 * time.Minute
-	DefaultMaxFlows    = 10_000_000
-	DefaultBucketWidth = time.Minute
+	DefaultRetention    = 60 * time.Minute
+	DefaultMaxFlows     = 10_000_000
+	DefaultBucketWidth  = time.Minute
+	DefaultMaxSensorIDs = math.MaxUint16 + 1
 	// MaxWindow is the longest window question the buckets answer, whatever the
 	// retention: buckets are kept for max(Retention, MaxWindow) of packet time.
 	MaxWindow = 60 * time.Minute
@@ -64,39 +66,20 @@ const (
 
 // DefaultConfig is the documented default.
 func DefaultConfig() Config {
-	return Config{Retention: DefaultRetention, MaxFlows: DefaultMaxFlows, BucketWidth: DefaultBucketWidth}
+	return Config{Retention: DefaultRetention, MaxFlows: DefaultMaxFlows, BucketWidth: DefaultBucketWidth, MaxSensorIDs: DefaultMaxSensorIDs}
 }
 
-// withDefaults fills zero fields.
-func (c Config) withDefaults() Config {
-	if c.Retention == 0 {
-		c.Retention = DefaultRetention
-	}
-	if c.MaxFlows == 0 {
-		c.MaxFlows = DefaultMaxFlows
-	}
-	if c.BucketWidth == 0 {
-		c.BucketWidth = DefaultBucketWidth
-	}
-	if c.MaxSensorIDs == 0 {
-		c.MaxSensorIDs = math.MaxUint16 + 1
-	}
-	return c
-}
-
-// Check explains what is wrong with c, naming the field (a *flagconfig.FieldError;
-// zero fields are defaults and valid).
+// Check explains what is wrong with c, naming the field (a *flagconfig.FieldError).
 func (c Config) Check() error {
-	c = c.withDefaults()
 	switch {
 	case c.Retention < time.Minute:
 		return flagconfig.Fieldf("Retention", "%v is shorter than one minute", c.Retention)
-	case c.MaxFlows < 0 || c.MaxFlows > math.MaxUint32/2:
+	case c.MaxFlows < 1 || c.MaxFlows > math.MaxUint32/2:
 		return flagconfig.Fieldf("MaxFlows", "%d is outside [1, %d]", c.MaxFlows, math.MaxUint32/2)
 	case c.BucketWidth < time.Second || c.BucketWidth > time.Minute || time.Minute%c.BucketWidth != 0 || c.BucketWidth%time.Second != 0:
 		return flagconfig.Fieldf("BucketWidth", "%v is not a whole number of seconds dividing one minute", c.BucketWidth)
-	case c.MaxSensorIDs < 0 || c.MaxSensorIDs > math.MaxUint16+1:
-		return flagconfig.Fieldf("MaxSensorIDs", "%d is outside [1, %d]", c.MaxSensorIDs, math.MaxUint16+1)
+	case c.MaxSensorIDs < 1 || c.MaxSensorIDs > DefaultMaxSensorIDs:
+		return flagconfig.Fieldf("MaxSensorIDs", "%d is outside [1, %d]", c.MaxSensorIDs, DefaultMaxSensorIDs)
 	}
 	return nil
 }
@@ -174,13 +157,12 @@ type Store struct {
 	bytes    atomic.Uint64
 }
 
-// New builds an empty store; zero fields of cfg take their defaults. Call cfg.Check
-// first: New panics on a config Check refuses.
+// New builds an empty store. Call cfg.Check first: New panics on a config Check
+// refuses.
 func New(cfg Config) *Store {
 	if err := cfg.Check(); err != nil {
 		panic("store.New: " + err.Error())
 	}
-	cfg = cfg.withDefaults()
 	s := &Store{cfg: cfg, width: int64(cfg.BucketWidth)}
 	s.sensors.max = cfg.MaxSensorIDs
 	for i := range s.shards {
@@ -189,7 +171,7 @@ func New(cfg Config) *Store {
 	return s
 }
 
-// Config is the store's configuration with defaults filled in.
+// Config is the store's configuration.
 func (s *Store) Config() Config { return s.cfg }
 
 // Apply adds one sensor's deltas, received at now.

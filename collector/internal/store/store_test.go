@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"netwatch.dev/common/flagconfig"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 )
 
@@ -155,7 +156,7 @@ func TestWindowCountsOnlyWhatWasTransferredInside(t *testing.T) {
 }
 
 func TestRetentionCountsFromReceiveTime(t *testing.T) {
-	s := New(Config{Retention: 10 * time.Minute})
+	s := New(configWith(func(c *Config) { c.Retention = 10 * time.Minute }))
 	// Packets from a day ago (a replayed capture), received at t0.
 	replay := dl{src: "10.0.0.1", dst: "10.0.0.2", sport: 1, dport: 2, first: t0.Add(-24 * time.Hour), srcPk: 1, srcB: 10}
 	live := dl{src: "10.0.0.3", dst: "10.0.0.4", sport: 1, dport: 2, first: t0, srcPk: 1, srcB: 10}
@@ -181,7 +182,7 @@ func TestRetentionCountsFromReceiveTime(t *testing.T) {
 }
 
 func TestMaxFlowsEvictsTheOldestIdle(t *testing.T) {
-	s := New(Config{MaxFlows: 3})
+	s := New(configWith(func(c *Config) { c.MaxFlows = 3 }))
 	flow := func(i int) *netwatchv1.FlowDelta {
 		return dl{src: fmt.Sprintf("10.0.0.%d", i), dst: "10.1.0.1", sport: 1000, dport: 80, first: t0, srcPk: 1, srcB: 100}.delta()
 	}
@@ -207,7 +208,7 @@ func TestMaxFlowsEvictsTheOldestIdle(t *testing.T) {
 // TestChurnKeepsTheIndexExact removes and re-adds many flows in one shard table and
 // checks every live flow is still found (an index bug would duplicate or lose flows).
 func TestChurnKeepsTheIndexExact(t *testing.T) {
-	s := New(Config{Retention: time.Minute})
+	s := New(configWith(func(c *Config) { c.Retention = time.Minute }))
 	rng := rand.New(rand.NewPCG(1, 2))
 	keys := make([]*netwatchv1.FlowDelta, 20000)
 	for i := range keys {
@@ -342,20 +343,37 @@ func TestSelectK(t *testing.T) {
 
 func TestConfigCheck(t *testing.T) {
 	require.NoError(t, DefaultConfig().Check())
-	require.NoError(t, Config{}.Check(), "zero fields are defaults")
-	for _, c := range []struct {
-		cfg   Config
+	for _, tc := range []struct {
+		name  string
+		set   func(*Config)
 		field string
 	}{
-		{Config{Retention: time.Second}, "Retention: "},
-		{Config{MaxFlows: -1}, "MaxFlows: "},
-		{Config{BucketWidth: 7 * time.Second}, "BucketWidth: "},
-		{Config{BucketWidth: 2 * time.Minute}, "BucketWidth: "},
+		{"retention below a minute", func(c *Config) { c.Retention = time.Second }, "Retention: "},
+		{"zero retention is not the default", func(c *Config) { c.Retention = 0 }, "Retention: "},
+		{"negative max flows", func(c *Config) { c.MaxFlows = -1 }, "MaxFlows: "},
+		{"zero max flows is not the default", func(c *Config) { c.MaxFlows = 0 }, "MaxFlows: "},
+		{"bucket width not dividing a minute", func(c *Config) { c.BucketWidth = 7 * time.Second }, "BucketWidth: "},
+		{"bucket width above a minute", func(c *Config) { c.BucketWidth = 2 * time.Minute }, "BucketWidth: "},
+		{"zero bucket width is not the default", func(c *Config) { c.BucketWidth = 0 }, "BucketWidth: "},
+		{"zero sensor ids is not the default", func(c *Config) { c.MaxSensorIDs = 0 }, "MaxSensorIDs: "},
+		{"more sensor ids than a uint16 numbers", func(c *Config) { c.MaxSensorIDs = DefaultMaxSensorIDs + 1 }, "MaxSensorIDs: "},
 	} {
-		err := c.cfg.Check()
-		require.Error(t, err, c.field)
-		assert.Contains(t, err.Error(), c.field)
+		t.Run(tc.name, func(t *testing.T) {
+			err := configWith(tc.set).Check()
+			require.Error(t, err)
+			var fe *flagconfig.FieldError
+			require.ErrorAs(t, err, &fe)
+			assert.Equal(t, tc.field, fe.Field+": ", err.Error())
+		})
 	}
+	require.Error(t, Config{}.Check(), "zero values are not defaults")
+}
+
+// configWith is DefaultConfig changed by set.
+func configWith(set func(*Config)) Config {
+	c := DefaultConfig()
+	set(&c)
+	return c
 }
 
 // whileIngesting calls round(0), round(1)... for 300 ms while two goroutines apply
@@ -388,7 +406,7 @@ func whileIngesting(s *Store, delta func(w, i int) (sensor string, d dl), round 
 // TestConcurrentIngestQueryExpire runs ingest, queries, windows, scans, eviction and
 // expiry together (run it with -race).
 func TestConcurrentIngestQueryExpire(t *testing.T) {
-	s := New(Config{MaxFlows: 3000, Retention: time.Minute})
+	s := New(configWith(func(c *Config) { c.MaxFlows = 3000; c.Retention = time.Minute }))
 	whileIngesting(s, func(w, i int) (string, dl) {
 		return fmt.Sprintf("s%d", w), dl{src: fmt.Sprintf("10.%d.%d.%d", w, i>>8&255, i&255), dst: "10.255.0.1", sport: uint32(i % 7), dport: 80,
 			first: t0, last: t0.Add(time.Duration(i%120) * time.Second), srcPk: 1, srcB: 100}

@@ -1,15 +1,15 @@
 package export
 
 import (
-	"net"
 	"time"
 
 	"netwatch.dev/proto/wirelimits"
 
 	"netwatch.dev/common/flagconfig"
+	"netwatch.dev/common/tlsfiles"
 )
 
-// Config of the exporter. Start from DefaultConfig.
+// Config of the exporter. Zero values are not defaults: start from DefaultConfig.
 type Config struct {
 	// Collector is the collector's gRPC address, host:port.
 	Collector string
@@ -56,7 +56,9 @@ func (c Config) Check() error {
 	if err := flagconfig.CheckDial(c.Collector); err != nil {
 		return flagconfig.Fieldf("Collector", "%w", err)
 	}
-	host, _, _ := net.SplitHostPort(c.Collector)
+	if err := tlsfiles.CheckPair("CertFile", c.CertFile, "KeyFile", c.KeyFile); err != nil {
+		return err
+	}
 	switch {
 	case !wirelimits.ValidID(c.SensorID):
 		return flagconfig.Fieldf("SensorID", "must be 1 to %d bytes of %s (what the collector accepts)", wirelimits.MaxIDBytes, wirelimits.IDAlphabet)
@@ -68,22 +70,10 @@ func (c Config) Check() error {
 		return flagconfig.Fieldf("MaxMessageBytes", "%d is below the minimum of 64 KiB", c.MaxMessageBytes)
 	case c.BackoffMin <= 0 || c.BackoffMax < c.BackoffMin:
 		return flagconfig.Fieldf("BackoffMin", "min %v and max %v must satisfy 0 < min <= max", c.BackoffMin, c.BackoffMax)
-	case c.CertFile != "" && c.KeyFile == "":
-		return flagconfig.Fieldf("KeyFile", "--tls-cert needs --tls-key")
-	case c.CertFile == "" && c.KeyFile != "":
-		return flagconfig.Fieldf("CertFile", "--tls-key needs --tls-cert")
 	case c.CertFile != "" && c.CAFile == "":
 		return flagconfig.Fieldf("CAFile", "a client certificate (--tls-cert) needs --ca to verify the collector")
-	case c.CAFile == "" && !c.Insecure && !isLoopback(host):
+	case c.CAFile == "" && !c.Insecure && !flagconfig.Loopback(c.Collector):
 		return flagconfig.Fieldf("CAFile", "collector %q is not on loopback; set --ca to use TLS (or --insecure to send in plaintext)", c.Collector)
 	}
 	return nil
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

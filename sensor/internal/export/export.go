@@ -11,13 +11,11 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	mrand "math/rand/v2"
-	"os"
 	"sort"
 	"sync"
 	"time"
@@ -38,7 +36,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"netwatch.dev/common/flagconfig"
+	"netwatch.dev/common/tlsfiles"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 )
 
@@ -157,19 +155,15 @@ func transportCredentials(cfg Config) (credentials.TransportCredentials, error) 
 	if cfg.CAFile == "" {
 		return insecure.NewCredentials(), nil
 	}
-	pem, err := os.ReadFile(cfg.CAFile)
+	pool, err := tlsfiles.CertPool("CAFile", cfg.CAFile)
 	if err != nil {
-		return nil, &flagconfig.FieldError{Field: "CAFile", Err: err}
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, flagconfig.Fieldf("CAFile", "%s holds no PEM certificate", cfg.CAFile)
+		return nil, err
 	}
 	tc := &tls.Config{RootCAs: pool, ServerName: cfg.ServerName, MinVersion: tls.VersionTLS12}
 	if cfg.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
+		cert, err := tlsfiles.KeyPair("CertFile", cfg.CertFile, cfg.KeyFile)
 		if err != nil {
-			return nil, &flagconfig.FieldError{Field: "CertFile", Err: err}
+			return nil, err
 		}
 		tc.Certificates = []tls.Certificate{cert}
 	}

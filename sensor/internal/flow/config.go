@@ -8,6 +8,7 @@ import (
 
 // Config configures a Table. Durations are wall-clock lengths compared with
 // packet timestamps (offline) or the wall clock (live), both in unix nanos.
+// Zero values are not defaults: start from DefaultConfig.
 type Config struct {
 	// IdleTimeout ends a flow that has seen no packet for this long
 	// (EndReason IdleTimeout). Default 30s; must be > 0.
