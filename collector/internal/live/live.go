@@ -32,6 +32,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"netwatch.dev/collector/internal/apierror"
 	"netwatch.dev/collector/internal/query"
 	"netwatch.dev/collector/internal/store"
 	"netwatch.dev/common/flagconfig"
@@ -220,27 +221,27 @@ func (h *Hub) Clients() int { return int(h.n.Load()) }
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", http.MethodGet)
-		writeError(w, r, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", r.Method+" is not allowed on "+r.URL.Path)
+		h.writeError(w, r, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", r.Method+" is not allowed on "+r.URL.Path)
 		return
 	}
 	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 		w.Header().Set("Upgrade", "websocket")
-		writeError(w, r, http.StatusUpgradeRequired, "UPGRADE_REQUIRED", r.URL.Path+" is a WebSocket: open it with new WebSocket(...)")
+		h.writeError(w, r, http.StatusUpgradeRequired, "UPGRADE_REQUIRED", r.URL.Path+" is a WebSocket: open it with new WebSocket(...)")
 		return
 	}
 	if err := h.checkOrigin(r); err != nil {
-		writeError(w, r, http.StatusForbidden, "PERMISSION_DENIED", err.Error())
+		h.writeError(w, r, http.StatusForbidden, "PERMISSION_DENIED", err.Error())
 		return
 	}
 	if !h.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="netwatch"`)
-		writeError(w, r, http.StatusUnauthorized, "UNAUTHENTICATED", "a valid bearer token is required (Authorization header or the "+TokenSubprotocolPrefix+" subprotocol)")
+		h.writeError(w, r, http.StatusUnauthorized, "UNAUTHENTICATED", "a valid bearer token is required (Authorization header or the "+TokenSubprotocolPrefix+" subprotocol)")
 		return
 	}
 	if int(h.n.Add(1)) > h.cfg.MaxClients {
 		h.n.Add(-1)
 		w.Header().Set("Retry-After", "5")
-		writeError(w, r, http.StatusServiceUnavailable, "UNAVAILABLE", fmt.Sprintf("too many live clients (at most %d)", h.cfg.MaxClients))
+		h.writeError(w, r, http.StatusServiceUnavailable, "UNAVAILABLE", fmt.Sprintf("too many live clients (at most %d)", h.cfg.MaxClients))
 		return
 	}
 	defer h.n.Add(-1)
@@ -363,18 +364,7 @@ func (h *Hub) authorized(r *http.Request) bool {
 	return false
 }
 
-// writeError writes the REST API's error body.
-func writeError(w http.ResponseWriter, r *http.Request, code int, name, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	b := []byte(`{"error":{"code":`)
-	b = appendJSONString(b, name)
-	b = append(b, `,"message":`...)
-	b = appendJSONString(b, msg)
-	b = append(b, `,"details":{},"timestamp":`...)
-	b = appendJSONString(b, time.Now().UTC().Format(time.RFC3339Nano))
-	b = append(b, `,"request_id":`...)
-	b = appendJSONString(b, r.Header.Get("X-Request-Id"))
-	b = append(b, "}}"...)
-	_, _ = w.Write(b)
+// writeError refuses a request with the REST API's error body.
+func (h *Hub) writeError(w http.ResponseWriter, r *http.Request, code int, name, msg string) {
+	apierror.Write(w, r, h.deps.Now(), code, name, msg, nil)
 }
