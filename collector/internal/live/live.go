@@ -71,9 +71,10 @@ type Config struct {
 	// updated first); the rest are counted in its "more" field. Default 500.
 	MaxFlowsPerPush int
 	// TopTalkers is the number of hosts in "top_talkers", over TopTalkersWindow
-	// (a duration the REST API accepts). Defaults 10 and "5m".
+	// (1m to 60m, as the REST API accepts), which is also the window of
+	// "protocols". Defaults 10 and 5m.
 	TopTalkers       int
-	TopTalkersWindow string
+	TopTalkersWindow time.Duration
 	// ProtocolsEvery is how often the protocol shares are computed (a scan of the
 	// store). Default 5s.
 	ProtocolsEvery time.Duration
@@ -85,7 +86,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Interval: time.Second, MaxClients: 64, QueueLength: 64, IdleTimeout: 30 * time.Second,
-		MaxFlowsPerPush: 500, TopTalkers: 10, TopTalkersWindow: "5m", ProtocolsEvery: 5 * time.Second,
+		MaxFlowsPerPush: 500, TopTalkers: 10, TopTalkersWindow: 5 * time.Minute, ProtocolsEvery: 5 * time.Second,
 		Alerts: DefaultAlertConfig(),
 	}
 }
@@ -104,8 +105,10 @@ func (c Config) Check() error {
 		return flagconfig.Fieldf("IdleTimeout", "%v is below 10ms", c.IdleTimeout)
 	case c.MaxFlowsPerPush < 1:
 		return flagconfig.Fieldf("MaxFlowsPerPush", "%d must be at least 1", c.MaxFlowsPerPush)
-	case c.TopTalkers < 1 || c.TopTalkers > 50:
-		return flagconfig.Fieldf("TopTalkers", "%d is outside [1, 50]", c.TopTalkers)
+	case c.TopTalkers < 1 || c.TopTalkers > query.MaxTopTalkers:
+		return flagconfig.Fieldf("TopTalkers", "%d is outside [1, %d]", c.TopTalkers, query.MaxTopTalkers)
+	case c.TopTalkersWindow < query.MinWindow || c.TopTalkersWindow > query.MaxWindow:
+		return flagconfig.Fieldf("TopTalkersWindow", "%v is outside [%v, %v]", c.TopTalkersWindow, query.MinWindow, query.MaxWindow)
 	case c.ProtocolsEvery < c.Interval:
 		return flagconfig.Fieldf("ProtocolsEvery", "%v is shorter than the push interval %v", c.ProtocolsEvery, c.Interval)
 	}
@@ -185,9 +188,9 @@ func (h *Hub) Start() {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				h.tick(ctx, h.deps.Now())
+				h.tick(h.deps.Now())
 			case <-h.kick:
-				h.tick(ctx, h.deps.Now())
+				h.tick(h.deps.Now())
 				t.Reset(h.cfg.Interval)
 			}
 		}
