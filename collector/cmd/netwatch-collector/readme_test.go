@@ -173,6 +173,7 @@ func checkCurl(t *testing.T, words []string, httpAddr string) {
 	path, query, _ := strings.Cut(path, "?")
 	list := map[string]string{
 		"/api/v1/flows": "flows", "/api/v1/top-talkers": "top_talkers", "/api/v1/metrics/history": "metrics", "/api/v1/sensors": "sensors",
+		"/api/v1/protocols": "protocols",
 	}
 	field, ok := list[path]
 	require.True(t, ok || path == "/api/v1/health", "no check for %s: teach this test what a non-empty answer is", path)

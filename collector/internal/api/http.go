@@ -18,17 +18,16 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"netwatch.dev/collector/internal/apierror"
 	"netwatch.dev/collector/internal/telemetry"
 	gw "netwatch.dev/proto/gateway/netwatch/v1"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 	"netwatch.dev/proto/openapi"
-	"netwatch.dev/proto/restjson"
 )
 
 // RequestIDHeader carries the request id on requests and responses.
-const RequestIDHeader = "X-Request-Id"
+const RequestIDHeader = apierror.RequestIDHeader
 
 // Options of the HTTP API.
 type Options struct {
@@ -271,13 +270,7 @@ func (e errorHandler) routing(_ context.Context, _ *runtime.ServeMux, _ runtime.
 }
 
 func (e errorHandler) write(w http.ResponseWriter, r *http.Request, code int, name, msg string, details map[string]string) {
-	body := &netwatchv1.ErrorResponse{Error: &netwatchv1.ErrorDetail{
-		Code: name, Message: msg, Details: details,
-		Timestamp: timestamppb.New(e.now()), RequestId: r.Header.Get(RequestIDHeader),
-	}}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_, _ = w.Write(restjson.Marshal(body))
+	apierror.Write(w, r, e.now(), code, name, msg, details)
 }
 
 func codeName(c codes.Code) string {

@@ -20,7 +20,7 @@ import (
 func TestTokenOnEveryAPICallButHealth(t *testing.T) {
 	c := startCollector(t, func(cfg *Config) { cfg.AuthToken = "s3cret" })
 	base := "http://" + c.HTTPAddr()
-	for _, path := range []string{"/api/v1/flows", "/api/v1/top-talkers", "/api/v1/metrics", "/api/v1/sensors", "/api/v1/openapi.json", "/api/v1/flows?format=csv", "/metrics"} {
+	for _, path := range []string{"/api/v1/flows", "/api/v1/top-talkers", "/api/v1/metrics", "/api/v1/sensors", "/api/v1/protocols", "/api/v1/openapi.json", "/api/v1/flows?format=csv", "/metrics"} {
 		for _, auth := range []string{"", "Bearer wrong", "s3cret", "Basic czNjcmV0"} {
 			req, _ := http.NewRequest(http.MethodGet, base+path, nil)
 			if auth != "" {

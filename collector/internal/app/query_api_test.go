@@ -289,6 +289,8 @@ func TestUnknownAndRepeatedParametersAre400(t *testing.T) {
 		{"/api/v1/openapi.json?v=2", "v"},
 		{"/api/v1/top-talkers?by=both", "by"},
 		{"/api/v1/metrics/history?duration=2h", "duration"},
+		{"/api/v1/protocols?duration=2h", "duration"},
+		{"/api/v1/protocols?window=5m", "window"},
 	} {
 		code, body, _ := get(t, base+tc.path, nil)
 		assert.Equal(t, http.StatusBadRequest, code, tc.path)
@@ -319,7 +321,7 @@ func TestEveryDocumentedParameterIsAccepted(t *testing.T) {
 		"time_start": "2026-01-01T00:00:00Z", "time_end": "2026-01-02T00:00:00Z", "status": "active",
 		"limit": "5", "offset": "0", "sort_by": "bytes", "sort_order": "asc", "q": "protocol:tcp",
 		"format": "json", "interval": "5s", "by": "src", "sensor": "s1",
-		"/api/v1/top-talkers duration": "15m", "/api/v1/metrics/history duration": "15m",
+		"/api/v1/top-talkers duration": "15m", "/api/v1/metrics/history duration": "15m", "/api/v1/protocols duration": "15m",
 	}
 	require.NotEmpty(t, doc.Paths)
 	checked := 0

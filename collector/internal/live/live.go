@@ -32,6 +32,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"netwatch.dev/collector/internal/apierror"
 	"netwatch.dev/collector/internal/query"
 	"netwatch.dev/collector/internal/store"
 	"netwatch.dev/common/flagconfig"
@@ -70,9 +71,10 @@ type Config struct {
 	// updated first); the rest are counted in its "more" field. Default 500.
 	MaxFlowsPerPush int
 	// TopTalkers is the number of hosts in "top_talkers", over TopTalkersWindow
-	// (a duration the REST API accepts). Defaults 10 and "5m".
+	// (1m to 60m, as the REST API accepts), which is also the window of
+	// "protocols". Defaults 10 and 5m.
 	TopTalkers       int
-	TopTalkersWindow string
+	TopTalkersWindow time.Duration
 	// ProtocolsEvery is how often the protocol shares are computed (a scan of the
 	// store). Default 5s.
 	ProtocolsEvery time.Duration
@@ -84,7 +86,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Interval: time.Second, MaxClients: 64, QueueLength: 64, IdleTimeout: 30 * time.Second,
-		MaxFlowsPerPush: 500, TopTalkers: 10, TopTalkersWindow: "5m", ProtocolsEvery: 5 * time.Second,
+		MaxFlowsPerPush: 500, TopTalkers: 10, TopTalkersWindow: 5 * time.Minute, ProtocolsEvery: 5 * time.Second,
 		Alerts: DefaultAlertConfig(),
 	}
 }
@@ -103,8 +105,10 @@ func (c Config) Check() error {
 		return flagconfig.Fieldf("IdleTimeout", "%v is below 10ms", c.IdleTimeout)
 	case c.MaxFlowsPerPush < 1:
 		return flagconfig.Fieldf("MaxFlowsPerPush", "%d must be at least 1", c.MaxFlowsPerPush)
-	case c.TopTalkers < 1 || c.TopTalkers > 50:
-		return flagconfig.Fieldf("TopTalkers", "%d is outside [1, 50]", c.TopTalkers)
+	case c.TopTalkers < 1 || c.TopTalkers > query.MaxTopTalkers:
+		return flagconfig.Fieldf("TopTalkers", "%d is outside [1, %d]", c.TopTalkers, query.MaxTopTalkers)
+	case c.TopTalkersWindow < query.MinWindow || c.TopTalkersWindow > query.MaxWindow:
+		return flagconfig.Fieldf("TopTalkersWindow", "%v is outside [%v, %v]", c.TopTalkersWindow, query.MinWindow, query.MaxWindow)
 	case c.ProtocolsEvery < c.Interval:
 		return flagconfig.Fieldf("ProtocolsEvery", "%v is shorter than the push interval %v", c.ProtocolsEvery, c.Interval)
 	}
@@ -184,9 +188,9 @@ func (h *Hub) Start() {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				h.tick(ctx, h.deps.Now())
+				h.tick(h.deps.Now())
 			case <-h.kick:
-				h.tick(ctx, h.deps.Now())
+				h.tick(h.deps.Now())
 				t.Reset(h.cfg.Interval)
 			}
 		}
@@ -220,27 +224,27 @@ func (h *Hub) Clients() int { return int(h.n.Load()) }
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", http.MethodGet)
-		writeError(w, r, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", r.Method+" is not allowed on "+r.URL.Path)
+		h.writeError(w, r, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", r.Method+" is not allowed on "+r.URL.Path)
 		return
 	}
 	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 		w.Header().Set("Upgrade", "websocket")
-		writeError(w, r, http.StatusUpgradeRequired, "UPGRADE_REQUIRED", r.URL.Path+" is a WebSocket: open it with new WebSocket(...)")
+		h.writeError(w, r, http.StatusUpgradeRequired, "UPGRADE_REQUIRED", r.URL.Path+" is a WebSocket: open it with new WebSocket(...)")
 		return
 	}
 	if err := h.checkOrigin(r); err != nil {
-		writeError(w, r, http.StatusForbidden, "PERMISSION_DENIED", err.Error())
+		h.writeError(w, r, http.StatusForbidden, "PERMISSION_DENIED", err.Error())
 		return
 	}
 	if !h.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="netwatch"`)
-		writeError(w, r, http.StatusUnauthorized, "UNAUTHENTICATED", "a valid bearer token is required (Authorization header or the "+TokenSubprotocolPrefix+" subprotocol)")
+		h.writeError(w, r, http.StatusUnauthorized, "UNAUTHENTICATED", "a valid bearer token is required (Authorization header or the "+TokenSubprotocolPrefix+" subprotocol)")
 		return
 	}
 	if int(h.n.Add(1)) > h.cfg.MaxClients {
 		h.n.Add(-1)
 		w.Header().Set("Retry-After", "5")
-		writeError(w, r, http.StatusServiceUnavailable, "UNAVAILABLE", fmt.Sprintf("too many live clients (at most %d)", h.cfg.MaxClients))
+		h.writeError(w, r, http.StatusServiceUnavailable, "UNAVAILABLE", fmt.Sprintf("too many live clients (at most %d)", h.cfg.MaxClients))
 		return
 	}
 	defer h.n.Add(-1)
@@ -363,18 +367,7 @@ func (h *Hub) authorized(r *http.Request) bool {
 	return false
 }
 
-// writeError writes the REST API's error body.
-func writeError(w http.ResponseWriter, r *http.Request, code int, name, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	b := []byte(`{"error":{"code":`)
-	b = appendJSONString(b, name)
-	b = append(b, `,"message":`...)
-	b = appendJSONString(b, msg)
-	b = append(b, `,"details":{},"timestamp":`...)
-	b = appendJSONString(b, time.Now().UTC().Format(time.RFC3339Nano))
-	b = append(b, `,"request_id":`...)
-	b = appendJSONString(b, r.Header.Get("X-Request-Id"))
-	b = append(b, "}}"...)
-	_, _ = w.Write(b)
+// writeError refuses a request with the REST API's error body.
+func (h *Hub) writeError(w http.ResponseWriter, r *http.Request, code int, name, msg string) {
+	apierror.Write(w, r, h.deps.Now(), code, name, msg, nil)
 }

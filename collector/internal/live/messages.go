@@ -14,7 +14,7 @@ const (
 	typeMetrics    = "metrics"     // data: SystemMetrics as GET /api/v1/metrics
 	typeTopTalkers = "top_talkers" // data: as GET /api/v1/top-talkers
 	typeSensors    = "sensors"     // data: as GET /api/v1/sensors
-	typeProtocols  = "protocols"   // data: {window, protocols: [{protocol, name, bytes, packets, flows}]}
+	typeProtocols  = "protocols"   // data: as GET /api/v1/protocols
 	typeFlows      = "flows"       // data: {flows: [NetworkFlow], more}
 	typeAlert      = "alert"       // data: Alert
 	typeLost       = "lost"        // data: {count}

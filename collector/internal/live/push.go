@@ -1,14 +1,12 @@
 package live
 
 import (
-	"context"
 	"slices"
 	"strconv"
 	"time"
 
 	"netwatch.dev/collector/internal/query"
 	"netwatch.dev/collector/internal/store"
-	"netwatch.dev/proto/flowmeta"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 	"netwatch.dev/proto/restjson"
 )
@@ -23,12 +21,12 @@ const scanOverlap = time.Second
 // each as soon as it is ready: the cheap ones (alerts, metrics, sensors, flows)
 // first, then the scans of the store (top talkers, protocol shares). It runs only on
 // the hub goroutine.
-func (h *Hub) tick(ctx context.Context, now time.Time) {
-	sensors, _ := h.deps.Query.ListSensors(ctx, &netwatchv1.ListSensorsRequest{})
-	metrics, _ := h.deps.Query.GetMetrics(ctx, &netwatchv1.GetMetricsRequest{})
-	st := h.deps.Store
+func (h *Hub) tick(now time.Time) {
+	q, st := h.deps.Query, h.deps.Store
+	sensors := q.Sensors()
+	metrics := q.Metrics()
 	h.mu.Lock() // add reads the active alerts
-	alerts := h.alerts.evaluate(now, metrics.GetMetrics(), sensors.GetSensors(), st.Len(), st.Config().MaxFlows)
+	alerts := h.alerts.evaluate(now, metrics, sensors, st.Len(), st.Config().MaxFlows)
 	h.mu.Unlock()
 
 	clients := h.snapshot()
@@ -54,20 +52,29 @@ func (h *Hub) tick(ctx context.Context, now time.Time) {
 	for _, m := range alerts {
 		fan(m)
 	}
-	if m := metrics.GetMetrics(); m != nil {
-		set(typeMetrics, envelope(typeMetrics, now, restjson.Marshal(m)))
-	}
-	if sensors != nil {
-		set(typeSensors, envelope(typeSensors, now, restjson.Marshal(sensors)))
-	}
+	set(typeMetrics, envelope(typeMetrics, now, restjson.Marshal(metrics)))
+	set(typeSensors, envelope(typeSensors, now, restjson.Marshal(&netwatchv1.ListSensorsResponse{Sensors: sensors})))
 
-	changed := h.changedFlows(now)
-	enc := make([][]byte, len(changed)) // each flow encoded once, when a client needs it
+	// Each subscription's filter is the store filter of a flow query at now (the
+	// retention bound included), tested by the store as it walks the recent flows.
+	var subs []*client
+	var filters []store.Filter
+	retention := st.Config().Retention
 	for _, c := range clients {
-		if fq := c.filter.Load(); fq != nil && len(changed) > 0 {
-			if msg := h.flowsMessage(now, changed, enc, fq.Match); msg != nil {
-				c.enqueue(msg)
-			}
+		if fq := c.filter.Load(); fq != nil {
+			subs = append(subs, c)
+			filters = append(filters, fq.Filter(now, retention))
+		}
+	}
+	changed, hits := h.changedFlows(now, filters)
+	enc := make([][]byte, len(changed)) // each flow encoded once, when a client needs it
+	for j, c := range subs {
+		if len(changed) == 0 {
+			break
+		}
+		match := func(i int) bool { return hits[i*len(subs)+j] }
+		if msg := h.flowsMessage(now, changed, enc, match); msg != nil {
+			c.enqueue(msg)
 		}
 	}
 
@@ -77,59 +84,70 @@ func (h *Hub) tick(ctx context.Context, now time.Time) {
 	// large the store (a million flows take about half a second for top talkers).
 	if !now.Before(h.nextTop) {
 		start := time.Now()
-		if tt, err := h.deps.Query.ListTopTalkers(ctx, &netwatchv1.ListTopTalkersRequest{
-			Limit: strconv.Itoa(h.cfg.TopTalkers), Duration: h.cfg.TopTalkersWindow,
-		}); err == nil {
-			set(typeTopTalkers, envelope(typeTopTalkers, now, restjson.Marshal(tt)))
-		} else {
-			h.deps.Log.Warn("live: top talkers", "err", err)
-		}
+		tt := q.TopTalkers(h.cfg.TopTalkers, h.cfg.TopTalkersWindow, query.SideAny)
+		set(typeTopTalkers, envelope(typeTopTalkers, now, restjson.Marshal(tt)))
 		h.nextTop = now.Add(max(h.cfg.Interval, 5*time.Since(start)) - h.cfg.Interval/2)
 	}
 	if !now.Before(h.nextProto) {
 		start := time.Now()
-		set(typeProtocols, h.protocols(now))
+		ps := q.Protocols(h.cfg.TopTalkersWindow)
+		set(typeProtocols, envelope(typeProtocols, now, restjson.Marshal(ps)))
 		h.nextProto = now.Add(max(h.cfg.ProtocolsEvery, 10*time.Since(start)) - h.cfg.Interval/2)
 	}
 }
 
-// changedFlows are the flows updated since the previous scan, most recent first.
-func (h *Hub) changedFlows(now time.Time) []store.Flow {
+// changedFlows are the flows updated since the previous scan, most recent first, and
+// which of filters select each: hits[i*len(filters)+j] for flow i and filter j.
+func (h *Hub) changedFlows(now time.Time, filters []store.Filter) (flows []store.Flow, hits []bool) {
 	start := now.UnixNano()
 	since := start - int64(h.cfg.Interval)
 	if h.lastScan != 0 {
 		since = h.lastScan - int64(scanOverlap)
 	}
-	var out []store.Flow
+	type changed struct {
+		f   store.Flow
+		row int // its hits start at row*len(filters)
+	}
+	var out []changed
+	var rows []bool
 	sent := make(map[store.Key]int64, len(h.sent))
-	h.deps.Store.Recent(since, func(f store.Flow) {
+	h.deps.Store.RecentMatching(since, filters, func(f store.Flow, m []bool) {
 		if at, ok := h.sent[f.Key]; ok && at == f.ReceivedAt {
 			sent[f.Key] = at
 			return
 		}
 		sent[f.Key] = f.ReceivedAt
-		out = append(out, f)
+		out = append(out, changed{f, len(out)})
+		rows = append(rows, m...)
 	})
 	h.lastScan, h.sent = start, sent
-	slices.SortFunc(out, func(a, b store.Flow) int {
+	slices.SortFunc(out, func(a, b changed) int {
 		switch {
-		case a.ReceivedAt > b.ReceivedAt:
+		case a.f.ReceivedAt > b.f.ReceivedAt:
 			return -1
-		case a.ReceivedAt < b.ReceivedAt:
+		case a.f.ReceivedAt < b.f.ReceivedAt:
 			return 1
 		}
 		return 0
 	})
-	return out
+	flows = make([]store.Flow, len(out))
+	hits = make([]bool, 0, len(rows))
+	k := len(filters)
+	for i := range out {
+		flows[i] = out[i].f
+		hits = append(hits, rows[out[i].row*k:(out[i].row+1)*k]...)
+	}
+	return flows, hits
 }
 
 // flowsMessage is the "flows" message of one subscription: at most MaxFlowsPerPush
-// matching flows, the count of the others in "more"; nil when none match.
-func (h *Hub) flowsMessage(now time.Time, changed []store.Flow, enc [][]byte, match func(*store.Flow) bool) []byte {
+// matching flows (match(i) for changed[i]), the count of the others in "more"; nil
+// when none match.
+func (h *Hub) flowsMessage(now time.Time, changed []store.Flow, enc [][]byte, match func(i int) bool) []byte {
 	b := []byte(`{"flows":[`)
 	n, more := 0, 0
 	for i := range changed {
-		if !match(&changed[i]) {
+		if !match(i) {
 			continue
 		}
 		if n == h.cfg.MaxFlowsPerPush {
@@ -150,51 +168,4 @@ func (h *Hub) flowsMessage(now time.Time, changed []store.Flow, enc [][]byte, ma
 	}
 	b = strconv.AppendInt(append(b, `],"more":`...), int64(more), 10)
 	return envelope(typeFlows, now, append(b, '}'))
-}
-
-// protoShare is one protocol's share of the traffic.
-type protoShare struct {
-	Protocol uint8  `json:"protocol"`
-	Name     string `json:"name"`
-	Bytes    uint64 `json:"bytes"`
-	Packets  uint64 `json:"packets"`
-	Flows    uint64 `json:"flows"`
-}
-
-// protocols sums the totals of the flows seen in the top-talker window by protocol
-// (a flow that started before the window counts whole).
-func (h *Hub) protocols(now time.Time) []byte {
-	window, err := time.ParseDuration(h.cfg.TopTalkersWindow)
-	if err != nil {
-		window = 5 * time.Minute
-	}
-	from := now.Add(-window).UnixNano()
-	var sums [256]protoShare
-	h.deps.Store.Scan(func(f *store.Flow) bool { return f.LastSeen >= from }, func(f store.Flow) {
-		s := &sums[f.Protocol]
-		s.Bytes += f.SrcBytes + f.DstBytes
-		s.Packets += f.SrcPackets + f.DstPackets
-		s.Flows++
-	})
-	out := []protoShare{}
-	for p := range sums {
-		if sums[p].Flows > 0 {
-			s := sums[p]
-			s.Protocol, s.Name = uint8(p), flowmeta.ProtocolName(uint8(p))
-			out = append(out, s)
-		}
-	}
-	slices.SortFunc(out, func(a, b protoShare) int {
-		switch {
-		case a.Bytes > b.Bytes:
-			return -1
-		case a.Bytes < b.Bytes:
-			return 1
-		}
-		return int(a.Protocol) - int(b.Protocol)
-	})
-	return encodeJSON(typeProtocols, now, struct {
-		Window    string       `json:"window"`
-		Protocols []protoShare `json:"protocols"`
-	}{h.cfg.TopTalkersWindow, out})
 }

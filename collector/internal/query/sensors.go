@@ -32,13 +32,17 @@ type Problem struct {
 // before serving.
 func (s *Service) SetProblems(f func() []Problem) { s.problems = f }
 
-// ListSensors is GET /api/v1/sensors: the registry, sorted by sensor id.
+// ListSensors is GET /api/v1/sensors: Sensors.
 func (s *Service) ListSensors(context.Context, *netwatchv1.ListSensorsRequest) (*netwatchv1.ListSensorsResponse, error) {
-	resp := &netwatchv1.ListSensorsResponse{Sensors: []*netwatchv1.Sensor{}}
-	if s.sensors != nil {
-		resp.Sensors = s.sensors.Sensors()
+	return &netwatchv1.ListSensorsResponse{Sensors: s.Sensors()}, nil
+}
+
+// Sensors is the registry, sorted by sensor id (empty, not nil, without one).
+func (s *Service) Sensors() []*netwatchv1.Sensor {
+	if s.sensors == nil {
+		return []*netwatchv1.Sensor{}
 	}
-	return resp, nil
+	return s.sensors.Sensors()
 }
 
 // Health thresholds.

@@ -62,26 +62,35 @@ func (s *Service) ListFlows(_ context.Context, req *netwatchv1.ListFlowsRequest)
 	return resp, nil
 }
 
-// GetMetrics reports the current metrics. Collector-wide (no sensor): the newest
-// point of the once-a-second history (CPU and memory of the collector plus the
-// sensors', ingest rates, the sensors' drops and errors), with the stored flows and
-// the collector's memory read now. With sensor: what that sensor last reported
-// (its registry entry, rates from its history); an unknown sensor is NOT_FOUND naming
-// the parameter.
+// GetMetrics is GET /api/v1/metrics: Metrics, or with sensor SensorMetrics.
 func (s *Service) GetMetrics(_ context.Context, req *netwatchv1.GetMetricsRequest) (*netwatchv1.GetMetricsResponse, error) {
 	if id := req.GetSensor(); id != "" {
-		return s.sensorMetrics(id)
+		m, err := s.SensorMetrics(id)
+		if err != nil {
+			return nil, err
+		}
+		return &netwatchv1.GetMetricsResponse{Metrics: m}, nil
 	}
+	return &netwatchv1.GetMetricsResponse{Metrics: s.Metrics()}, nil
+}
+
+// Metrics are the collector-wide metrics now: the newest point of the once-a-second
+// history (CPU and memory of the collector plus the sensors', ingest rates, the
+// sensors' drops and errors), with the stored flows and the collector's memory read
+// now.
+func (s *Service) Metrics() *netwatchv1.SystemMetrics {
 	m := &netwatchv1.SystemMetrics{Timestamp: timestamppb.New(s.now())}
 	if p, _, ok := s.history.Latest(""); ok {
 		fillPoint(m, p)
 	}
 	m.MemoryUsage = max(m.MemoryUsage, procstat.RSS())
 	m.ActiveFlows = uint64(s.store.Len())
-	return &netwatchv1.GetMetricsResponse{Metrics: m}, nil
+	return m
 }
 
-func (s *Service) sensorMetrics(id string) (*netwatchv1.GetMetricsResponse, error) {
+// SensorMetrics are what sensor id last reported (its registry entry, rates from its
+// history); an unknown sensor is NOT_FOUND naming the parameter.
+func (s *Service) SensorMetrics(id string) (*netwatchv1.SystemMetrics, error) {
 	var m *netwatchv1.SystemMetrics
 	if s.sensors != nil {
 		for _, v := range s.sensors.Sensors() {
@@ -104,7 +113,7 @@ func (s *Service) sensorMetrics(id string) (*netwatchv1.GetMetricsResponse, erro
 	case ok:
 		m.PacketsPerSecond, m.BytesPerSecond = p.PacketsPerSecond, p.BytesPerSecond
 	}
-	return &netwatchv1.GetMetricsResponse{Metrics: m}, nil
+	return m, nil
 }
 
 func fillPoint(m *netwatchv1.SystemMetrics, p MetricsPoint) {
@@ -113,7 +122,8 @@ func fillPoint(m *netwatchv1.SystemMetrics, p MetricsPoint) {
 	m.DroppedPackets, m.CaptureErrors = p.Dropped, p.Errors
 }
 
-// Filter is q's filters for the store; flows received before now minus the
+// Filter is q's filters for the store, the one test of every flow query (ListFlows,
+// the CSV download, live subscriptions); flows received before now minus the
 // retention are left out even if Expire has not run yet.
 func (q *FlowQuery) Filter(now time.Time, retention time.Duration) store.Filter {
 	return store.Filter{
@@ -136,35 +146,6 @@ func (q *FlowQuery) Order() store.Order {
 		by = store.ByFirstSeen
 	}
 	return store.Order{By: by, Desc: q.Desc}
-}
-
-// Match reports whether f passes every filter of q.
-func (q *FlowQuery) Match(f *store.Flow) bool {
-	if q.Src.IsValid() && !q.Src.Contains(f.Src.Unmap()) {
-		return false
-	}
-	if q.Dst.IsValid() && !q.Dst.Contains(f.Dst.Unmap()) {
-		return false
-	}
-	if q.Protocol >= 0 && int(f.Protocol) != q.Protocol {
-		return false
-	}
-	if q.Port >= 0 && int(f.SrcPort) != q.Port && int(f.DstPort) != q.Port {
-		return false
-	}
-	if q.Start != 0 && f.LastSeen < q.Start {
-		return false
-	}
-	if q.End != 0 && f.FirstSeen > q.End {
-		return false
-	}
-	if q.Sensor != "" && f.SensorID != q.Sensor {
-		return false
-	}
-	if q.Status != 0 && f.Status != q.Status {
-		return false
-	}
-	return true
 }
 
 // ToNetworkFlow is the API view of a stored flow.

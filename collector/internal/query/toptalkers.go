@@ -17,10 +17,12 @@ import (
 
 const (
 	defaultTopLimit    = 10
-	maxTopLimit        = 50
 	defaultTopDuration = 5 * time.Minute
-	minTopDuration     = time.Minute
-	maxTopDuration     = 60 * time.Minute
+	// MaxTopTalkers is the largest limit of a top-talkers answer.
+	MaxTopTalkers = 50
+	// MinWindow and MaxWindow bound the duration of top-talkers and protocols.
+	MinWindow = time.Minute
+	MaxWindow = store.MaxWindow
 	// TopFlowsPerHost is how many of a talker's largest flows (by bytes inside the
 	// window) come with it for drill-down.
 	TopFlowsPerHost = 5
@@ -38,11 +40,11 @@ func (s *Service) ListTopTalkers(_ context.Context, req *netwatchv1.ListTopTalke
 	limit := defaultTopLimit
 	if v := req.GetLimit(); v != "" {
 		var err error
-		if limit, err = parseInt("limit", v, 1, maxTopLimit); err != nil {
+		if limit, err = parseInt("limit", v, 1, MaxTopTalkers); err != nil {
 			return nil, err
 		}
 	}
-	window, err := parseWindow("duration", req.GetDuration(), defaultTopDuration, minTopDuration, maxTopDuration)
+	window, err := parseWindow("duration", req.GetDuration(), defaultTopDuration, MinWindow, MaxWindow)
 	if err != nil {
 		return nil, err
 	}
@@ -56,17 +58,24 @@ func (s *Service) ListTopTalkers(_ context.Context, req *netwatchv1.ListTopTalke
 	default:
 		return nil, paramError("by", "%q is not one of src, dst, any", v)
 	}
+	return s.TopTalkers(limit, window, side), nil
+}
+
+// TopTalkers is the answer of ListTopTalkers for parameters already checked: limit
+// in [1, 50], window in [1m, 60m] (see ListTopTalkers). Answers are shared through
+// the cache (CacheTopTalkers) with the REST and gRPC callers asking the same.
+func (s *Service) TopTalkers(limit int, window time.Duration, side Side) *netwatchv1.ListTopTalkersResponse {
 	now := s.now()
 	if s.topCache != nil {
 		return s.topCache.get(topKey{limit, window, side}, now, func() *netwatchv1.ListTopTalkersResponse {
 			return s.topTalkers(now, limit, window, side)
-		}), nil
+		})
 	}
-	return s.topTalkers(now, limit, window, side), nil
+	return s.topTalkers(now, limit, window, side)
 }
 
 func (s *Service) topTalkers(now time.Time, limit int, window time.Duration, side Side) *netwatchv1.ListTopTalkersResponse {
-	talkers := TopTalkers(s.store, now.Add(-window), now, limit, side)
+	talkers := rankTalkers(s.store, now.Add(-window), now, limit, side)
 	resp := &netwatchv1.ListTopTalkersResponse{
 		TopTalkers:  make([]*netwatchv1.TopTalker, 0, len(talkers)),
 		TimeWindow:  formatDuration(window),
@@ -197,14 +206,14 @@ const (
 	SideDst             // the responder only
 )
 
-// TopTalkers ranks the hosts of the flows that transferred something inside
+// rankTalkers ranks the hosts of the flows that transferred something inside
 // [from, to] by bytes (ties: packets, then address) and returns the first limit. A
 // flow counts for its initiator, its responder or both, as side says; the
 // percentages are shares of all the bytes in the window either way.
 //
 // Hosts are the store's interned ids, so a flow costs two array updates, not two
 // hash lookups of its addresses; the ids stay pinned until the talkers are resolved.
-func TopTalkers(st *store.Store, from, to time.Time, limit int, side Side) []Talker {
+func rankTalkers(st *store.Store, from, to time.Time, limit int, side Side) []Talker {
 	unpin := st.PinHosts()
 	defer unpin()
 	var (

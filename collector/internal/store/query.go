@@ -369,6 +369,25 @@ func (s *Store) Scan(match func(*Flow) bool, fn func(Flow)) {
 	}
 }
 
+// Select calls fn with a copy of every stored flow f selects (the test of Query), in
+// no particular order. fn runs under a shard's read lock: it must not call the store.
+func (s *Store) Select(f Filter, fn func(Flow)) {
+	c := s.compile(&f)
+	if c.none {
+		return
+	}
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.RLock()
+		for slot := uint32(0); slot < sh.nslots; slot++ {
+			if r := sh.rec(slot); c.match(r) {
+				fn(sh.flow(r, &s.sensors))
+			}
+		}
+		sh.mu.RUnlock()
+	}
+}
+
 // WindowFlow is what one flow transferred inside a window.
 type WindowFlow struct {
 	Ref              FlowRef

@@ -6,6 +6,20 @@ package store
 // of recent flows, not the size of the store: this is what live push asks every
 // second. fn runs under the shard's read lock: it must not call the store.
 func (s *Store) Recent(since int64, fn func(Flow)) {
+	s.RecentMatching(since, nil, func(f Flow, _ []bool) { fn(f) })
+}
+
+// RecentMatching is Recent that also tells, for each of filters, whether it selects
+// the flow: hits[i] for filters[i], tested by the compiled filter of Query and Stream
+// (so a live subscription and a query select the same flows, the retention bound
+// included). The filters are compiled once per call. hits is reused from one flow to
+// the next: copy what is kept.
+func (s *Store) RecentMatching(since int64, filters []Filter, fn func(f Flow, hits []bool)) {
+	cs := make([]compiled, len(filters))
+	for i := range filters {
+		cs[i] = s.compile(&filters[i])
+	}
+	hits := make([]bool, len(cs))
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.RLock()
@@ -18,7 +32,10 @@ func (s *Store) Recent(since int64, fn func(Flow)) {
 				slot = r.prev
 				continue
 			}
-			fn(sh.flow(r, &s.sensors))
+			for j := range cs {
+				hits[j] = !cs[j].none && cs[j].match(r)
+			}
+			fn(sh.flow(r, &s.sensors), hits)
 			slot = r.prev
 		}
 		sh.mu.RUnlock()

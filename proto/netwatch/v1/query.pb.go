@@ -1237,6 +1237,190 @@ func (x *TopTalker) GetFlows() []*NetworkFlow {
 	return nil
 }
 
+// ListProtocolsRequest is GET /api/v1/protocols.
+type ListProtocolsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Window: default 5m, from 1m to 60m (as top-talkers).
+	Duration      string `protobuf:"bytes,1,opt,name=duration,proto3" json:"duration,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListProtocolsRequest) Reset() {
+	*x = ListProtocolsRequest{}
+	mi := &file_netwatch_v1_query_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListProtocolsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListProtocolsRequest) ProtoMessage() {}
+
+func (x *ListProtocolsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_netwatch_v1_query_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListProtocolsRequest.ProtoReflect.Descriptor instead.
+func (*ListProtocolsRequest) Descriptor() ([]byte, []int) {
+	return file_netwatch_v1_query_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ListProtocolsRequest) GetDuration() string {
+	if x != nil {
+		return x.Duration
+	}
+	return ""
+}
+
+// ListProtocolsResponse is the traffic by protocol of the flows seen since now minus
+// the window (last packet at or after it, as time_start of GET /api/v1/flows), most
+// bytes first (ties: lower protocol number). A flow counts whole: its bytes and
+// packets are lifetime totals, not only what it sent inside the window.
+type ListProtocolsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The window, spelled as the duration parameter (e.g. "5m").
+	Window        string           `protobuf:"bytes,1,opt,name=window,proto3" json:"window,omitempty"`
+	Protocols     []*ProtocolShare `protobuf:"bytes,2,rep,name=protocols,proto3" json:"protocols,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListProtocolsResponse) Reset() {
+	*x = ListProtocolsResponse{}
+	mi := &file_netwatch_v1_query_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListProtocolsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListProtocolsResponse) ProtoMessage() {}
+
+func (x *ListProtocolsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_netwatch_v1_query_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListProtocolsResponse.ProtoReflect.Descriptor instead.
+func (*ListProtocolsResponse) Descriptor() ([]byte, []int) {
+	return file_netwatch_v1_query_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ListProtocolsResponse) GetWindow() string {
+	if x != nil {
+		return x.Window
+	}
+	return ""
+}
+
+func (x *ListProtocolsResponse) GetProtocols() []*ProtocolShare {
+	if x != nil {
+		return x.Protocols
+	}
+	return nil
+}
+
+// ProtocolShare is one IP protocol's traffic.
+type ProtocolShare struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// IP protocol number (6 tcp, 17 udp, 58 icmpv6...).
+	Protocol uint32 `protobuf:"varint,1,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	// Its name (tcp, udp, icmpv6...), or the number when it has none.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// Both directions of the flows, as NetworkFlow.bytes and packets.
+	Bytes   uint64 `protobuf:"varint,3,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	Packets uint64 `protobuf:"varint,4,opt,name=packets,proto3" json:"packets,omitempty"`
+	// Flows of this protocol seen inside the window.
+	Flows         uint64 `protobuf:"varint,5,opt,name=flows,proto3" json:"flows,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProtocolShare) Reset() {
+	*x = ProtocolShare{}
+	mi := &file_netwatch_v1_query_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProtocolShare) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProtocolShare) ProtoMessage() {}
+
+func (x *ProtocolShare) ProtoReflect() protoreflect.Message {
+	mi := &file_netwatch_v1_query_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProtocolShare.ProtoReflect.Descriptor instead.
+func (*ProtocolShare) Descriptor() ([]byte, []int) {
+	return file_netwatch_v1_query_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ProtocolShare) GetProtocol() uint32 {
+	if x != nil {
+		return x.Protocol
+	}
+	return 0
+}
+
+func (x *ProtocolShare) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ProtocolShare) GetBytes() uint64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *ProtocolShare) GetPackets() uint64 {
+	if x != nil {
+		return x.Packets
+	}
+	return 0
+}
+
+func (x *ProtocolShare) GetFlows() uint64 {
+	if x != nil {
+		return x.Flows
+	}
+	return 0
+}
+
 // ListSensorsRequest has no parameters.
 type ListSensorsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1246,7 +1430,7 @@ type ListSensorsRequest struct {
 
 func (x *ListSensorsRequest) Reset() {
 	*x = ListSensorsRequest{}
-	mi := &file_netwatch_v1_query_proto_msgTypes[14]
+	mi := &file_netwatch_v1_query_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1258,7 +1442,7 @@ func (x *ListSensorsRequest) String() string {
 func (*ListSensorsRequest) ProtoMessage() {}
 
 func (x *ListSensorsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_netwatch_v1_query_proto_msgTypes[14]
+	mi := &file_netwatch_v1_query_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1271,7 +1455,7 @@ func (x *ListSensorsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSensorsRequest.ProtoReflect.Descriptor instead.
 func (*ListSensorsRequest) Descriptor() ([]byte, []int) {
-	return file_netwatch_v1_query_proto_rawDescGZIP(), []int{14}
+	return file_netwatch_v1_query_proto_rawDescGZIP(), []int{17}
 }
 
 // ListSensorsResponse lists every sensor seen within the retention window.
@@ -1284,7 +1468,7 @@ type ListSensorsResponse struct {
 
 func (x *ListSensorsResponse) Reset() {
 	*x = ListSensorsResponse{}
-	mi := &file_netwatch_v1_query_proto_msgTypes[15]
+	mi := &file_netwatch_v1_query_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1296,7 +1480,7 @@ func (x *ListSensorsResponse) String() string {
 func (*ListSensorsResponse) ProtoMessage() {}
 
 func (x *ListSensorsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_netwatch_v1_query_proto_msgTypes[15]
+	mi := &file_netwatch_v1_query_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1309,7 +1493,7 @@ func (x *ListSensorsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSensorsResponse.ProtoReflect.Descriptor instead.
 func (*ListSensorsResponse) Descriptor() ([]byte, []int) {
-	return file_netwatch_v1_query_proto_rawDescGZIP(), []int{15}
+	return file_netwatch_v1_query_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListSensorsResponse) GetSensors() []*Sensor {
@@ -1356,7 +1540,7 @@ type Sensor struct {
 
 func (x *Sensor) Reset() {
 	*x = Sensor{}
-	mi := &file_netwatch_v1_query_proto_msgTypes[16]
+	mi := &file_netwatch_v1_query_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1368,7 +1552,7 @@ func (x *Sensor) String() string {
 func (*Sensor) ProtoMessage() {}
 
 func (x *Sensor) ProtoReflect() protoreflect.Message {
-	mi := &file_netwatch_v1_query_proto_msgTypes[16]
+	mi := &file_netwatch_v1_query_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1381,7 +1565,7 @@ func (x *Sensor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sensor.ProtoReflect.Descriptor instead.
 func (*Sensor) Descriptor() ([]byte, []int) {
-	return file_netwatch_v1_query_proto_rawDescGZIP(), []int{16}
+	return file_netwatch_v1_query_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Sensor) GetSensorId() string {
@@ -1527,7 +1711,7 @@ type ErrorResponse struct {
 
 func (x *ErrorResponse) Reset() {
 	*x = ErrorResponse{}
-	mi := &file_netwatch_v1_query_proto_msgTypes[17]
+	mi := &file_netwatch_v1_query_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1539,7 +1723,7 @@ func (x *ErrorResponse) String() string {
 func (*ErrorResponse) ProtoMessage() {}
 
 func (x *ErrorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_netwatch_v1_query_proto_msgTypes[17]
+	mi := &file_netwatch_v1_query_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1552,7 +1736,7 @@ func (x *ErrorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorResponse.ProtoReflect.Descriptor instead.
 func (*ErrorResponse) Descriptor() ([]byte, []int) {
-	return file_netwatch_v1_query_proto_rawDescGZIP(), []int{17}
+	return file_netwatch_v1_query_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ErrorResponse) GetError() *ErrorDetail {
@@ -1578,7 +1762,7 @@ type ErrorDetail struct {
 
 func (x *ErrorDetail) Reset() {
 	*x = ErrorDetail{}
-	mi := &file_netwatch_v1_query_proto_msgTypes[18]
+	mi := &file_netwatch_v1_query_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1590,7 +1774,7 @@ func (x *ErrorDetail) String() string {
 func (*ErrorDetail) ProtoMessage() {}
 
 func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_netwatch_v1_query_proto_msgTypes[18]
+	mi := &file_netwatch_v1_query_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1603,7 +1787,7 @@ func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorDetail.ProtoReflect.Descriptor instead.
 func (*ErrorDetail) Descriptor() ([]byte, []int) {
-	return file_netwatch_v1_query_proto_rawDescGZIP(), []int{18}
+	return file_netwatch_v1_query_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ErrorDetail) GetCode() string {
@@ -1760,7 +1944,18 @@ const file_netwatch_v1_query_proto_rawDesc = "" +
 	"flow_count\x18\x05 \x01(\rR\tflowCount\x12\x12\n" +
 	"\x04rank\x18\x06 \x01(\rR\x04rank\x12.\n" +
 	"\x13percentage_of_total\x18\a \x01(\x01R\x11percentageOfTotal\x12.\n" +
-	"\x05flows\x18\b \x03(\v2\x18.netwatch.v1.NetworkFlowR\x05flows\"\x14\n" +
+	"\x05flows\x18\b \x03(\v2\x18.netwatch.v1.NetworkFlowR\x05flows\"2\n" +
+	"\x14ListProtocolsRequest\x12\x1a\n" +
+	"\bduration\x18\x01 \x01(\tR\bduration\"i\n" +
+	"\x15ListProtocolsResponse\x12\x16\n" +
+	"\x06window\x18\x01 \x01(\tR\x06window\x128\n" +
+	"\tprotocols\x18\x02 \x03(\v2\x1a.netwatch.v1.ProtocolShareR\tprotocols\"\x85\x01\n" +
+	"\rProtocolShare\x12\x1a\n" +
+	"\bprotocol\x18\x01 \x01(\rR\bprotocol\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
+	"\x05bytes\x18\x03 \x01(\x04R\x05bytes\x12\x18\n" +
+	"\apackets\x18\x04 \x01(\x04R\apackets\x12\x14\n" +
+	"\x05flows\x18\x05 \x01(\x04R\x05flows\"\x14\n" +
 	"\x12ListSensorsRequest\"D\n" +
 	"\x13ListSensorsResponse\x12-\n" +
 	"\asensors\x18\x01 \x03(\v2\x13.netwatch.v1.SensorR\asensors\"\xd0\x05\n" +
@@ -1798,7 +1993,7 @@ const file_netwatch_v1_query_proto_rawDesc = "" +
 	"request_id\x18\x05 \x01(\tR\trequestId\x1a:\n" +
 	"\fDetailsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x012\xaf\x05\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x012\xa2\x06\n" +
 	"\fQueryService\x12b\n" +
 	"\tGetHealth\x12\x1d.netwatch.v1.GetHealthRequest\x1a\x1e.netwatch.v1.GetHealthResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/api/v1/health\x12a\n" +
 	"\tListFlows\x12\x1d.netwatch.v1.ListFlowsRequest\x1a\x1e.netwatch.v1.ListFlowsResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/api/v1/flows\x12o\n" +
@@ -1806,7 +2001,8 @@ const file_netwatch_v1_query_proto_rawDesc = "" +
 	"GetMetrics\x12\x1e.netwatch.v1.GetMetricsRequest\x1a\x1f.netwatch.v1.GetMetricsResponse\" \x82\xd3\xe4\x93\x02\x1ab\ametrics\x12\x0f/api/v1/metrics\x12\x83\x01\n" +
 	"\x11GetMetricsHistory\x12%.netwatch.v1.GetMetricsHistoryRequest\x1a&.netwatch.v1.GetMetricsHistoryResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/api/v1/metrics/history\x12v\n" +
 	"\x0eListTopTalkers\x12\".netwatch.v1.ListTopTalkersRequest\x1a#.netwatch.v1.ListTopTalkersResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/api/v1/top-talkers\x12i\n" +
-	"\vListSensors\x12\x1f.netwatch.v1.ListSensorsRequest\x1a .netwatch.v1.ListSensorsResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/api/v1/sensorsB+Z)netwatch.dev/proto/netwatch/v1;netwatchv1b\x06proto3"
+	"\vListSensors\x12\x1f.netwatch.v1.ListSensorsRequest\x1a .netwatch.v1.ListSensorsResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/api/v1/sensors\x12q\n" +
+	"\rListProtocols\x12!.netwatch.v1.ListProtocolsRequest\x1a\".netwatch.v1.ListProtocolsResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/api/v1/protocolsB+Z)netwatch.dev/proto/netwatch/v1;netwatchv1b\x06proto3"
 
 var (
 	file_netwatch_v1_query_proto_rawDescOnce sync.Once
@@ -1820,7 +2016,7 @@ func file_netwatch_v1_query_proto_rawDescGZIP() []byte {
 	return file_netwatch_v1_query_proto_rawDescData
 }
 
-var file_netwatch_v1_query_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_netwatch_v1_query_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_netwatch_v1_query_proto_goTypes = []any{
 	(*GetHealthRequest)(nil),          // 0: netwatch.v1.GetHealthRequest
 	(*GetHealthResponse)(nil),         // 1: netwatch.v1.GetHealthResponse
@@ -1836,58 +2032,64 @@ var file_netwatch_v1_query_proto_goTypes = []any{
 	(*ListTopTalkersRequest)(nil),     // 11: netwatch.v1.ListTopTalkersRequest
 	(*ListTopTalkersResponse)(nil),    // 12: netwatch.v1.ListTopTalkersResponse
 	(*TopTalker)(nil),                 // 13: netwatch.v1.TopTalker
-	(*ListSensorsRequest)(nil),        // 14: netwatch.v1.ListSensorsRequest
-	(*ListSensorsResponse)(nil),       // 15: netwatch.v1.ListSensorsResponse
-	(*Sensor)(nil),                    // 16: netwatch.v1.Sensor
-	(*ErrorResponse)(nil),             // 17: netwatch.v1.ErrorResponse
-	(*ErrorDetail)(nil),               // 18: netwatch.v1.ErrorDetail
-	nil,                               // 19: netwatch.v1.ErrorDetail.DetailsEntry
-	(*timestamppb.Timestamp)(nil),     // 20: google.protobuf.Timestamp
-	(InterfaceStatus)(0),              // 21: netwatch.v1.InterfaceStatus
-	(FlowStatus)(0),                   // 22: netwatch.v1.FlowStatus
-	(EndReason)(0),                    // 23: netwatch.v1.EndReason
+	(*ListProtocolsRequest)(nil),      // 14: netwatch.v1.ListProtocolsRequest
+	(*ListProtocolsResponse)(nil),     // 15: netwatch.v1.ListProtocolsResponse
+	(*ProtocolShare)(nil),             // 16: netwatch.v1.ProtocolShare
+	(*ListSensorsRequest)(nil),        // 17: netwatch.v1.ListSensorsRequest
+	(*ListSensorsResponse)(nil),       // 18: netwatch.v1.ListSensorsResponse
+	(*Sensor)(nil),                    // 19: netwatch.v1.Sensor
+	(*ErrorResponse)(nil),             // 20: netwatch.v1.ErrorResponse
+	(*ErrorDetail)(nil),               // 21: netwatch.v1.ErrorDetail
+	nil,                               // 22: netwatch.v1.ErrorDetail.DetailsEntry
+	(*timestamppb.Timestamp)(nil),     // 23: google.protobuf.Timestamp
+	(InterfaceStatus)(0),              // 24: netwatch.v1.InterfaceStatus
+	(FlowStatus)(0),                   // 25: netwatch.v1.FlowStatus
+	(EndReason)(0),                    // 26: netwatch.v1.EndReason
 }
 var file_netwatch_v1_query_proto_depIdxs = []int32{
-	20, // 0: netwatch.v1.GetHealthResponse.timestamp:type_name -> google.protobuf.Timestamp
-	21, // 1: netwatch.v1.GetHealthResponse.interface_status:type_name -> netwatch.v1.InterfaceStatus
+	23, // 0: netwatch.v1.GetHealthResponse.timestamp:type_name -> google.protobuf.Timestamp
+	24, // 1: netwatch.v1.GetHealthResponse.interface_status:type_name -> netwatch.v1.InterfaceStatus
 	5,  // 2: netwatch.v1.ListFlowsResponse.flows:type_name -> netwatch.v1.NetworkFlow
 	4,  // 3: netwatch.v1.ListFlowsResponse.pagination:type_name -> netwatch.v1.Pagination
-	20, // 4: netwatch.v1.NetworkFlow.first_seen:type_name -> google.protobuf.Timestamp
-	20, // 5: netwatch.v1.NetworkFlow.last_seen:type_name -> google.protobuf.Timestamp
-	22, // 6: netwatch.v1.NetworkFlow.status:type_name -> netwatch.v1.FlowStatus
-	23, // 7: netwatch.v1.NetworkFlow.end_reason:type_name -> netwatch.v1.EndReason
+	23, // 4: netwatch.v1.NetworkFlow.first_seen:type_name -> google.protobuf.Timestamp
+	23, // 5: netwatch.v1.NetworkFlow.last_seen:type_name -> google.protobuf.Timestamp
+	25, // 6: netwatch.v1.NetworkFlow.status:type_name -> netwatch.v1.FlowStatus
+	26, // 7: netwatch.v1.NetworkFlow.end_reason:type_name -> netwatch.v1.EndReason
 	8,  // 8: netwatch.v1.GetMetricsResponse.metrics:type_name -> netwatch.v1.SystemMetrics
-	20, // 9: netwatch.v1.SystemMetrics.timestamp:type_name -> google.protobuf.Timestamp
-	21, // 10: netwatch.v1.SystemMetrics.interface_status:type_name -> netwatch.v1.InterfaceStatus
+	23, // 9: netwatch.v1.SystemMetrics.timestamp:type_name -> google.protobuf.Timestamp
+	24, // 10: netwatch.v1.SystemMetrics.interface_status:type_name -> netwatch.v1.InterfaceStatus
 	8,  // 11: netwatch.v1.GetMetricsHistoryResponse.metrics:type_name -> netwatch.v1.SystemMetrics
 	13, // 12: netwatch.v1.ListTopTalkersResponse.top_talkers:type_name -> netwatch.v1.TopTalker
-	20, // 13: netwatch.v1.ListTopTalkersResponse.generated_at:type_name -> google.protobuf.Timestamp
+	23, // 13: netwatch.v1.ListTopTalkersResponse.generated_at:type_name -> google.protobuf.Timestamp
 	5,  // 14: netwatch.v1.TopTalker.flows:type_name -> netwatch.v1.NetworkFlow
-	16, // 15: netwatch.v1.ListSensorsResponse.sensors:type_name -> netwatch.v1.Sensor
-	20, // 16: netwatch.v1.Sensor.connected_since:type_name -> google.protobuf.Timestamp
-	20, // 17: netwatch.v1.Sensor.last_batch_at:type_name -> google.protobuf.Timestamp
-	8,  // 18: netwatch.v1.Sensor.metrics:type_name -> netwatch.v1.SystemMetrics
-	20, // 19: netwatch.v1.Sensor.last_rejection_at:type_name -> google.protobuf.Timestamp
-	18, // 20: netwatch.v1.ErrorResponse.error:type_name -> netwatch.v1.ErrorDetail
-	19, // 21: netwatch.v1.ErrorDetail.details:type_name -> netwatch.v1.ErrorDetail.DetailsEntry
-	20, // 22: netwatch.v1.ErrorDetail.timestamp:type_name -> google.protobuf.Timestamp
-	0,  // 23: netwatch.v1.QueryService.GetHealth:input_type -> netwatch.v1.GetHealthRequest
-	2,  // 24: netwatch.v1.QueryService.ListFlows:input_type -> netwatch.v1.ListFlowsRequest
-	6,  // 25: netwatch.v1.QueryService.GetMetrics:input_type -> netwatch.v1.GetMetricsRequest
-	9,  // 26: netwatch.v1.QueryService.GetMetricsHistory:input_type -> netwatch.v1.GetMetricsHistoryRequest
-	11, // 27: netwatch.v1.QueryService.ListTopTalkers:input_type -> netwatch.v1.ListTopTalkersRequest
-	14, // 28: netwatch.v1.QueryService.ListSensors:input_type -> netwatch.v1.ListSensorsRequest
-	1,  // 29: netwatch.v1.QueryService.GetHealth:output_type -> netwatch.v1.GetHealthResponse
-	3,  // 30: netwatch.v1.QueryService.ListFlows:output_type -> netwatch.v1.ListFlowsResponse
-	7,  // 31: netwatch.v1.QueryService.GetMetrics:output_type -> netwatch.v1.GetMetricsResponse
-	10, // 32: netwatch.v1.QueryService.GetMetricsHistory:output_type -> netwatch.v1.GetMetricsHistoryResponse
-	12, // 33: netwatch.v1.QueryService.ListTopTalkers:output_type -> netwatch.v1.ListTopTalkersResponse
-	15, // 34: netwatch.v1.QueryService.ListSensors:output_type -> netwatch.v1.ListSensorsResponse
-	29, // [29:35] is the sub-list for method output_type
-	23, // [23:29] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	16, // 15: netwatch.v1.ListProtocolsResponse.protocols:type_name -> netwatch.v1.ProtocolShare
+	19, // 16: netwatch.v1.ListSensorsResponse.sensors:type_name -> netwatch.v1.Sensor
+	23, // 17: netwatch.v1.Sensor.connected_since:type_name -> google.protobuf.Timestamp
+	23, // 18: netwatch.v1.Sensor.last_batch_at:type_name -> google.protobuf.Timestamp
+	8,  // 19: netwatch.v1.Sensor.metrics:type_name -> netwatch.v1.SystemMetrics
+	23, // 20: netwatch.v1.Sensor.last_rejection_at:type_name -> google.protobuf.Timestamp
+	21, // 21: netwatch.v1.ErrorResponse.error:type_name -> netwatch.v1.ErrorDetail
+	22, // 22: netwatch.v1.ErrorDetail.details:type_name -> netwatch.v1.ErrorDetail.DetailsEntry
+	23, // 23: netwatch.v1.ErrorDetail.timestamp:type_name -> google.protobuf.Timestamp
+	0,  // 24: netwatch.v1.QueryService.GetHealth:input_type -> netwatch.v1.GetHealthRequest
+	2,  // 25: netwatch.v1.QueryService.ListFlows:input_type -> netwatch.v1.ListFlowsRequest
+	6,  // 26: netwatch.v1.QueryService.GetMetrics:input_type -> netwatch.v1.GetMetricsRequest
+	9,  // 27: netwatch.v1.QueryService.GetMetricsHistory:input_type -> netwatch.v1.GetMetricsHistoryRequest
+	11, // 28: netwatch.v1.QueryService.ListTopTalkers:input_type -> netwatch.v1.ListTopTalkersRequest
+	17, // 29: netwatch.v1.QueryService.ListSensors:input_type -> netwatch.v1.ListSensorsRequest
+	14, // 30: netwatch.v1.QueryService.ListProtocols:input_type -> netwatch.v1.ListProtocolsRequest
+	1,  // 31: netwatch.v1.QueryService.GetHealth:output_type -> netwatch.v1.GetHealthResponse
+	3,  // 32: netwatch.v1.QueryService.ListFlows:output_type -> netwatch.v1.ListFlowsResponse
+	7,  // 33: netwatch.v1.QueryService.GetMetrics:output_type -> netwatch.v1.GetMetricsResponse
+	10, // 34: netwatch.v1.QueryService.GetMetricsHistory:output_type -> netwatch.v1.GetMetricsHistoryResponse
+	12, // 35: netwatch.v1.QueryService.ListTopTalkers:output_type -> netwatch.v1.ListTopTalkersResponse
+	18, // 36: netwatch.v1.QueryService.ListSensors:output_type -> netwatch.v1.ListSensorsResponse
+	15, // 37: netwatch.v1.QueryService.ListProtocols:output_type -> netwatch.v1.ListProtocolsResponse
+	31, // [31:38] is the sub-list for method output_type
+	24, // [24:31] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_netwatch_v1_query_proto_init() }
@@ -1902,7 +2104,7 @@ func file_netwatch_v1_query_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_netwatch_v1_query_proto_rawDesc), len(file_netwatch_v1_query_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   20,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -25,6 +25,7 @@ const (
 	QueryService_GetMetricsHistory_FullMethodName = "/netwatch.v1.QueryService/GetMetricsHistory"
 	QueryService_ListTopTalkers_FullMethodName    = "/netwatch.v1.QueryService/ListTopTalkers"
 	QueryService_ListSensors_FullMethodName       = "/netwatch.v1.QueryService/ListSensors"
+	QueryService_ListProtocols_FullMethodName     = "/netwatch.v1.QueryService/ListProtocols"
 )
 
 // QueryServiceClient is the client API for QueryService service.
@@ -46,6 +47,8 @@ type QueryServiceClient interface {
 	ListTopTalkers(ctx context.Context, in *ListTopTalkersRequest, opts ...grpc.CallOption) (*ListTopTalkersResponse, error)
 	// The sensors the collector knows about.
 	ListSensors(ctx context.Context, in *ListSensorsRequest, opts ...grpc.CallOption) (*ListSensorsResponse, error)
+	// Traffic by protocol of the flows seen inside a time window.
+	ListProtocols(ctx context.Context, in *ListProtocolsRequest, opts ...grpc.CallOption) (*ListProtocolsResponse, error)
 }
 
 type queryServiceClient struct {
@@ -116,6 +119,16 @@ func (c *queryServiceClient) ListSensors(ctx context.Context, in *ListSensorsReq
 	return out, nil
 }
 
+func (c *queryServiceClient) ListProtocols(ctx context.Context, in *ListProtocolsRequest, opts ...grpc.CallOption) (*ListProtocolsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListProtocolsResponse)
+	err := c.cc.Invoke(ctx, QueryService_ListProtocols_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // QueryServiceServer is the server API for QueryService service.
 // All implementations must embed UnimplementedQueryServiceServer
 // for forward compatibility.
@@ -135,6 +148,8 @@ type QueryServiceServer interface {
 	ListTopTalkers(context.Context, *ListTopTalkersRequest) (*ListTopTalkersResponse, error)
 	// The sensors the collector knows about.
 	ListSensors(context.Context, *ListSensorsRequest) (*ListSensorsResponse, error)
+	// Traffic by protocol of the flows seen inside a time window.
+	ListProtocols(context.Context, *ListProtocolsRequest) (*ListProtocolsResponse, error)
 	mustEmbedUnimplementedQueryServiceServer()
 }
 
@@ -162,6 +177,9 @@ func (UnimplementedQueryServiceServer) ListTopTalkers(context.Context, *ListTopT
 }
 func (UnimplementedQueryServiceServer) ListSensors(context.Context, *ListSensorsRequest) (*ListSensorsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListSensors not implemented")
+}
+func (UnimplementedQueryServiceServer) ListProtocols(context.Context, *ListProtocolsRequest) (*ListProtocolsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListProtocols not implemented")
 }
 func (UnimplementedQueryServiceServer) mustEmbedUnimplementedQueryServiceServer() {}
 func (UnimplementedQueryServiceServer) testEmbeddedByValue()                      {}
@@ -292,6 +310,24 @@ func _QueryService_ListSensors_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _QueryService_ListProtocols_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListProtocolsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(QueryServiceServer).ListProtocols(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: QueryService_ListProtocols_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(QueryServiceServer).ListProtocols(ctx, req.(*ListProtocolsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // QueryService_ServiceDesc is the grpc.ServiceDesc for QueryService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -322,6 +358,10 @@ var QueryService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListSensors",
 			Handler:    _QueryService_ListSensors_Handler,
+		},
+		{
+			MethodName: "ListProtocols",
+			Handler:    _QueryService_ListProtocols_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
