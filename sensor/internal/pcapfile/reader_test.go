@@ -222,30 +222,3 @@ func TestNextZeroAllocs(t *testing.T) {
 	})
 	assert.Zero(t, allocs)
 }
-
-// FuzzReader: no input may panic or loop, and every packet delivered must
-// fit in the input.
-func FuzzReader(f *testing.F) {
-	for _, name := range []string{"arkime-dot1ad.pcap", "zeek-linux_dlt_sll2.pcap", "tcpdump-tcp-handshake-nano.pcap", "libpcap-ipv6_ah_modes.pcap", "pcapplusplus-many_interfaces-1.pcapng"} {
-		f.Add(readFile(f, name))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		// A small buffer exercises compaction and growth.
-		r, err := NewReaderSize(bytes.NewReader(data), 128)
-		if err != nil {
-			return
-		}
-		var rec Record
-		for n := 0; ; n++ {
-			if n > len(data)/12+1 {
-				t.Fatalf("%d packets from %d bytes", n, len(data))
-			}
-			if err := r.Next(&rec); err != nil {
-				return
-			}
-			if len(rec.Data) > len(data) {
-				t.Fatalf("packet of %d bytes from %d bytes of input", len(rec.Data), len(data))
-			}
-		}
-	})
-}
