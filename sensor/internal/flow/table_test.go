@@ -67,14 +67,16 @@ func TestConfigCheckNamesField(t *testing.T) {
 		{"FragmentTimeout", func(c *Config) { c.FragmentTimeout = -1 }},
 		{"MaxPendingEvicted", func(c *Config) { c.MaxPendingEvicted = 0 }},
 	} {
-		cfg := DefaultConfig()
-		tc.mod(&cfg)
-		err := cfg.Check()
-		if assert.Error(t, err, tc.field) {
-			assert.Contains(t, err.Error(), tc.field)
-		}
-		_, err = New(cfg)
-		assert.Error(t, err, "New with bad %s", tc.field)
+		t.Run(tc.field, func(t *testing.T) {
+			cfg := DefaultConfig()
+			tc.mod(&cfg)
+			err := cfg.Check()
+			if assert.Error(t, err, tc.field) {
+				assert.Contains(t, err.Error(), tc.field)
+			}
+			_, err = New(cfg)
+			assert.Error(t, err, "New with bad %s", tc.field)
+		})
 	}
 }
 
