@@ -132,30 +132,33 @@ func TestValidateHello(t *testing.T) {
 		StartedAt: timestamppb.New(validateNow)}
 	require.NoError(t, ValidateHello(ok, validateNow))
 	for _, tc := range []struct {
+		name   string
 		mutate func(*netwatchv1.SensorHello)
 		want   string
 	}{
-		{func(h *netwatchv1.SensorHello) { h.SensorId = "" }, "sensor_id: must be 1 to 128 bytes of [A-Za-z0-9._:-]"},
-		{func(h *netwatchv1.SensorHello) { h.SensorId = "rack 4" }, "sensor_id: "},
-		{func(h *netwatchv1.SensorHello) { h.SensorId = strings.Repeat("a", 129) }, "sensor_id: "},
-		{func(h *netwatchv1.SensorHello) { h.BootId = "b\x00" }, "boot_id: "},
-		{func(h *netwatchv1.SensorHello) { h.Hostname = strings.Repeat("h", 14<<20) }, "hostname: 14680064 bytes, more than 256"},
-		{func(h *netwatchv1.SensorHello) { h.Hostname = "a\x1b[2Jb" }, "hostname: holds the unprintable character U+001B"},
-		{func(h *netwatchv1.SensorHello) { h.Interface = "\xff" }, "interface: not UTF-8"},
-		{func(h *netwatchv1.SensorHello) { h.Version = "v\n1" }, "version: "},
-		{func(h *netwatchv1.SensorHello) {
+		{"empty sensor id", func(h *netwatchv1.SensorHello) { h.SensorId = "" }, "sensor_id: must be 1 to 128 bytes of [A-Za-z0-9._:-]"},
+		{"sensor id with a space", func(h *netwatchv1.SensorHello) { h.SensorId = "rack 4" }, "sensor_id: "},
+		{"sensor id too long", func(h *netwatchv1.SensorHello) { h.SensorId = strings.Repeat("a", 129) }, "sensor_id: "},
+		{"boot id with NUL", func(h *netwatchv1.SensorHello) { h.BootId = "b\x00" }, "boot_id: "},
+		{"hostname too long", func(h *netwatchv1.SensorHello) { h.Hostname = strings.Repeat("h", 14<<20) }, "hostname: 14680064 bytes, more than 256"},
+		{"hostname with an escape", func(h *netwatchv1.SensorHello) { h.Hostname = "a\x1b[2Jb" }, "hostname: holds the unprintable character U+001B"},
+		{"interface not UTF-8", func(h *netwatchv1.SensorHello) { h.Interface = "\xff" }, "interface: not UTF-8"},
+		{"version with a newline", func(h *netwatchv1.SensorHello) { h.Version = "v\n1" }, "version: "},
+		{"started in year 1", func(h *netwatchv1.SensorHello) {
 			h.StartedAt = timestamppb.New(time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC))
 		}, "started_at: 0001-01-01T00:00:00Z is before 1990"},
-		{func(h *netwatchv1.SensorHello) {
+		{"started in year 9999", func(h *netwatchv1.SensorHello) {
 			h.StartedAt = timestamppb.New(time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC))
 		}, "started_at: 9999-01-01T00:00:00Z is more than"},
 	} {
-		h := proto.Clone(ok).(*netwatchv1.SensorHello)
-		tc.mutate(h)
-		err := ValidateHello(h, validateNow)
-		if assert.Error(t, err, tc.want) {
-			assert.True(t, strings.HasPrefix(err.Error(), tc.want), "%q\nwant prefix %q", err, tc.want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			h := proto.Clone(ok).(*netwatchv1.SensorHello)
+			tc.mutate(h)
+			err := ValidateHello(h, validateNow)
+			if assert.Error(t, err, tc.want) {
+				assert.True(t, strings.HasPrefix(err.Error(), tc.want), "%q\nwant prefix %q", err, tc.want)
+			}
+		})
 	}
 }
 

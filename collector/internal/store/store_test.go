@@ -270,53 +270,56 @@ func TestQueryMatchesAReferenceScan(t *testing.T) {
 		}
 		return f.LastSeen
 	}
-	for i, tc := range []struct {
+	for _, tc := range []struct {
+		name   string
 		f      Filter
 		o      Order
 		offset int
 		limit  int
 	}{
-		{Filter{Protocol: -1, Port: -1}, Order{ByLastSeen, true}, 0, 100},
-		{Filter{Protocol: -1, Port: -1}, Order{ByBytes, false}, 4900, 200},
-		{Filter{Src: netip.MustParsePrefix("192.168.1.0/24"), Protocol: 6, Port: -1}, Order{ByBytes, true}, 10, 50},
-		{Filter{Dst: netip.MustParsePrefix("2001:db8::/32"), Protocol: -1, Port: 443}, Order{ByDuration, true}, 0, 1000},
-		{Filter{Protocol: -1, Port: 53, Sensor: "s2", Status: netwatchv1.FlowStatus_FLOW_STATUS_IDLE}, Order{ByFirstSeen, false}, 3, 7},
-		{Filter{Protocol: -1, Port: -1, Start: t0.Add(30 * time.Minute).UnixNano(), End: t0.Add(31 * time.Minute).UnixNano()}, Order{ByPackets, true}, 0, 20},
-		{Filter{Protocol: -1, Port: -1, Sensor: "nope"}, Order{}, 0, 10},
-		{Filter{Src: netip.MustParsePrefix("::ffff:0:0/96"), Protocol: -1, Port: -1}, Order{}, 0, 10},
-		{Filter{Protocol: -1, Port: -1}, Order{ByBytes, true}, 6000, 10},
+		{"everything, newest first", Filter{Protocol: -1, Port: -1}, Order{ByLastSeen, true}, 0, 100},
+		{"by bytes ascending, near the end", Filter{Protocol: -1, Port: -1}, Order{ByBytes, false}, 4900, 200},
+		{"src prefix and TCP, by bytes", Filter{Src: netip.MustParsePrefix("192.168.1.0/24"), Protocol: 6, Port: -1}, Order{ByBytes, true}, 10, 50},
+		{"dst prefix and port 443, by duration", Filter{Dst: netip.MustParsePrefix("2001:db8::/32"), Protocol: -1, Port: 443}, Order{ByDuration, true}, 0, 1000},
+		{"port, sensor and idle status, by first seen", Filter{Protocol: -1, Port: 53, Sensor: "s2", Status: netwatchv1.FlowStatus_FLOW_STATUS_IDLE}, Order{ByFirstSeen, false}, 3, 7},
+		{"a one-minute window, by packets", Filter{Protocol: -1, Port: -1, Start: t0.Add(30 * time.Minute).UnixNano(), End: t0.Add(31 * time.Minute).UnixNano()}, Order{ByPackets, true}, 0, 20},
+		{"unknown sensor", Filter{Protocol: -1, Port: -1, Sensor: "nope"}, Order{}, 0, 10},
+		{"IPv4-mapped src prefix", Filter{Src: netip.MustParsePrefix("::ffff:0:0/96"), Protocol: -1, Port: -1}, Order{}, 0, 10},
+		{"offset past the end", Filter{Protocol: -1, Port: -1}, Order{ByBytes, true}, 6000, 10},
 	} {
-		page, total := s.Query(tc.f, tc.o, tc.offset, tc.limit)
-		var want []Flow
-		s.Scan(func(f *Flow) bool {
-			return (!tc.f.Src.IsValid() || tc.f.Src.Contains(f.Src)) && (!tc.f.Dst.IsValid() || tc.f.Dst.Contains(f.Dst)) &&
-				(tc.f.Protocol < 0 || int(f.Protocol) == tc.f.Protocol) &&
-				(tc.f.Port < 0 || int(f.SrcPort) == tc.f.Port || int(f.DstPort) == tc.f.Port) &&
-				(tc.f.Start == 0 || f.LastSeen >= tc.f.Start) && (tc.f.End == 0 || f.FirstSeen <= tc.f.End) &&
-				(tc.f.Sensor == "" || f.SensorID == tc.f.Sensor) && (tc.f.Status == 0 || f.Status == tc.f.Status)
-		}, func(f Flow) { want = append(want, f) })
-		require.Equal(t, len(want), total, "case %d", i)
-		slices.SortStableFunc(want, func(a, b Flow) int {
-			ka, kb := key(&a, tc.o.By), key(&b, tc.o.By)
-			if tc.o.Desc {
-				ka, kb = kb, ka
+		t.Run(tc.name, func(t *testing.T) {
+			page, total := s.Query(tc.f, tc.o, tc.offset, tc.limit)
+			var want []Flow
+			s.Scan(func(f *Flow) bool {
+				return (!tc.f.Src.IsValid() || tc.f.Src.Contains(f.Src)) && (!tc.f.Dst.IsValid() || tc.f.Dst.Contains(f.Dst)) &&
+					(tc.f.Protocol < 0 || int(f.Protocol) == tc.f.Protocol) &&
+					(tc.f.Port < 0 || int(f.SrcPort) == tc.f.Port || int(f.DstPort) == tc.f.Port) &&
+					(tc.f.Start == 0 || f.LastSeen >= tc.f.Start) && (tc.f.End == 0 || f.FirstSeen <= tc.f.End) &&
+					(tc.f.Sensor == "" || f.SensorID == tc.f.Sensor) && (tc.f.Status == 0 || f.Status == tc.f.Status)
+			}, func(f Flow) { want = append(want, f) })
+			require.Equal(t, len(want), total)
+			slices.SortStableFunc(want, func(a, b Flow) int {
+				ka, kb := key(&a, tc.o.By), key(&b, tc.o.By)
+				if tc.o.Desc {
+					ka, kb = kb, ka
+				}
+				return int(min(max(ka-kb, -1), 1))
+			})
+			want = want[min(tc.offset, len(want)):min(tc.offset+tc.limit, len(want))]
+			require.Len(t, page, len(want))
+			for j := range page {
+				require.Equal(t, key(&want[j], tc.o.By), key(&page[j], tc.o.By), "row %d", j)
 			}
-			return int(min(max(ka-kb, -1), 1))
-		})
-		want = want[min(tc.offset, len(want)):min(tc.offset+tc.limit, len(want))]
-		require.Len(t, page, len(want), "case %d", i)
-		for j := range page {
-			require.Equal(t, key(&want[j], tc.o.By), key(&page[j], tc.o.By), "case %d row %d", i, j)
-		}
-		// Pages do not overlap: the next page starts after this one.
-		if len(page) > 0 {
-			next, _ := s.Query(tc.f, tc.o, tc.offset+len(page), tc.limit)
-			for _, a := range page {
-				for _, b := range next {
-					require.NotEqual(t, a.ID(), b.ID(), "case %d: a flow on two pages", i)
+			// Pages do not overlap: the next page starts after this one.
+			if len(page) > 0 {
+				next, _ := s.Query(tc.f, tc.o, tc.offset+len(page), tc.limit)
+				for _, a := range page {
+					for _, b := range next {
+						require.NotEqual(t, a.ID(), b.ID(), "a flow on two pages")
+					}
 				}
 			}
-		}
+		})
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
+	"netwatch.dev/common/difftest"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 )
 
@@ -122,13 +123,13 @@ func TestRoundTrip(t *testing.T) {
 				}
 				outBin := mt.New().Interface()
 				require.NoError(t, proto.Unmarshal(bin, outBin))
-				require.Empty(t, cmpDiff(in, outBin), "binary round trip")
+				require.Empty(t, difftest.Diff(in, outBin), "binary round trip")
 
 				js, err := protojson.Marshal(in)
 				require.NoError(t, err)
 				outJS := mt.New().Interface()
 				require.NoError(t, protojson.Unmarshal(js, outJS), "%s", js)
-				require.Empty(t, cmpDiff(in, outJS), "protojson round trip of %s", js)
+				require.Empty(t, difftest.Diff(in, outJS), "protojson round trip of %s", js)
 			}
 		})
 	}

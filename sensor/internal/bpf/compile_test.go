@@ -1,6 +1,7 @@
 package bpf
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"net/netip"
@@ -103,35 +104,37 @@ func TestCompileMatches(t *testing.T) {
 		{"not (ip or ip6)", []string{"arp"}},
 		{"not not arp", []string{"arp"}},
 	} {
-		prog, err := Compile(tc.expr, 0)
-		if err != nil {
-			t.Errorf("Compile(%q): %v", tc.expr, err)
-			continue
-		}
-		vm, err := xbpf.NewVM(prog)
-		if err != nil {
-			t.Errorf("NewVM(%q): %v", tc.expr, err)
-			continue
-		}
-		want := map[string]bool{}
-		for _, m := range tc.match {
-			want[m] = true
-		}
-		for name, f := range all {
-			n, err := vm.Run(f)
+		t.Run(cmp.Or(tc.expr, "no filter"), func(t *testing.T) {
+			prog, err := Compile(tc.expr, 0)
 			if err != nil {
-				t.Errorf("%q on %s: %v", tc.expr, name, err)
-				continue
+				t.Errorf("Compile(%q): %v", tc.expr, err)
+				return
 			}
-			if got := n > 0; got != want[name] {
-				t.Errorf("%q on %s: matched=%v, want %v", tc.expr, name, got, want[name])
+			vm, err := xbpf.NewVM(prog)
+			if err != nil {
+				t.Errorf("NewVM(%q): %v", tc.expr, err)
+				return
 			}
-			// (x/net/bpf's VM returns the program's value unclamped; the
-			// kernel takes min(packet length, value).)
-			if n > 0 && n != MaxSnaplen {
-				t.Errorf("%q on %s: returned %d, want MaxSnaplen", tc.expr, name, n)
+			want := map[string]bool{}
+			for _, m := range tc.match {
+				want[m] = true
 			}
-		}
+			for name, f := range all {
+				n, err := vm.Run(f)
+				if err != nil {
+					t.Errorf("%q on %s: %v", tc.expr, name, err)
+					continue
+				}
+				if got := n > 0; got != want[name] {
+					t.Errorf("%q on %s: matched=%v, want %v", tc.expr, name, got, want[name])
+				}
+				// (x/net/bpf's VM returns the program's value unclamped; the
+				// kernel takes min(packet length, value).)
+				if n > 0 && n != MaxSnaplen {
+					t.Errorf("%q on %s: returned %d, want MaxSnaplen", tc.expr, name, n)
+				}
+			}
+		})
 	}
 }
 
@@ -180,17 +183,19 @@ func TestCompileErrors(t *testing.T) {
 		{"tcp src host 1.2.3.4", `expected "port" or "portrange" after "tcp", got "host"`},
 		{"src foo", `expected "host", "net", "port" or "portrange", got "foo"`},
 	} {
-		_, err := Compile(tc.expr, 0)
-		if err == nil {
-			t.Errorf("Compile(%q): no error, want %q", tc.expr, tc.msg)
-			continue
-		}
-		if !errors.Is(err, ErrSyntax) {
-			t.Errorf("Compile(%q): error %v does not wrap ErrSyntax", tc.expr, err)
-		}
-		if !strings.Contains(err.Error(), tc.msg) || !strings.Contains(err.Error(), tc.expr) {
-			t.Errorf("Compile(%q): error %q should name the expression and say %q", tc.expr, err, tc.msg)
-		}
+		t.Run(tc.expr, func(t *testing.T) {
+			_, err := Compile(tc.expr, 0)
+			if err == nil {
+				t.Errorf("Compile(%q): no error, want %q", tc.expr, tc.msg)
+				return
+			}
+			if !errors.Is(err, ErrSyntax) {
+				t.Errorf("Compile(%q): error %v does not wrap ErrSyntax", tc.expr, err)
+			}
+			if !strings.Contains(err.Error(), tc.msg) || !strings.Contains(err.Error(), tc.expr) {
+				t.Errorf("Compile(%q): error %q should name the expression and say %q", tc.expr, err, tc.msg)
+			}
+		})
 	}
 }
 
@@ -240,29 +245,31 @@ func TestBPFNewPrimitives(t *testing.T) {
 		{"less 53", []string{"arp"}},
 		{"len = 54", []string{"syn", "synack", "gre", "udp"}},
 	} {
-		for _, target := range []string{"live", "file"} {
-			prog, err := Compile(tc.expr, 0)
-			if target == "file" {
-				prog, err = CompileFor(tc.expr, 0, decode.LinkEthernet)
-			}
-			if err != nil {
-				t.Errorf("%s: Compile(%q): %v", target, tc.expr, err)
-				continue
-			}
-			vm, err := xbpf.NewVM(prog)
-			if err != nil {
-				t.Fatalf("%s: NewVM(%q): %v", target, tc.expr, err)
-			}
-			for name, f := range all {
-				n, err := vm.Run(f)
+		t.Run(tc.expr, func(t *testing.T) {
+			for _, target := range []string{"live", "file"} {
+				prog, err := Compile(tc.expr, 0)
+				if target == "file" {
+					prog, err = CompileFor(tc.expr, 0, decode.LinkEthernet)
+				}
 				if err != nil {
-					t.Fatalf("%q on %s: %v", tc.expr, name, err)
+					t.Errorf("%s: Compile(%q): %v", target, tc.expr, err)
+					continue
 				}
-				if got, want := n > 0, slices.Contains(tc.match, name); got != want {
-					t.Errorf("%s: %q on %s: matched=%v, want %v", target, tc.expr, name, got, want)
+				vm, err := xbpf.NewVM(prog)
+				if err != nil {
+					t.Fatalf("%s: NewVM(%q): %v", target, tc.expr, err)
+				}
+				for name, f := range all {
+					n, err := vm.Run(f)
+					if err != nil {
+						t.Fatalf("%q on %s: %v", tc.expr, name, err)
+					}
+					if got, want := n > 0, slices.Contains(tc.match, name); got != want {
+						t.Errorf("%s: %q on %s: matched=%v, want %v", target, tc.expr, name, got, want)
+					}
 				}
 			}
-		}
+		})
 	}
 }
 
@@ -275,25 +282,31 @@ func TestBPFLinkTypes(t *testing.T) {
 	sll2 := append([]byte{8, 0, 0, 0, 0, 0, 0, 2, 0, 1, 0, 6, 2, 0, 0, 0, 0, 2, 0, 0}, ip...)
 	nullLE, nullBE := append([]byte{2, 0, 0, 0}, ip...), append([]byte{0, 0, 0, 2}, ip...)
 	for _, c := range []struct {
-		lt decode.LinkType
-		f  []byte
-	}{{decode.LinkEthernet, eth}, {decode.LinkLinuxSLL, sll}, {decode.LinkLinuxSLL2, sll2}, {decode.LinkRaw, ip},
-		{decode.LinkIPv4, ip}, {decode.LinkNull, nullLE}, {decode.LinkNull, nullBE}, {decode.LinkLoop, nullBE}} {
-		lt, f := c.lt, c.f
-		for expr, want := range map[string]bool{"tcp port 443": true, "host 10.0.0.2 and tcp": true, "ip6": false, "udp": false,
-			"tcp[tcpflags] & tcp-syn = 0": true, "net 10.0.0.0/8 and not portrange 1-1024": false} {
-			prog, err := CompileFor(expr, 0, lt)
-			if err != nil {
-				t.Fatalf("CompileFor(%q, %d): %v", expr, lt, err)
+		name string
+		lt   decode.LinkType
+		f    []byte
+	}{
+		{"ethernet", decode.LinkEthernet, eth}, {"linux cooked", decode.LinkLinuxSLL, sll}, {"linux cooked v2", decode.LinkLinuxSLL2, sll2},
+		{"raw", decode.LinkRaw, ip}, {"ipv4", decode.LinkIPv4, ip},
+		{"null little endian", decode.LinkNull, nullLE}, {"null big endian", decode.LinkNull, nullBE}, {"loop", decode.LinkLoop, nullBE},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			lt, f := c.lt, c.f
+			for expr, want := range map[string]bool{"tcp port 443": true, "host 10.0.0.2 and tcp": true, "ip6": false, "udp": false,
+				"tcp[tcpflags] & tcp-syn = 0": true, "net 10.0.0.0/8 and not portrange 1-1024": false} {
+				prog, err := CompileFor(expr, 0, lt)
+				if err != nil {
+					t.Fatalf("CompileFor(%q, %d): %v", expr, lt, err)
+				}
+				vm, err := xbpf.NewVM(prog)
+				if err != nil {
+					t.Fatalf("NewVM(%q, %d): %v", expr, lt, err)
+				}
+				if n, err := vm.Run(f); err != nil || (n > 0) != want {
+					t.Errorf("%q on link type %d: accepted=%v (%v), want %v", expr, lt, n > 0, err, want)
+				}
 			}
-			vm, err := xbpf.NewVM(prog)
-			if err != nil {
-				t.Fatalf("NewVM(%q, %d): %v", expr, lt, err)
-			}
-			if n, err := vm.Run(f); err != nil || (n > 0) != want {
-				t.Errorf("%q on link type %d: accepted=%v (%v), want %v", expr, lt, n > 0, err, want)
-			}
-		}
+		})
 	}
 	_, err := CompileFor("tcp", 0, decode.LinkType(127)) // 802.11 radiotap
 	if !errors.Is(err, ErrLinkType) || !strings.Contains(err.Error(), "link type not supported") {
@@ -303,9 +316,11 @@ func TestBPFLinkTypes(t *testing.T) {
 		lt   decode.LinkType
 		expr string
 	}{{decode.LinkLinuxSLL, "vlan"}, {decode.LinkRaw, "ether host 02:00:00:00:00:01"}, {decode.LinkLinuxSLL2, "ether[0] = 1"}} {
-		if _, err := CompileFor(tc.expr, 0, tc.lt); err == nil || !strings.Contains(err.Error(), "needs an Ethernet link") {
-			t.Errorf("CompileFor(%q, %d): %v, want a needs-Ethernet error", tc.expr, tc.lt, err)
-		}
+		t.Run(tc.expr, func(t *testing.T) {
+			if _, err := CompileFor(tc.expr, 0, tc.lt); err == nil || !strings.Contains(err.Error(), "needs an Ethernet link") {
+				t.Errorf("CompileFor(%q, %d): %v, want a needs-Ethernet error", tc.expr, tc.lt, err)
+			}
+		})
 	}
 }
 
@@ -336,14 +351,16 @@ func TestBPFErrorOffsets(t *testing.T) {
 		{"tcp and and", 8, `expected a primitive, got "and"`},
 		{"udp or )", 7, `expected a primitive, got ")"`},
 	} {
-		_, err := Compile(tc.expr, 0)
-		var e *Error
-		if !errors.As(err, &e) {
-			t.Errorf("Compile(%q): %v, want an *Error", tc.expr, err)
-			continue
-		}
-		if e.Pos != tc.pos || !strings.Contains(e.Msg, tc.msg) {
-			t.Errorf("Compile(%q): %q at %d, want %q at %d", tc.expr, e.Msg, e.Pos, tc.msg, tc.pos)
-		}
+		t.Run(tc.expr, func(t *testing.T) {
+			_, err := Compile(tc.expr, 0)
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Errorf("Compile(%q): %v, want an *Error", tc.expr, err)
+				return
+			}
+			if e.Pos != tc.pos || !strings.Contains(e.Msg, tc.msg) {
+				t.Errorf("Compile(%q): %q at %d, want %q at %d", tc.expr, e.Msg, e.Pos, tc.msg, tc.pos)
+			}
+		})
 	}
 }

@@ -8,13 +8,13 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"reflect"
 	"strconv"
 	"strings"
 	"testing"
 
 	xbpf "golang.org/x/net/bpf"
 
+	"netwatch.dev/common/difftest"
 	"netwatch.dev/sensor/internal/decode"
 )
 
@@ -315,8 +315,10 @@ func TestBPFMatchesTcpdump(t *testing.T) {
 				}
 				if lt == decode.LinkEthernet && !strings.Contains(expr, "vlan") {
 					// The live program differs only in how it reads VLAN tags.
-					if live, err := Compile(expr, 0); err != nil || !reflect.DeepEqual(live, got) {
-						t.Errorf("Compile(%q) (live) differs from CompileFor(Ethernet): %v\n%s", expr, err, dump(live))
+					if live, err := Compile(expr, 0); err != nil {
+						t.Errorf("Compile(%q) (live): %v", expr, err)
+					} else if d := difftest.Diff(got, live); d != "" {
+						t.Errorf("Compile(%q) (live) differs from CompileFor(Ethernet) (-file +live):\n%s", expr, d)
 					}
 				}
 				matched, err := sameVerdicts(got, want, data)

@@ -328,38 +328,46 @@ func TestConfigCheckNamesTheField(t *testing.T) {
 	ok.Collector, ok.SensorID = "127.0.0.1:9090", "s"
 	require.NoError(t, ok.Check())
 	for _, tc := range []struct {
+		name   string
 		mutate func(*Config)
 		field  string
 	}{
-		{func(c *Config) { c.Collector = "collector.example:9090" }, "CAFile: "},
-		{func(c *Config) { c.Collector = "10.0.0.1:9090" }, "--insecure"},
-		{func(c *Config) { c.Collector = "nonsense" }, "Collector: "},
-		{func(c *Config) { c.Collector = "127.0.0.1:99999" }, "Collector: "},
-		{func(c *Config) { c.SensorID = "" }, "SensorID: "},
-		{func(c *Config) { c.SensorID = "rack 4" }, "SensorID: must be 1 to 128 bytes of [A-Za-z0-9._:-]"},
-		{func(c *Config) { c.SensorID = strings.Repeat("a", 129) }, "SensorID: "},
-		{func(c *Config) { c.SensorID = "h\u00e9" }, "SensorID: "},
-		{func(c *Config) { c.SpoolBytes = 10 }, "SpoolBytes: "},
-		{func(c *Config) { c.Interval = 0 }, "Interval: "},
-		{func(c *Config) { c.CertFile = "c.pem" }, "KeyFile: "},
-		{func(c *Config) { c.KeyFile = "k.pem" }, "CertFile: "},
-		{func(c *Config) { c.CertFile, c.KeyFile = "c.pem", "k.pem" }, "CAFile: "},
+		{"host name without a CA", func(c *Config) { c.Collector = "collector.example:9090" }, "CAFile: "},
+		{"a remote address without TLS", func(c *Config) { c.Collector = "10.0.0.1:9090" }, "--insecure"},
+		{"not host:port", func(c *Config) { c.Collector = "nonsense" }, "Collector: "},
+		{"port out of range", func(c *Config) { c.Collector = "127.0.0.1:99999" }, "Collector: "},
+		{"empty sensor id", func(c *Config) { c.SensorID = "" }, "SensorID: "},
+		{"sensor id with a space", func(c *Config) { c.SensorID = "rack 4" }, "SensorID: must be 1 to 128 bytes of [A-Za-z0-9._:-]"},
+		{"sensor id too long", func(c *Config) { c.SensorID = strings.Repeat("a", 129) }, "SensorID: "},
+		{"sensor id not ASCII", func(c *Config) { c.SensorID = "h\u00e9" }, "SensorID: "},
+		{"spool too small", func(c *Config) { c.SpoolBytes = 10 }, "SpoolBytes: "},
+		{"zero interval", func(c *Config) { c.Interval = 0 }, "Interval: "},
+		{"cert without key", func(c *Config) { c.CertFile = "c.pem" }, "KeyFile: "},
+		{"key without cert", func(c *Config) { c.KeyFile = "k.pem" }, "CertFile: "},
+		{"client cert without CA", func(c *Config) { c.CertFile, c.KeyFile = "c.pem", "k.pem" }, "CAFile: "},
 	} {
-		cfg := ok
-		tc.mutate(&cfg)
-		err := cfg.Check()
-		require.Error(t, err, tc.field)
-		assert.Contains(t, err.Error(), tc.field)
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := ok
+			tc.mutate(&cfg)
+			err := cfg.Check()
+			require.Error(t, err, tc.field)
+			assert.Contains(t, err.Error(), tc.field)
+		})
 	}
-	for _, mutate := range []func(*Config){
-		func(c *Config) { c.Collector, c.Insecure = "10.0.0.1:9090", true },
-		func(c *Config) { c.Collector, c.CAFile = "10.0.0.1:9090", "ca.pem" },
-		func(c *Config) { c.Collector = "localhost:9090" },
-		func(c *Config) { c.Collector = "[::1]:9090" },
+	for _, tc := range []struct {
+		name   string
+		mutate func(*Config)
+	}{
+		{"remote with --insecure", func(c *Config) { c.Collector, c.Insecure = "10.0.0.1:9090", true }},
+		{"remote with a CA", func(c *Config) { c.Collector, c.CAFile = "10.0.0.1:9090", "ca.pem" }},
+		{"localhost without TLS", func(c *Config) { c.Collector = "localhost:9090" }},
+		{"IPv6 loopback without TLS", func(c *Config) { c.Collector = "[::1]:9090" }},
 	} {
-		cfg := ok
-		mutate(&cfg)
-		assert.NoError(t, cfg.Check(), cfg.Collector)
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := ok
+			tc.mutate(&cfg)
+			assert.NoError(t, cfg.Check(), cfg.Collector)
+		})
 	}
 }
 

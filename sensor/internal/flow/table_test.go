@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"netwatch.dev/common/difftest"
 	"netwatch.dev/sensor/internal/decode"
 )
 
@@ -67,14 +68,16 @@ func TestConfigCheckNamesField(t *testing.T) {
 		{"FragmentTimeout", func(c *Config) { c.FragmentTimeout = -1 }},
 		{"MaxPendingEvicted", func(c *Config) { c.MaxPendingEvicted = 0 }},
 	} {
-		cfg := DefaultConfig()
-		tc.mod(&cfg)
-		err := cfg.Check()
-		if assert.Error(t, err, tc.field) {
-			assert.Contains(t, err.Error(), tc.field)
-		}
-		_, err = New(cfg)
-		assert.Error(t, err, "New with bad %s", tc.field)
+		t.Run(tc.field, func(t *testing.T) {
+			cfg := DefaultConfig()
+			tc.mod(&cfg)
+			err := cfg.Check()
+			if assert.Error(t, err, tc.field) {
+				assert.Contains(t, err.Error(), tc.field)
+			}
+			_, err = New(cfg)
+			assert.Error(t, err, "New with bad %s", tc.field)
+		})
 	}
 }
 
@@ -91,19 +94,15 @@ func TestBidirectionalInitiator(t *testing.T) {
 	var out []Delta
 	tb.Export(t0+3, collect(&out))
 	require.Len(t, out, 1)
-	d := out[0]
-	assert.Equal(t, "10.0.0.9", d.Src().String())
-	assert.Equal(t, "10.0.0.1", d.Dst().String())
-	assert.Equal(t, uint16(40000), d.SrcPort)
-	assert.Equal(t, uint16(80), d.DstPort)
-	assert.False(t, d.IsIPv6)
-	assert.Equal(t, [4]uint64{2, 112, 1, 60}, [4]uint64{d.SrcPackets, d.SrcBytes, d.DstPackets, d.DstBytes})
-	assert.Equal(t, uint8(syn|ack), d.SrcTCPFlags)
-	assert.Equal(t, uint8(syn|ack), d.DstTCPFlags)
-	assert.Equal(t, t0, d.FirstSeen)
-	assert.Equal(t, t0+2, d.LastSeen)
-	assert.Equal(t, StatusActive, d.Status)
-	assert.Equal(t, EndNone, d.EndReason)
+	difftest.Equal(t, Delta{
+		Protocol: 6,
+		SrcAddr:  netip.MustParseAddr("::ffff:10.0.0.9").As16(), DstAddr: netip.MustParseAddr("::ffff:10.0.0.1").As16(),
+		SrcPort: 40000, DstPort: 80,
+		SrcPackets: 2, SrcBytes: 112, DstPackets: 1, DstBytes: 60,
+		FirstSeen: t0, LastSeen: t0 + 2,
+		SrcTCPFlags: syn | ack, DstTCPFlags: syn | ack,
+		Status: StatusActive, EndReason: EndNone,
+	}, out[0])
 
 	// Nothing changed: nothing emitted.
 	out = nil

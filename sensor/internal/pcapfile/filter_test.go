@@ -135,14 +135,16 @@ func TestFilterRefuses(t *testing.T) {
 		{"pcapplusplus-sll.pcap", "vlan", `packet 1: filter "vlan": "vlan" needs an Ethernet link, not Linux cooked (SLL)`},
 		{"pcapplusplus-raw_ip.pcap", "ether src 02:00:00:00:00:01", `packet 1: filter "ether src 02:00:00:00:00:01": "ether" needs an Ethernet link, not raw IP`},
 	} {
-		f, err := NewFilter(tc.expr)
-		require.NoError(t, err)
-		r, err := NewReader(bytes.NewReader(readFile(t, tc.name)))
-		require.NoError(t, err)
-		var rec Record
-		err = next(r, f, &rec)
-		require.Error(t, err)
-		assert.Contains(t, err.Error(), tc.msg)
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := NewFilter(tc.expr)
+			require.NoError(t, err)
+			r, err := NewReader(bytes.NewReader(readFile(t, tc.name)))
+			require.NoError(t, err)
+			var rec Record
+			err = next(r, f, &rec)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.msg)
+		})
 	}
 	// A link type the compiler has no layout for (here 802.11 radiotap, 127).
 	data := bytes.Clone(readFile(t, "tcpdump-tcp-handshake-nano.pcap"))

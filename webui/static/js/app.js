@@ -69,7 +69,7 @@ document.addEventListener('keydown', (e) => {
   }
 });
 
-ctx.live.on('state', (s, detail) => header.setConnection(s, detail));
+ctx.live.on('state', (s) => header.setConnection(s, { retryAt: ctx.live.retryAt }));
 ctx.live.on('alert', (a, msg) => {
   ctx.alerts.apply({ ...a, ts: msg.ts });
   header.setAlerts([...ctx.alerts.active.values()]);
@@ -80,8 +80,8 @@ ctx.live.on('hello', () => {
   header.setAlerts([]);
 });
 ctx.live.on('lost', (d) => ctx.toast(`live stream fell behind: ${d.count} updates dropped; resyncing`));
+// The countdown to the next reconnect: the live service owns retryAt.
 setInterval(() => { if (ctx.live.state === 'offline') header.setConnection('offline', { retryAt: ctx.live.retryAt }); }, 1000);
-ctx.live.on('state', (s, detail) => { ctx.live.retryAt = detail && detail.retryAt; });
 
 // The first REST call also triggers the token dialog when the API needs one, before
 // the WebSocket (which cannot show a 401 to the page) is opened.

@@ -1,7 +1,8 @@
 // The live stream: GET /api/v1/ws. Reconnects with exponential backoff (0.5 s
 // doubling to 10 s, with jitter), declares the link dead when nothing arrives for
 // 5 s (the collector pushes every second), re-sends the subscription after a
-// reconnect and tells listeners so they resync from the REST API.
+// reconnect and tells listeners so they resync from the REST API. retryAt is when
+// the next attempt is due while offline (null otherwise); the service alone sets it.
 
 import { getToken } from './api.js';
 
@@ -15,6 +16,9 @@ function base64url(s) {
   for (const b of bytes) bin += String.fromCharCode(b);
   return btoa(bin).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 }
+
+// retryAt of each Live, private to this module (ES2020 has no private fields).
+const retryAts = new WeakMap();
 
 export class Live {
   constructor(path = 'api/v1/ws') {
@@ -45,6 +49,12 @@ export class Live {
     }
   }
 
+  /** retryAt: the time (ms since the epoch) of the next reconnect while offline,
+   *  null while connecting or live. */
+  get retryAt() {
+    return retryAts.get(this) ?? null;
+  }
+
   setState(s, detail) {
     this.state = s;
     this.emit('state', s, detail);
@@ -64,6 +74,7 @@ export class Live {
   }
 
   connect() {
+    retryAts.delete(this);
     this.setState('reconnecting');
     const protocols = [SUBPROTOCOL];
     const token = getToken();
@@ -103,7 +114,8 @@ export class Live {
   scheduleReconnect() {
     const delay = Math.min(10000, 500 * 2 ** this.attempt) * (0.8 + Math.random() * 0.4);
     this.attempt = Math.min(this.attempt + 1, 10);
-    this.setState('offline', { retryAt: Date.now() + delay });
+    retryAts.set(this, Date.now() + delay);
+    this.setState('offline', { retryAt: this.retryAt });
     clearTimeout(this.timer);
     this.timer = setTimeout(() => this.connect(), delay);
   }

@@ -1,32 +1,25 @@
 // Flows: the seed's search syntax, filter controls, server-side sort and paging,
 // row detail, live updates (subscription) or paused, CSV export of the filter.
-import { h, replace, setText, frame } from '../../utils/dom.js';
+// The view: it renders a FlowTableModel (model.js, the state) and turns events
+// into the model's methods; the rows share one delegated click listener on the
+// table body (a keyboard Enter or Space on a row's expander button is a click).
+import { h, setText, frame } from '../../utils/dom.js';
 import { formatBytes, formatNumber, formatDuration, formatTime, endpoint } from '../../utils/format.js';
-import { parseSearch, formatSearch, flowParams, checkValue } from '../../utils/search.js';
+import { parseSearch, formatSearch, checkValue } from '../../utils/search.js';
 import { getToken } from '../../services/api.js';
 import { flowDetail } from './FlowDetail.js';
+import { FlowTableModel, HOT_BYTES, SORTABLE, PAGE_SIZES } from './model.js';
 
-// Flows over this many bytes, or ended by a reset, are highlighted.
-export const HOT_BYTES = 10 * 1024 * 1024;
-const SORTABLE = { bytes: 'Bytes', packets: 'Packets', duration: 'Duration', first_seen: 'First seen', last_seen: 'Last seen' };
+export { HOT_BYTES };
 const RANGES = [['', 'All (60 min)'], ['5', 'Last 5 min'], ['15', 'Last 15 min'], ['30', 'Last 30 min']];
 const REFETCH_MS = 2000;
 
 export class FlowTable {
   constructor(root, ctx) {
     this.ctx = ctx;
-    this.filter = {};
-    this.range = '';
-    this.sortBy = 'last_seen';
-    this.sortOrder = 'desc';
-    this.limit = 50;
-    this.offset = 0;
-    this.rows = [];
-    this.expanded = new Set();
-    this.live = true;
+    this.model = new FlowTableModel();
     this.lastFetch = 0;
     this.dirty = false;
-    this.updates = 0;
 
     this.search = h('input', {
       id: 'search', type: 'search', class: 'search', spellcheck: 'false', autocomplete: 'off',
@@ -52,7 +45,7 @@ export class FlowTable {
     this.controls.addEventListener('submit', (e) => { e.preventDefault(); this.applyControls(); });
     this.controls.addEventListener('change', (e) => { if (e.target.tagName === 'SELECT') this.applyControls(); });
 
-    this.liveBtn = h('button', { type: 'button', class: 'btn', id: 'live-toggle', 'aria-pressed': 'true', onclick: () => this.setLive(!this.live) });
+    this.liveBtn = h('button', { type: 'button', class: 'btn', id: 'live-toggle', 'aria-pressed': 'true', onclick: () => this.setLive(!this.model.live) });
     this.csv = h('a', { class: 'btn', id: 'csv-export', download: 'flows.csv', text: '↓ CSV' });
     this.csv.addEventListener('click', (e) => this.exportCSV(e));
     this.count = h('span', { id: 'flow-count', class: 'count' });
@@ -71,13 +64,14 @@ export class FlowTable {
     head.append(col('Source'), col('Destination'), col('Proto'), col('Bytes', 'bytes', 'num'), col('Packets', 'packets', 'num'),
       col('Duration', 'duration', 'num'), col('First seen', 'first_seen'), col('Last seen', 'last_seen'), col('Status'), col('Sensor'));
     this.tbody = h('tbody');
+    this.tbody.addEventListener('click', (e) => this.onRowClick(e));
     this.table = h('table', { class: 'grid flows', id: 'flows-table' }, h('thead', null, head), this.tbody);
 
     this.prev = h('button', { type: 'button', class: 'btn', id: 'page-prev', text: '◀ Prev', onclick: () => this.page(-1) });
     this.next = h('button', { type: 'button', class: 'btn', id: 'page-next', text: 'Next ▶', onclick: () => this.page(1) });
     this.pageInfo = h('span', { id: 'page-info' });
-    const size = h('select', { id: 'page-size', 'aria-label': 'Rows per page' }, [25, 50, 100, 250].map((n) => h('option', { value: n, text: `${n} rows`, selected: n === this.limit })));
-    size.addEventListener('change', () => { this.limit = Number(size.value); this.offset = 0; this.fetch(); });
+    const size = h('select', { id: 'page-size', 'aria-label': 'Rows per page' }, PAGE_SIZES.map((n) => h('option', { value: n, text: `${n} rows`, selected: n === this.model.limit })));
+    size.addEventListener('change', () => { this.model.setLimit(Number(size.value)); this.fetch(); });
 
     root.append(form, this.searchError, this.controls,
       h('div', { class: 'toolbar' }, this.liveBtn, this.csv, this.count, this.updatesEl),
@@ -115,24 +109,16 @@ export class FlowTable {
     this.search.select();
   }
 
-  effectiveFilter() {
-    const f = { ...this.filter };
-    if (this.range && !f.time_start) f.time_start = new Date(Date.now() - Number(this.range) * 60000).toISOString();
-    return f;
-  }
-
   setFilter(filter, range) {
-    this.filter = filter;
-    if (range !== undefined) this.range = range;
-    this.offset = 0;
-    this.expanded.clear();
+    const m = this.model;
+    m.setFilter(filter, range);
     this.search.value = formatSearch(filter);
     this.showError('');
     for (const k of ['src_ip', 'dst_ip', 'protocol', 'port', 'sensor', 'status']) {
       const el = this.controls.querySelector('#f-' + k);
       el.value = filter[k] || '';
     }
-    this.controls.querySelector('#f-range').value = this.range;
+    this.controls.querySelector('#f-range').value = m.range;
     this.subscribe();
     this.fetch();
   }
@@ -168,19 +154,17 @@ export class FlowTable {
   }
 
   sort(key) {
-    if (this.sortBy === key) this.sortOrder = this.sortOrder === 'desc' ? 'asc' : 'desc';
-    else { this.sortBy = key; this.sortOrder = 'desc'; }
-    this.offset = 0;
+    this.model.sort(key);
     this.fetch();
   }
 
   page(dir) {
-    this.offset = Math.max(0, this.offset + dir * this.limit);
+    this.model.page(dir);
     this.fetch();
   }
 
   setLive(on, quiet) {
-    this.live = on;
+    this.model.live = on;
     this.liveBtn.setAttribute('aria-pressed', String(on));
     setText(this.liveBtn, on ? '● Live' : '❚❚ Paused');
     this.liveBtn.classList.toggle('on', on);
@@ -192,11 +176,7 @@ export class FlowTable {
 
   subscribe() {
     if (!this.visible) return;
-    this.ctx.live.subscribe(this.live ? this.effectiveFilter() : null);
-  }
-
-  params(extra) {
-    return flowParams(this.effectiveFilter(), { limit: this.limit, offset: this.offset, sortBy: this.sortBy, sortOrder: this.sortOrder, ...extra });
+    this.ctx.live.subscribe(this.model.live ? this.model.effectiveFilter() : null);
   }
 
   async fetch() {
@@ -205,11 +185,9 @@ export class FlowTable {
     this.dirty = false;
     this.updateCSV();
     try {
-      const res = await this.ctx.api.flows(this.params());
+      const res = await this.ctx.api.flows(this.model.params());
       if (seq !== this.seq) return;
-      this.rows = res.flows || [];
-      this.total = res.pagination ? res.pagination.total_count : this.rows.length;
-      this.hasMore = res.pagination ? res.pagination.has_more : false;
+      this.model.setResponse(res);
       this.render();
     } catch (e) {
       if (seq !== this.seq) return;
@@ -218,7 +196,7 @@ export class FlowTable {
   }
 
   updateCSV() {
-    const p = this.params({ format: 'csv' });
+    const p = this.model.params({ format: 'csv' });
     p.delete('limit');
     p.delete('offset');
     this.csv.href = this.ctx.api.url('flows', p);
@@ -236,16 +214,9 @@ export class FlowTable {
   }
 
   onFlows(d) {
-    if (!this.live || !this.visible) return;
-    const byKey = new Map(this.rows.map((r, i) => [r.flowKey, i]));
-    let outside = Number(d.more) > 0;
-    for (const f of d.flows || []) {
-      const i = byKey.get(f.flowKey);
-      if (i === undefined) outside = true;
-      else this.rows[i] = f;
-    }
-    this.updates += (d.flows || []).length + Number(d.more || 0);
-    setText(this.updatesEl, `${formatNumber(this.updates)} live updates`);
+    if (!this.model.live || !this.visible) return;
+    const outside = this.model.applyUpdates(d);
+    setText(this.updatesEl, `${formatNumber(this.model.updates)} live updates`);
     this.render();
     if (outside) {
       this.dirty = true;
@@ -254,27 +225,36 @@ export class FlowTable {
   }
 
   scheduleRefetch() {
-    if (this.refetchTimer || !this.live) return;
+    if (this.refetchTimer || !this.model.live) return;
     const wait = Math.max(0, REFETCH_MS - (Date.now() - this.lastFetch));
     this.refetchTimer = setTimeout(() => {
       this.refetchTimer = null;
-      if (this.dirty && this.visible && this.live) this.fetch();
+      if (this.dirty && this.visible && this.model.live) this.fetch();
     }, wait);
   }
 
+  /** onRowClick: the table body's one click listener; a click anywhere in a flow
+   *  row (its expander button included) opens or closes its detail. */
+  onRowClick(e) {
+    const tr = e.target.closest('tr.flow');
+    if (!tr || !this.tbody.contains(tr)) return;
+    this.model.toggle(tr.dataset.key);
+    this.renderRows();
+  }
+
   renderRows() {
+    const m = this.model;
     for (const [key, th] of Object.entries(this.sortHeads)) {
-      const on = key === this.sortBy;
-      th.setAttribute('aria-sort', on ? (this.sortOrder === 'asc' ? 'ascending' : 'descending') : 'none');
-      setText(th.firstChild, SORTABLE[key] + (on ? (this.sortOrder === 'asc' ? ' ▲' : ' ▼') : ''));
+      const { aria, label } = m.sortState(key);
+      th.setAttribute('aria-sort', aria);
+      setText(th.firstChild, label);
     }
     const frag = [];
-    for (const f of this.rows) {
-      const open = this.expanded.has(f.flowKey);
-      const hot = f.bytes >= HOT_BYTES;
-      const rst = f.endReason === 'rst';
+    for (const f of m.rows) {
+      const open = m.isOpen(f.flowKey);
+      const { hot, rst } = FlowTableModel.marks(f);
       const toggle = h('button', { type: 'button', class: 'expander', 'aria-expanded': String(open), 'aria-label': 'Details', text: open ? '▾' : '▸' });
-      const tr = h('tr', { class: ['flow', hot ? 'hot' : '', rst ? 'rst' : '', open ? 'open' : ''].join(' ').trim(), dataset: { key: f.flowKey } },
+      frag.push(h('tr', { class: ['flow', hot ? 'hot' : '', rst ? 'rst' : '', open ? 'open' : ''].join(' ').trim(), dataset: { key: f.flowKey } },
         h('td', { class: 'expand' }, toggle),
         h('td', { class: 'addr', text: endpoint(f.srcIP, f.srcPort, f.protocolName) }),
         h('td', { class: 'addr', text: endpoint(f.dstIP, f.dstPort, f.protocolName) }),
@@ -285,21 +265,15 @@ export class FlowTable {
         h('td', { text: formatTime(f.firstSeen) }),
         h('td', { text: formatTime(f.lastSeen) }),
         h('td', null, f.status || '–', rst ? h('span', { class: 'flag err', text: ' ✖ RST' }) : null),
-        h('td', { class: 'sensor', text: f.sensorId }));
-      tr.addEventListener('click', () => {
-        if (this.expanded.has(f.flowKey)) this.expanded.delete(f.flowKey);
-        else this.expanded.add(f.flowKey);
-        this.renderRows();
-      });
-      frag.push(tr);
+        h('td', { class: 'sensor', text: f.sensorId })));
       if (open) frag.push(h('tr', { class: 'detail', dataset: { key: f.flowKey } }, h('td', { colspan: 11 }, flowDetail(f))));
     }
-    if (!this.rows.length) frag.push(h('tr', null, h('td', { colspan: 11, class: 'empty', id: 'no-flows', text: 'No flows match criteria' })));
+    if (!m.rows.length) frag.push(h('tr', null, h('td', { colspan: 11, class: 'empty', id: 'no-flows', text: 'No flows match criteria' })));
     this.tbody.replaceChildren(...frag);
-    const total = this.total || 0;
-    setText(this.count, `${formatNumber(total)} flow${total === 1 ? '' : 's'}`);
-    setText(this.pageInfo, total ? `${formatNumber(this.offset + 1)}–${formatNumber(this.offset + this.rows.length)} of ${formatNumber(total)}` : '0 of 0');
-    this.prev.disabled = this.offset === 0;
-    this.next.disabled = !this.hasMore;
+    const p = m.pager();
+    setText(this.count, `${formatNumber(p.total)} flow${p.total === 1 ? '' : 's'}`);
+    setText(this.pageInfo, p.total ? `${formatNumber(p.from)}–${formatNumber(p.to)} of ${formatNumber(p.total)}` : '0 of 0');
+    this.prev.disabled = p.prevDisabled;
+    this.next.disabled = p.nextDisabled;
   }
 }
