@@ -24,6 +24,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
+
+	"netwatch.dev/common/oracle"
 )
 
 // syncBuffer is a bytes.Buffer a process writes while the test reads it.
@@ -289,7 +291,7 @@ func TestMutualTLSWithGeneratedCerts(t *testing.T) {
 	require.NoError(t, err)
 
 	sensor := exec.Command(sensorBin, "--config", config("config/sensor.yaml", filepath.Join(out, "sensor-b")),
-		"--collector", "127.0.0.1:"+port, "--interface", "", "--read", "../common/oracle/testdata/pcaps/ndpi-alexa-app.pcapng",
+		"--collector", "127.0.0.1:"+port, "--interface", "", "--read", oracle.Path("ndpi-alexa-app.pcapng"),
 		"--loop", "--speed", "1x", "--metrics-listen", "")
 	var sensorLog syncBuffer
 	sensor.Stdout, sensor.Stderr = &sensorLog, &sensorLog

@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"netwatch.dev/common/oracle"
 )
 
 // TestRealSensorDeltasPassValidation runs the real sensor binary (built from the
@@ -18,7 +20,7 @@ import (
 // sensor's own counting.
 func TestRealSensorDeltasPassValidation(t *testing.T) {
 	var captures []string
-	for _, glob := range []string{"../../../common/oracle/testdata/pcaps/*.pcap*", "../../../common/oracle/testdata/derived/*.pcap*"} {
+	for _, glob := range []string{filepath.Join(oracle.Dir(), "*.pcap*"), filepath.Join(oracle.DerivedDir(), "*.pcap*")} {
 		m, err := filepath.Glob(glob)
 		require.NoError(t, err)
 		captures = append(captures, m...)
