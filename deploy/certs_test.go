@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -17,7 +16,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,25 +24,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"netwatch.dev/common/oracle"
+	"netwatch.dev/common/syncbuf"
 )
-
-// syncBuffer is a bytes.Buffer a process writes while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // genCerts runs tls/gen-certs.sh with args and returns its exit code and output.
 func genCerts(t *testing.T, args ...string) (int, string) {
@@ -293,7 +274,7 @@ func TestMutualTLSWithGeneratedCerts(t *testing.T) {
 	sensor := exec.Command(sensorBin, "--config", config("config/sensor.yaml", filepath.Join(out, "sensor-b")),
 		"--collector", "127.0.0.1:"+port, "--interface", "", "--read", oracle.Path("ndpi-alexa-app.pcapng"),
 		"--loop", "--speed", "1x", "--metrics-listen", "")
-	var sensorLog syncBuffer
+	var sensorLog syncbuf.Buffer
 	sensor.Stdout, sensor.Stderr = &sensorLog, &sensorLog
 	require.NoError(t, sensor.Start())
 	exited := make(chan error, 1)

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"netwatch.dev/common/oracle"
+	"netwatch.dev/common/testproc"
 )
 
 // TestRealSensorDeltasPassValidation runs the real sensor binary (built from the
@@ -26,9 +27,7 @@ func TestRealSensorDeltasPassValidation(t *testing.T) {
 		captures = append(captures, m...)
 	}
 	require.GreaterOrEqual(t, len(captures), 30, "the sensor's captures")
-	bin := filepath.Join(t.TempDir(), "netwatch-sensor")
-	out, err := exec.Command("go", "build", "-o", bin, "netwatch.dev/sensor/cmd/netwatch-sensor").CombinedOutput()
-	require.NoError(t, err, "go build the sensor: %s", out)
+	bin := testproc.MustBuild(t, "netwatch.dev/sensor/cmd/netwatch-sensor")
 
 	c := startCollector(t, "", nil)
 	var batches uint64

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"netwatch.dev/common/syncbuf"
 	"netwatch.dev/sensor/internal/testcollector"
 )
 
@@ -31,7 +32,7 @@ func TestSIGHUPReloadsTheTokenAndLogLevel(t *testing.T) {
 	cfgFile := filepath.Join(dir, "sensor.yaml")
 	require.NoError(t, os.WriteFile(cfgFile, []byte("token: old-token\nlog-level: info\n"), 0o600))
 	bin := buildSensor(t, dir)
-	var stderr testcollector.Buffer
+	var stderr syncbuf.Buffer
 	cmd := exec.Command(bin, "--config", cfgFile, "--read", filepath.Join(pcapDir, "pcapplusplus-tls2.pcap"), "--loop", "--speed", "1x",
 		"--collector", c.Addr(), "--sensor-id", id, "--metrics-listen", "")
 	cmd.Stdout, cmd.Stderr = io.Discard, &stderr
