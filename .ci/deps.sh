@@ -11,6 +11,7 @@ declare -A need=(
   [tcpdump]=tcpdump     # live capture counts and the filter compiler are compared with tcpdump/libpcap
   [mount]=mount         # the collector fault test mounts a small tmpfs as a full data dir (and umount -l)
   [systemd-analyze]=systemd
+  [promtool]=prometheus  # the /metrics tests run promtool check metrics on both binaries' text
   [openssl]=openssl     # deploy/tls/gen-certs.sh and its test
   [setcap]=libcap2-bin  # the make-run tests set file capabilities on a copied sensor
   [chromium]=chromium   # the browser tests drive Debian's chromium (playwright cannot download one)

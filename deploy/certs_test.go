@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -17,32 +16,16 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
+
+	"netwatch.dev/common/oracle"
+	"netwatch.dev/common/syncbuf"
 )
-
-// syncBuffer is a bytes.Buffer a process writes while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // genCerts runs tls/gen-certs.sh with args and returns its exit code and output.
 func genCerts(t *testing.T, args ...string) (int, string) {
@@ -289,9 +272,9 @@ func TestMutualTLSWithGeneratedCerts(t *testing.T) {
 	require.NoError(t, err)
 
 	sensor := exec.Command(sensorBin, "--config", config("config/sensor.yaml", filepath.Join(out, "sensor-b")),
-		"--collector", "127.0.0.1:"+port, "--interface", "", "--read", "../common/oracle/testdata/pcaps/ndpi-alexa-app.pcapng",
+		"--collector", "127.0.0.1:"+port, "--interface", "", "--read", oracle.Path("ndpi-alexa-app.pcapng"),
 		"--loop", "--speed", "1x", "--metrics-listen", "")
-	var sensorLog syncBuffer
+	var sensorLog syncbuf.Buffer
 	sensor.Stdout, sensor.Stderr = &sensorLog, &sensorLog
 	require.NoError(t, sensor.Start())
 	exited := make(chan error, 1)

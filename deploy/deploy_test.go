@@ -5,7 +5,6 @@ package deploy
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -18,6 +17,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
+
+	"netwatch.dev/common/testproc"
 )
 
 var (
@@ -41,13 +42,8 @@ func build(t *testing.T) (sensor, collector string) {
 		if buildDir, buildErr = os.MkdirTemp("", "netwatch-deploy-bin"); buildErr != nil {
 			return
 		}
-		for _, b := range []struct{ out, pkg string }{
-			{"netwatch-sensor", "netwatch.dev/sensor/cmd/netwatch-sensor"},
-			{"netwatch-collector", "netwatch.dev/collector/cmd/netwatch-collector"},
-		} {
-			out, err := exec.Command("go", "build", "-o", filepath.Join(buildDir, b.out), b.pkg).CombinedOutput()
-			if err != nil {
-				buildErr = fmt.Errorf("go build %s: %v: %s", b.pkg, err, out)
+		for _, pkg := range []string{"netwatch.dev/sensor/cmd/netwatch-sensor", "netwatch.dev/collector/cmd/netwatch-collector"} {
+			if _, buildErr = testproc.Build(buildDir, pkg); buildErr != nil {
 				return
 			}
 		}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,18 +17,12 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"netwatch.dev/common/syncbuf"
+	"netwatch.dev/common/testproc"
 )
 
 const nobody = 65534
-
-// freePort returns a loopback TCP port nothing listens on right now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // runTree lays out what run.sh expects (deploy/local/run.sh, bin/) in a directory a plain
 // user can read, with the freshly built binaries; withCaps gives the sensor copy
@@ -68,19 +61,19 @@ func runTree(t *testing.T, withCaps bool) string {
 // runAsNobody starts root/deploy/local/run.sh as user nobody with a plain user's PATH
 // (no /usr/sbin, so no getcap on it), capturing on lo.
 // ambient are capabilities it inherits (as from systemd's AmbientCapabilities=).
-func runAsNobody(t *testing.T, root string, httpPort int, ambient ...uintptr) (*exec.Cmd, *syncBuffer) {
+func runAsNobody(t *testing.T, root string, httpPort int, ambient ...uintptr) (*exec.Cmd, *syncbuf.Buffer) {
 	t.Helper()
 	cmd := exec.Command(filepath.Join(root, "deploy/local/run.sh"))
 	cmd.Env = []string{
 		"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/", "LANG=C.UTF-8",
 		"NETWATCH_INTERFACE=lo",
 		"NETWATCH_PORT=" + strconv.Itoa(httpPort),
-		"NETWATCH_GRPC_PORT=" + strconv.Itoa(freePort(t)),
+		"NETWATCH_GRPC_PORT=" + strconv.Itoa(testproc.FreePort(t)),
 		"NETWATCH_DATA_DIR=" + filepath.Join(root, "data"),
 		"NETWATCH_METRICS_LISTEN=127.0.0.1:0", // the sensor's; not the default 9100
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}, AmbientCaps: ambient}
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	require.NoError(t, cmd.Start())
 	return cmd, out
@@ -110,7 +103,7 @@ func TestRunAsPlainUserWithAmbientCaps(t *testing.T) {
 // runUntilCapturing runs the script in root as nobody until the collector's health shows
 // the sensor capturing, then stops it as Ctrl-C would.
 func runUntilCapturing(t *testing.T, root string, ambient ...uintptr) {
-	httpPort := freePort(t)
+	httpPort := testproc.FreePort(t)
 	cmd, out := runAsNobody(t, root, httpPort, ambient...)
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
@@ -171,7 +164,7 @@ func TestRunAsPlainUserWithoutCaps(t *testing.T) {
 		}
 	}
 	root := runTree(t, false)
-	httpPort := freePort(t)
+	httpPort := testproc.FreePort(t)
 	cmd, out := runAsNobody(t, root, httpPort)
 	err := cmd.Wait()
 	var exit *exec.ExitError
@@ -190,12 +183,12 @@ func TestRunAsPlainUserWithoutGetcap(t *testing.T) {
 		t.Skip("needs root: it hides getcap in a mount namespace and runs the script as user nobody")
 	}
 	root := runTree(t, false)
-	httpPort := freePort(t)
+	httpPort := testproc.FreePort(t)
 	hide := "mount -t tmpfs none /usr/sbin && { [ -L /sbin ] || mount -t tmpfs none /sbin; } && " +
 		"! command -v getcap && exec setpriv --reuid=65534 --regid=65534 --clear-groups -- \"$@\""
 	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", hide, "sh",
 		"env", "-i", "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "HOME=/",
-		"NETWATCH_INTERFACE=lo", "NETWATCH_PORT="+strconv.Itoa(httpPort), "NETWATCH_GRPC_PORT="+strconv.Itoa(freePort(t)),
+		"NETWATCH_INTERFACE=lo", "NETWATCH_PORT="+strconv.Itoa(httpPort), "NETWATCH_GRPC_PORT="+strconv.Itoa(testproc.FreePort(t)),
 		"NETWATCH_DATA_DIR="+filepath.Join(root, "data"), "NETWATCH_METRICS_LISTEN=127.0.0.1:0",
 		filepath.Join(root, "deploy/local/run.sh"))
 	out, err := cmd.CombinedOutput()

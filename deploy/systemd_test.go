@@ -15,6 +15,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"netwatch.dev/common/syncbuf"
 )
 
 // unit is the [Service] section of a systemd unit: each key's values in order.
@@ -354,7 +356,7 @@ install() { command install "$@"; local dst=${@: -1}; [[ $dst != *.yaml ]] || se
 
 // unitProcess is the output of a unit's process and whether it has exited.
 type unitProcess struct {
-	syncBuffer
+	syncbuf.Buffer
 	done chan struct{}
 }
 

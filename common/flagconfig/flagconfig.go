@@ -420,6 +420,29 @@ func (s *Settings) Print() string {
 	return sb.String()
 }
 
+// Changed names, sorted, the settings whose values differ between two outputs of
+// Print (the settings in force and those read again, say), a setting in only one
+// of them included. A secret's change shows only to or from empty (Print redacts
+// the value). A text that is not Print's YAML counts as no settings.
+func Changed(before, after string) []string {
+	var b, a map[string]string
+	_ = yaml.Unmarshal([]byte(before), &b)
+	_ = yaml.Unmarshal([]byte(after), &a)
+	var out []string
+	for k, v := range a {
+		if old, ok := b[k]; !ok || old != v {
+			out = append(out, k)
+		}
+	}
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 // Usage writes header, then every flag as "--name TYPE", its description and its
 // default (once: a description must not repeat it) on the next line.
 func Usage(w io.Writer, fs *flag.FlagSet, header string) {

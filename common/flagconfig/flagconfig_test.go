@@ -173,6 +173,24 @@ func TestPrintIsAcceptedBack(t *testing.T) {
 	assert.Equal(t, printed, set2.Print())
 }
 
+// TestChanged names the settings whose effective values differ between two
+// parses, a value with a newline or a quote included, and not the ones that stay.
+func TestChanged(t *testing.T) {
+	opts := Options{ConfigFlag: "config", Getenv: func(string) string { return "" }}
+	print := func(args ...string) string {
+		var s settings
+		set, err := Parse(newFlags(&s), args, opts)
+		require.NoError(t, err)
+		return set.Print()
+	}
+	base := print("--fanout", "2", "--http-listen", "a\nb\"c")
+	assert.Empty(t, Changed(base, print("--fanout", "2", "--http-listen", "a\nb\"c")), "the same settings")
+	assert.Equal(t, []string{"fanout", "http-listen"}, Changed(base, print("--fanout", "3", "--http-listen", "a\nb\"d")))
+	assert.Equal(t, []string{"idle-timeout"}, Changed(base, print("--fanout", "2", "--http-listen", "a\nb\"c", "--idle-timeout", "1m")))
+	assert.Equal(t, []string{"auth-token"}, Changed(base, print("--fanout", "2", "--http-listen", "a\nb\"c", "--auth-token", "x")), "a secret set")
+	assert.Equal(t, []string{"gone", "new"}, Changed("gone: \"1\"\nsame: x\n", "same: x\nnew: \"2\"\n"), "a setting in one only")
+}
+
 type fieldsConfig struct{ Ring, Block int }
 
 func (c fieldsConfig) Check() error {

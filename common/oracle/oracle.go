@@ -1,18 +1,58 @@
 // Package oracle reads the expected flows that shared/tools/flow-oracle (an
 // independent, tshark-based implementation) computed for the test captures in
-// testdata/pcaps, and compares Netwatch's flows with them. Tests only.
+// testdata/pcaps (and testdata/derived), and compares Netwatch's flows with them.
+// It is the one reader of expected/*.jsonl and *.summary.json: the sensor's tests
+// compare with Flow (Load, Fold, Compare), the collector's put the same flows in a
+// store as flow deltas (LoadStored, Stored.Delta, BySensor). Tests only.
 package oracle
 
 import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 )
+
+// testdata is the directory of the captures, found from this file's own location
+// (so callers in any package, at any depth, name the same files).
+var testdata = func() string {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		return ""
+	}
+	return filepath.Join(filepath.Dir(file), "testdata")
+}()
+
+func mustDir(sub string) string {
+	dir := filepath.Join(testdata, sub)
+	if st, err := os.Stat(dir); testdata == "" || !filepath.IsAbs(testdata) || err != nil || !st.IsDir() {
+		// Tests only: a test binary built with -trimpath, or moved away from the
+		// source tree, cannot find the captures.
+		panic(fmt.Sprintf("oracle: the test captures are not at %q (this package's source directory; built with -trimpath?)", dir))
+	}
+	return dir
+}
+
+// Dir is the absolute path of the test captures, testdata/pcaps (with expected/).
+func Dir() string { return mustDir("pcaps") }
+
+// DerivedDir is the absolute path of the captures cut from Dir's for particular
+// tests, testdata/derived (with their own expected/).
+func DerivedDir() string { return mustDir("derived") }
+
+// Path is the absolute path of the capture file name in Dir.
+func Path(name string) string { return filepath.Join(Dir(), name) }
 
 // Flow is one flow in comparable form: the oracle's fields, with times in integer
 // microseconds since the epoch (the oracle truncates, it does not round).
@@ -26,6 +66,15 @@ type Flow struct {
 	RevPackets, RevBytes    uint64
 	FirstSeenUS, LastSeenUS int64
 }
+
+// SrcAddr and DstAddr are Src and Dst parsed (the zero Addr if they are not
+// addresses: Load checks that the expected flows' are).
+func (f Flow) SrcAddr() netip.Addr { a, _ := netip.ParseAddr(f.Src); return a }
+func (f Flow) DstAddr() netip.Addr { a, _ := netip.ParseAddr(f.Dst); return a }
+
+// FirstSeen and LastSeen are the flow's times, UTC.
+func (f Flow) FirstSeen() time.Time { return time.UnixMicro(f.FirstSeenUS).UTC() }
+func (f Flow) LastSeen() time.Time  { return time.UnixMicro(f.LastSeenUS).UTC() }
 
 // Key names the flow with its orientation.
 func (f Flow) Key() string {
@@ -107,7 +156,9 @@ func Load(dir, name string) ([]Flow, Summary, error) {
 		}
 		first, err1 := micros(o.FirstSeen)
 		last, err2 := micros(o.LastSeen)
-		if err1 != nil || err2 != nil || o.Packets != o.FwdPackets+o.RevPackets {
+		_, err3 := netip.ParseAddr(o.SrcIP)
+		_, err4 := netip.ParseAddr(o.DstIP)
+		if err1 != nil || err2 != nil || err3 != nil || err4 != nil || o.Packets != o.FwdPackets+o.RevPackets {
 			return nil, sum, fmt.Errorf("%s.jsonl: bad line %s", name, sc.Text())
 		}
 		flows = append(flows, Flow{
@@ -124,6 +175,77 @@ func Load(dir, name string) ([]Flow, Summary, error) {
 		return nil, sum, err
 	}
 	return flows, sum, json.Unmarshal(b, &sum)
+}
+
+// Stored is the collector tests' view of an expected flow: one the store holds,
+// with the capture's name as its sensor id and a status (LoadStored assigns them
+// round robin: active, idle, closed, so filters on status find some of each).
+type Stored struct {
+	Sensor               string
+	Src, Dst             netip.Addr
+	SrcPort, DstPort     uint16
+	Protocol             uint8
+	FwdPackets, FwdBytes uint64 // sent by the initiator (Src)
+	RevPackets, RevBytes uint64
+	FirstSeen, LastSeen  time.Time // UTC, whole microseconds
+	Status               netwatchv1.FlowStatus
+}
+
+// Stored is f as the collector holds it for sensor, with status.
+func (f Flow) Stored(sensor string, status netwatchv1.FlowStatus) Stored {
+	return Stored{
+		Sensor: sensor, Src: f.SrcAddr(), Dst: f.DstAddr(), SrcPort: f.SrcPort, DstPort: f.DstPort, Protocol: f.Proto,
+		FwdPackets: f.FwdPackets, FwdBytes: f.FwdBytes, RevPackets: f.RevPackets, RevBytes: f.RevBytes,
+		FirstSeen: f.FirstSeen(), LastSeen: f.LastSeen(), Status: status,
+	}
+}
+
+// LoadStored loads the expected flows of every capture in Dir (by name, sorted),
+// each capture's with its name as sensor id, statuses assigned round robin over
+// all of them.
+func LoadStored() ([]Stored, error) {
+	dir := Dir()
+	names, err := filepath.Glob(filepath.Join(dir, "expected", "*.jsonl"))
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(names)
+	statuses := []netwatchv1.FlowStatus{netwatchv1.FlowStatus_FLOW_STATUS_ACTIVE, netwatchv1.FlowStatus_FLOW_STATUS_IDLE, netwatchv1.FlowStatus_FLOW_STATUS_CLOSED}
+	var out []Stored
+	for _, path := range names {
+		name := strings.TrimSuffix(filepath.Base(path), ".jsonl")
+		flows, _, err := Load(dir, name)
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range flows {
+			out = append(out, f.Stored(name, statuses[len(out)%len(statuses)]))
+		}
+	}
+	return out, nil
+}
+
+// Bytes and Packets are both directions'.
+func (s *Stored) Bytes() uint64   { return s.FwdBytes + s.RevBytes }
+func (s *Stored) Packets() uint64 { return s.FwdPackets + s.RevPackets }
+
+// Delta is s as one flow delta carrying all of its traffic.
+func (s *Stored) Delta() *netwatchv1.FlowDelta {
+	return &netwatchv1.FlowDelta{
+		Key: &netwatchv1.FlowKey{Protocol: uint32(s.Protocol), SrcAddr: s.Src.AsSlice(), SrcPort: uint32(s.SrcPort),
+			DstAddr: s.Dst.AsSlice(), DstPort: uint32(s.DstPort)},
+		SrcPackets: s.FwdPackets, SrcBytes: s.FwdBytes, DstPackets: s.RevPackets, DstBytes: s.RevBytes,
+		FirstSeen: timestamppb.New(s.FirstSeen), LastSeen: timestamppb.New(s.LastSeen), Status: s.Status,
+	}
+}
+
+// BySensor groups the flows' deltas by sensor, for store.Apply.
+func BySensor(flows []Stored) map[string][]*netwatchv1.FlowDelta {
+	out := map[string][]*netwatchv1.FlowDelta{}
+	for i := range flows {
+		out[flows[i].Sensor] = append(out[flows[i].Sensor], flows[i].Delta())
+	}
+	return out
 }
 
 // micros parses the oracle's decimal seconds exactly.

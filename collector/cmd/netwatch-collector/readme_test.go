@@ -20,6 +20,7 @@ import (
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"netwatch.dev/common/testproc"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 )
 
@@ -37,12 +38,11 @@ func TestReadmeAPIExamplesAnswerOnTheDemo(t *testing.T) {
 	pcap := demoCapture(t, filepath.Join(root, "deploy/local/run.sh"))
 
 	dir := t.TempDir()
-	collector, sensor := filepath.Join(dir, "netwatch-collector"), filepath.Join(dir, "netwatch-sensor")
-	for bin, pkg := range map[string]string{collector: "netwatch.dev/collector/cmd/netwatch-collector", sensor: "netwatch.dev/sensor/cmd/netwatch-sensor"} {
-		out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
-		require.NoError(t, err, "go build %s: %s", pkg, out)
-	}
-	grpcAddr, httpAddr := freeAddr(t), freeAddr(t)
+	collector, err := testproc.Build(dir, "netwatch.dev/collector/cmd/netwatch-collector")
+	require.NoError(t, err)
+	sensor, err := testproc.Build(dir, "netwatch.dev/sensor/cmd/netwatch-sensor")
+	require.NoError(t, err)
+	grpcAddr, httpAddr := testproc.FreeAddr(t), testproc.FreeAddr(t)
 	var clog strings.Builder
 	c := exec.Command(collector, "--grpc-listen", grpcAddr, "--http-listen", httpAddr, "--data-dir", "")
 	c.Stdout, c.Stderr = &clog, &clog
@@ -245,12 +245,4 @@ func checkGrpcurl(t *testing.T, words []string, grpcAddr string, conn *grpc.Clie
 	default:
 		t.Fatalf("no check for grpcurl %s: teach this test what a non-empty answer is", rest[0])
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().String()
 }

@@ -12,7 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"netwatch.dev/collector/internal/syncbuf"
+	"netwatch.dev/common/syncbuf"
+	"netwatch.dev/common/testproc"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -38,10 +39,7 @@ type proc struct {
 
 func buildCollector(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "netwatch-collector")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	require.NoError(t, err, "build the collector: %s", out)
-	return bin
+	return testproc.MustBuild(t, "netwatch.dev/collector/cmd/netwatch-collector")
 }
 
 func startProc(t *testing.T, bin string, args ...string) *proc {

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"netwatch.dev/collector/internal/syncbuf"
+	"netwatch.dev/common/syncbuf"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"

@@ -19,17 +19,17 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"netwatch.dev/collector/internal/oracle"
 	"netwatch.dev/collector/internal/query"
+	"netwatch.dev/common/oracle"
 	"netwatch.dev/proto/flowmeta"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 )
 
 // loadOracle starts a collector holding the flows of every shared capture (one
 // sensor per capture), received now.
-func loadOracle(t *testing.T, mutate func(*Config)) (*Collector, []oracle.Flow) {
+func loadOracle(t *testing.T, mutate func(*Config)) (*Collector, []oracle.Stored) {
 	t.Helper()
-	flows, err := oracle.Load(oracle.Dir)
+	flows, err := oracle.LoadStored()
 	require.NoError(t, err)
 	c := startCollector(t, mutate)
 	now := time.Now()
@@ -40,7 +40,7 @@ func loadOracle(t *testing.T, mutate func(*Config)) (*Collector, []oracle.Flow) 
 	return c, flows
 }
 
-func flowKey(f *oracle.Flow) string {
+func flowKey(f *oracle.Stored) string {
 	return flowmeta.ID(f.Sensor, f.Protocol, f.Src, f.SrcPort, f.Dst, f.DstPort, f.FirstSeen.UnixNano())
 }
 
@@ -75,9 +75,9 @@ func allPages(t *testing.T, base, query string) []map[string]any {
 func TestFlowQuerySemanticsOverTheSharedCaptures(t *testing.T) {
 	c, flows := loadOracle(t, nil)
 	base := "http://" + c.HTTPAddr()
-	tls2 := func(f *oracle.Flow) bool { return f.Sensor == "pcapplusplus-tls2" }
+	tls2 := func(f *oracle.Stored) bool { return f.Sensor == "pcapplusplus-tls2" }
 	winStart, winEnd := time.Unix(1609829750, 0).UTC(), time.Unix(1609829800, 0).UTC()
-	inWindow := func(f *oracle.Flow) bool { return !f.LastSeen.Before(winStart) && !f.FirstSeen.After(winEnd) }
+	inWindow := func(f *oracle.Stored) bool { return !f.LastSeen.Before(winStart) && !f.FirstSeen.After(winEnd) }
 	prefix := func(s string) func(netip.Addr) bool {
 		p := netip.MustParsePrefix(s)
 		return func(a netip.Addr) bool { return p.Contains(a) }
@@ -87,41 +87,41 @@ func TestFlowQuerySemanticsOverTheSharedCaptures(t *testing.T) {
 	inMulticast6 := prefix("ff00::/8")
 	for _, tc := range []struct {
 		name, query string
-		want        func(*oracle.Flow) bool
+		want        func(*oracle.Stored) bool
 		empty       bool // the case selects no flow on purpose
 	}{
-		{"everything", "", func(*oracle.Flow) bool { return true }, false},
-		{"src v4 CIDR", "src_ip=10.0.0.0/8", func(f *oracle.Flow) bool { return in10(f.Src) }, false},
-		{"src v4 host", "src_ip=10.0.0.1", func(f *oracle.Flow) bool { return f.Src == netip.MustParseAddr("10.0.0.1") }, false},
-		{"dst v4 CIDR", "dst_ip=10.0.0.0/8", func(f *oracle.Flow) bool { return in10(f.Dst) }, false},
-		{"src v6 CIDR", "src_ip=fe80::/10", func(f *oracle.Flow) bool { return inLinkLocal6(f.Src) }, false},
-		{"dst v6 CIDR", "dst_ip=ff00::/8", func(f *oracle.Flow) bool { return inMulticast6(f.Dst) }, false},
-		{"v6 CIDR selects no v4", "src_ip=::/0", func(f *oracle.Flow) bool { return f.Src.Is6() }, false},
-		{"v4 /0", "dst_ip=0.0.0.0/0", func(f *oracle.Flow) bool { return f.Dst.Is4() }, false},
-		{"protocol name tcp", "protocol=tcp", func(f *oracle.Flow) bool { return f.Protocol == 6 }, false},
-		{"protocol name udp", "protocol=udp", func(f *oracle.Flow) bool { return f.Protocol == 17 }, false},
-		{"protocol name icmpv6", "protocol=icmpv6", func(f *oracle.Flow) bool { return f.Protocol == 58 }, false},
-		{"protocol name gre", "protocol=gre", func(f *oracle.Flow) bool { return f.Protocol == 47 }, false},
-		{"protocol number", "protocol=41", func(f *oracle.Flow) bool { return f.Protocol == 41 }, false},
-		{"port either side", "port=443", func(f *oracle.Flow) bool { return f.SrcPort == 443 || f.DstPort == 443 }, false},
-		{"port 53", "port=53", func(f *oracle.Flow) bool { return f.SrcPort == 53 || f.DstPort == 53 }, false},
+		{"everything", "", func(*oracle.Stored) bool { return true }, false},
+		{"src v4 CIDR", "src_ip=10.0.0.0/8", func(f *oracle.Stored) bool { return in10(f.Src) }, false},
+		{"src v4 host", "src_ip=10.0.0.1", func(f *oracle.Stored) bool { return f.Src == netip.MustParseAddr("10.0.0.1") }, false},
+		{"dst v4 CIDR", "dst_ip=10.0.0.0/8", func(f *oracle.Stored) bool { return in10(f.Dst) }, false},
+		{"src v6 CIDR", "src_ip=fe80::/10", func(f *oracle.Stored) bool { return inLinkLocal6(f.Src) }, false},
+		{"dst v6 CIDR", "dst_ip=ff00::/8", func(f *oracle.Stored) bool { return inMulticast6(f.Dst) }, false},
+		{"v6 CIDR selects no v4", "src_ip=::/0", func(f *oracle.Stored) bool { return f.Src.Is6() }, false},
+		{"v4 /0", "dst_ip=0.0.0.0/0", func(f *oracle.Stored) bool { return f.Dst.Is4() }, false},
+		{"protocol name tcp", "protocol=tcp", func(f *oracle.Stored) bool { return f.Protocol == 6 }, false},
+		{"protocol name udp", "protocol=udp", func(f *oracle.Stored) bool { return f.Protocol == 17 }, false},
+		{"protocol name icmpv6", "protocol=icmpv6", func(f *oracle.Stored) bool { return f.Protocol == 58 }, false},
+		{"protocol name gre", "protocol=gre", func(f *oracle.Stored) bool { return f.Protocol == 47 }, false},
+		{"protocol number", "protocol=41", func(f *oracle.Stored) bool { return f.Protocol == 41 }, false},
+		{"port either side", "port=443", func(f *oracle.Stored) bool { return f.SrcPort == 443 || f.DstPort == 443 }, false},
+		{"port 53", "port=53", func(f *oracle.Stored) bool { return f.SrcPort == 53 || f.DstPort == 53 }, false},
 		{"sensor", "sensor=pcapplusplus-tls2", tls2, false},
-		{"unknown sensor", "sensor=nope", func(*oracle.Flow) bool { return false }, true},
-		{"status", "status=idle", func(f *oracle.Flow) bool { return f.Status == netwatchv1.FlowStatus_FLOW_STATUS_IDLE }, false},
-		{"time_start only", "time_start=2021-01-05T06:56:40Z", func(f *oracle.Flow) bool { return !f.LastSeen.Before(winEnd) }, false},
-		{"time_end only", "time_end=2000-01-01T00:00:00Z", func(f *oracle.Flow) bool { return !f.FirstSeen.After(time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)) }, false},
+		{"unknown sensor", "sensor=nope", func(*oracle.Stored) bool { return false }, true},
+		{"status", "status=idle", func(f *oracle.Stored) bool { return f.Status == netwatchv1.FlowStatus_FLOW_STATUS_IDLE }, false},
+		{"time_start only", "time_start=2021-01-05T06:56:40Z", func(f *oracle.Stored) bool { return !f.LastSeen.Before(winEnd) }, false},
+		{"time_end only", "time_end=2000-01-01T00:00:00Z", func(f *oracle.Stored) bool { return !f.FirstSeen.After(time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)) }, false},
 		{"time window", "time_start=2021-01-05T06:55:50Z&time_end=2021-01-05T06:56:40Z", inWindow, false},
-		{"combined src+protocol+port", "src_ip=10.0.0.0/8&protocol=tcp&port=443", func(f *oracle.Flow) bool {
+		{"combined src+protocol+port", "src_ip=10.0.0.0/8&protocol=tcp&port=443", func(f *oracle.Stored) bool {
 			return in10(f.Src) && f.Protocol == 6 && (f.SrcPort == 443 || f.DstPort == 443)
 		}, false},
-		{"combined sensor+status+window", "sensor=pcapplusplus-tls2&status=active&time_start=2021-01-05T06:55:50Z&time_end=2021-01-05T06:56:40Z", func(f *oracle.Flow) bool {
+		{"combined sensor+status+window", "sensor=pcapplusplus-tls2&status=active&time_start=2021-01-05T06:55:50Z&time_end=2021-01-05T06:56:40Z", func(f *oracle.Stored) bool {
 			return tls2(f) && f.Status == netwatchv1.FlowStatus_FLOW_STATUS_ACTIVE && inWindow(f)
 		}, false},
-		{"q syntax", "q=" + url.QueryEscape("src_ip:10.0.0.0/8 protocol:tcp port:443"), func(f *oracle.Flow) bool {
+		{"q syntax", "q=" + url.QueryEscape("src_ip:10.0.0.0/8 protocol:tcp port:443"), func(f *oracle.Stored) bool {
 			return in10(f.Src) && f.Protocol == 6 && (f.SrcPort == 443 || f.DstPort == 443)
 		}, false},
-		{"q and a parameter", "q=protocol:udp&port=53", func(f *oracle.Flow) bool { return f.Protocol == 17 && (f.SrcPort == 53 || f.DstPort == 53) }, false},
-		{"nothing matches", "src_ip=203.0.113.0/24&protocol=tcp", func(f *oracle.Flow) bool { return prefix("203.0.113.0/24")(f.Src) && f.Protocol == 6 }, true},
+		{"q and a parameter", "q=protocol:udp&port=53", func(f *oracle.Stored) bool { return f.Protocol == 17 && (f.SrcPort == 53 || f.DstPort == 53) }, false},
+		{"nothing matches", "src_ip=203.0.113.0/24&protocol=tcp", func(f *oracle.Stored) bool { return prefix("203.0.113.0/24")(f.Src) && f.Protocol == 6 }, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var want []string

@@ -8,6 +8,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"netwatch.dev/common/oracle"
+	"netwatch.dev/common/testproc"
 )
 
 // TestRealSensorDeltasPassValidation runs the real sensor binary (built from the
@@ -18,15 +21,13 @@ import (
 // sensor's own counting.
 func TestRealSensorDeltasPassValidation(t *testing.T) {
 	var captures []string
-	for _, glob := range []string{"../../../common/oracle/testdata/pcaps/*.pcap*", "../../../common/oracle/testdata/derived/*.pcap*"} {
+	for _, glob := range []string{filepath.Join(oracle.Dir(), "*.pcap*"), filepath.Join(oracle.DerivedDir(), "*.pcap*")} {
 		m, err := filepath.Glob(glob)
 		require.NoError(t, err)
 		captures = append(captures, m...)
 	}
 	require.GreaterOrEqual(t, len(captures), 30, "the sensor's captures")
-	bin := filepath.Join(t.TempDir(), "netwatch-sensor")
-	out, err := exec.Command("go", "build", "-o", bin, "netwatch.dev/sensor/cmd/netwatch-sensor").CombinedOutput()
-	require.NoError(t, err, "go build the sensor: %s", out)
+	bin := testproc.MustBuild(t, "netwatch.dev/sensor/cmd/netwatch-sensor")
 
 	c := startCollector(t, "", nil)
 	var batches uint64

@@ -12,18 +12,18 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"netwatch.dev/collector/internal/oracle"
 	"netwatch.dev/collector/internal/store"
+	"netwatch.dev/common/oracle"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 )
 
 // dnsCapture loads pcapplusplus-DnsPackets (219 flows over 21 minutes) into a store
 // whose clock stands 10 s after the capture's last packet.
-func dnsCapture(t *testing.T) (*Service, *store.Store, *clock, []oracle.Flow) {
+func dnsCapture(t *testing.T) (*Service, *store.Store, *clock, []oracle.Stored) {
 	t.Helper()
-	all, err := oracle.Load(oracle.Dir)
+	all, err := oracle.LoadStored()
 	require.NoError(t, err)
-	var flows []oracle.Flow
+	var flows []oracle.Stored
 	var last time.Time
 	for _, f := range all {
 		if f.Sensor == "pcapplusplus-DnsPackets" {
@@ -49,11 +49,11 @@ type hostTotal struct {
 // the window: a flow's whole traffic is one delta that counts in the bucket of its
 // last packet, and the window starts at the beginning of the minute now-window
 // falls in (the store's documented one-minute resolution).
-func expectedTalkers(flows []oracle.Flow, now time.Time, window time.Duration, side string) (map[netip.Addr]hostTotal, uint64) {
+func expectedTalkers(flows []oracle.Stored, now time.Time, window time.Duration, side string) (map[netip.Addr]hostTotal, uint64) {
 	from := now.Add(-window).Truncate(time.Minute)
 	out := map[netip.Addr]hostTotal{}
 	var total uint64
-	add := func(a netip.Addr, f *oracle.Flow) {
+	add := func(a netip.Addr, f *oracle.Stored) {
 		h := out[a]
 		h.bytes += f.Bytes()
 		h.packets += f.Packets()

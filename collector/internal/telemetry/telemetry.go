@@ -1,5 +1,5 @@
 // Package telemetry serves the collector's Prometheus metrics (/metrics, text format
-// 0.0.4), written by hand like the sensor's: ingest, store, query latency and the
+// 0.0.4), written with common/promtext like the sensor's: ingest, store, query latency and the
 // sensors' lag and loss. Nothing is global: the app builds a Latency and a Handler.
 package telemetry
 
@@ -7,12 +7,12 @@ import (
 	"bufio"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"netwatch.dev/collector/internal/store"
+	"netwatch.dev/common/promtext"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 )
 
@@ -89,74 +89,59 @@ type Counter struct {
 
 // Handler serves /metrics.
 func Handler(src Sources) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		bw := bufio.NewWriter(w)
-		Write(bw, src)
-		_ = bw.Flush()
-	})
+	return promtext.Handler(func(w *promtext.Writer) { write(w, src) })
 }
 
 // Write writes every series of src in the text format.
-func Write(w *bufio.Writer, src Sources) {
-	head := func(name, typ, help string) {
-		w.WriteString("# HELP " + name + " " + help + "\n# TYPE " + name + " " + typ + "\n")
-	}
-	one := func(name, typ, help string, v uint64) {
-		head(name, typ, help)
-		w.WriteString(name + " " + strconv.FormatUint(v, 10) + "\n")
-	}
+func Write(w *bufio.Writer, src Sources) { write(promtext.New(w), src) }
+
+func write(w *promtext.Writer, src Sources) {
 	if src.Store != nil {
 		st := src.Store.Stats()
-		one("netwatch_collector_deltas_applied_total", "counter", "Flow deltas applied to the store (the ingest rate is its rate()).", st.Deltas)
-		one("netwatch_collector_deltas_rejected_total", "counter", "Flow deltas refused by the store (unusable key, or sensor beyond the 65,535th).", st.Rejected)
-		one("netwatch_collector_ingested_packets_total", "counter", "Packets (both directions) of the deltas applied.", st.Packets)
-		one("netwatch_collector_ingested_bytes_total", "counter", "IP-layer bytes (both directions) of the deltas applied.", st.Bytes)
-		one("netwatch_collector_store_flows", "gauge", "Flows held by the store.", uint64(st.Flows))
-		one("netwatch_collector_store_max_flows", "gauge", "Flows the store holds at most (--max-flows).", uint64(src.Store.Config().MaxFlows))
-		one("netwatch_collector_store_bucket_entries", "gauge", "Per-bucket traffic entries held for window questions.", uint64(st.BucketEntries))
-		one("netwatch_collector_store_hosts", "gauge", "Distinct addresses of the stored flows (the host table: about 28 bytes each).", uint64(st.Hosts))
-		one("netwatch_collector_store_evictions_total", "counter", "Flows evicted because the store was at --max-flows.", st.Evicted)
-		one("netwatch_collector_store_expired_total", "counter", "Flows dropped past the retention window.", st.Expired)
+		w.Counter("netwatch_collector_deltas_applied_total", "Flow deltas applied to the store (the ingest rate is its rate()).", st.Deltas)
+		w.Counter("netwatch_collector_deltas_rejected_total", "Flow deltas refused by the store (unusable key, or sensor beyond the 65,535th).", st.Rejected)
+		w.Counter("netwatch_collector_ingested_packets_total", "Packets (both directions) of the deltas applied.", st.Packets)
+		w.Counter("netwatch_collector_ingested_bytes_total", "IP-layer bytes (both directions) of the deltas applied.", st.Bytes)
+		w.Gauge("netwatch_collector_store_flows", "Flows held by the store.", uint64(st.Flows))
+		w.Gauge("netwatch_collector_store_max_flows", "Flows the store holds at most (--max-flows).", uint64(src.Store.Config().MaxFlows))
+		w.Gauge("netwatch_collector_store_bucket_entries", "Per-bucket traffic entries held for window questions.", uint64(st.BucketEntries))
+		w.Gauge("netwatch_collector_store_hosts", "Distinct addresses of the stored flows (the host table: about 28 bytes each).", uint64(st.Hosts))
+		w.Counter("netwatch_collector_store_evictions_total", "Flows evicted because the store was at --max-flows.", st.Evicted)
+		w.Counter("netwatch_collector_store_expired_total", "Flows dropped past the retention window.", st.Expired)
 	}
 	for _, c := range src.Counters {
-		one(c.Name, "counter", c.Help, c.Value())
+		w.Counter(c.Name, c.Help, c.Value())
 	}
 	for _, g := range src.Gauges {
-		one(g.Name, "gauge", g.Help, g.Value())
+		w.Gauge(g.Name, g.Help, g.Value())
 	}
 	if src.RSS != nil {
-		one("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", src.RSS())
+		w.Gauge("process_resident_memory_bytes", "Resident memory size in bytes.", src.RSS())
 	}
 	if src.Sensors != nil {
-		writeSensors(w, head, src.Sensors())
+		writeSensors(w, src.Sensors())
 	}
 	if src.Latency != nil {
-		src.Latency.write(w, head)
+		src.Latency.write(w)
 	}
 }
 
-func writeSensors(w *bufio.Writer, head func(name, typ, help string), sensors []*netwatchv1.Sensor) {
+func writeSensors(w *promtext.Writer, sensors []*netwatchv1.Sensor) {
 	type series struct {
 		name, typ, help string
 		value           func(*netwatchv1.Sensor) string
 	}
 	u := func(f func(*netwatchv1.Sensor) uint64) func(*netwatchv1.Sensor) string {
-		return func(s *netwatchv1.Sensor) string { return strconv.FormatUint(f(s), 10) }
+		return func(s *netwatchv1.Sensor) string { return promtext.Uint(f(s)) }
 	}
 	b := func(f func(*netwatchv1.Sensor) bool) func(*netwatchv1.Sensor) string {
-		return func(s *netwatchv1.Sensor) string {
-			if f(s) {
-				return "1"
-			}
-			return "0"
-		}
+		return func(s *netwatchv1.Sensor) string { return promtext.Bool(f(s)) }
 	}
 	for _, s := range []series{
 		{"netwatch_collector_sensor_connected", "gauge", "1 when the sensor has an ingest stream open.", b((*netwatchv1.Sensor).GetConnected)},
 		{"netwatch_collector_sensor_stale", "gauge", "1 when the sensor sent no batch for three export intervals.", b((*netwatchv1.Sensor).GetStale)},
 		{"netwatch_collector_sensor_lag_seconds", "gauge", "How far behind the sensor's clock its latest batch arrived.", func(s *netwatchv1.Sensor) string {
-			return strconv.FormatFloat(float64(s.GetLagMs())/1000, 'f', -1, 64)
+			return promtext.Float(float64(s.GetLagMs()) / 1000)
 		}},
 		{"netwatch_collector_sensor_batches_total", "counter", "Batches received from the sensor.", u((*netwatchv1.Sensor).GetBatches)},
 		{"netwatch_collector_sensor_kernel_drops_total", "counter", "Frames the sensor's kernel dropped (full capture ring), as it reported.", u((*netwatchv1.Sensor).GetKernelDrops)},
@@ -164,16 +149,16 @@ func writeSensors(w *bufio.Writer, head func(name, typ, help string), sensors []
 		{"netwatch_collector_sensor_lost_packets_total", "counter", "Packets of the flows the sensor dropped from a full spool.", u((*netwatchv1.Sensor).GetLostPackets)},
 		{"netwatch_collector_sensor_rejected_batches_total", "counter", "Batches of the sensor refused as invalid (not logged, not applied).", u((*netwatchv1.Sensor).GetRejectedBatches)},
 	} {
-		head(s.name, s.typ, s.help)
+		w.Family(s.name, s.typ, s.help)
 		for _, v := range sensors {
-			w.WriteString(s.name + `{sensor="` + escape(v.GetSensorId()) + `"} ` + s.value(v) + "\n")
+			w.Sample(s.name, s.value(v), promtext.Label{Name: "sensor", Value: v.GetSensorId()})
 		}
 	}
 }
 
-func (l *Latency) write(w *bufio.Writer, head func(name, typ, help string)) {
+func (l *Latency) write(w *promtext.Writer) {
 	const name = "netwatch_collector_query_duration_seconds"
-	head(name, "histogram", "Time to answer a query, by API and endpoint (REST: until the last byte of a CSV download).")
+	w.Family(name, "histogram", "Time to answer a query, by API and endpoint (REST: until the last byte of a CSV download).")
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	keys := make([]Endpoint, 0, len(l.series))
@@ -188,18 +173,6 @@ func (l *Latency) write(w *bufio.Writer, head func(name, typ, help string)) {
 	})
 	for _, e := range keys {
 		h := l.series[e]
-		labels := `api="` + escape(e.API) + `",endpoint="` + escape(e.Name) + `"`
-		var cum uint64
-		for i, ub := range LatencyBuckets {
-			cum += h.counts[i]
-			w.WriteString(name + "_bucket{" + labels + `,le="` + strconv.FormatFloat(ub, 'f', -1, 64) + `"} ` + strconv.FormatUint(cum, 10) + "\n")
-		}
-		w.WriteString(name + "_bucket{" + labels + `,le="+Inf"} ` + strconv.FormatUint(h.count, 10) + "\n")
-		w.WriteString(name + "_sum{" + labels + "} " + strconv.FormatFloat(h.sum, 'f', -1, 64) + "\n")
-		w.WriteString(name + "_count{" + labels + "} " + strconv.FormatUint(h.count, 10) + "\n")
+		w.Histogram(name, LatencyBuckets, h.counts, h.sum, h.count, promtext.Label{Name: "api", Value: e.API}, promtext.Label{Name: "endpoint", Value: e.Name})
 	}
 }
-
-var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
-
-func escape(s string) string { return labelEscaper.Replace(s) }

@@ -56,7 +56,7 @@ func oracleTotals(want []oracle.Flow) (packets, bytes uint64) {
 const killCapture = "pcapplusplus-tls2.pcap"
 
 // derivedDir holds captures cut from pcapDir's, with their own oracle output.
-const derivedDir = "../../../common/oracle/testdata/derived"
+var derivedDir = oracle.DerivedDir()
 
 type killCase struct {
 	dir, capture, speed string

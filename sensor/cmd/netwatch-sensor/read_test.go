@@ -17,7 +17,7 @@ import (
 	"netwatch.dev/common/oracle"
 )
 
-const pcapDir = "../../../common/oracle/testdata/pcaps"
+var pcapDir = oracle.Dir()
 
 // jsonLine is the part of a --output jsonl line the tests compare.
 type jsonLine struct {

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"netwatch.dev/common/logging"
+	"netwatch.dev/common/reload"
 	"netwatch.dev/sensor/internal/export"
 )
 
@@ -20,11 +21,12 @@ var sighup = make(chan os.Signal, 1)
 // reloader applies a SIGHUP: it reads the settings again (the config file may have
 // changed; the command line and the environment cannot) and puts in force what can
 // change while capturing: the collector token (--token, NETWATCH_SENSOR_TOKEN) and
-// the log level. Everything else needs a restart.
+// the log level. Any other changed setting is named as needing a restart.
 type reloader struct {
-	args  []string
-	log   *slog.Logger
-	level *slog.LevelVar
+	args      []string
+	log       *slog.Logger
+	level     *slog.LevelVar
+	effective string // the running settings (flagconfig's Print), what a reload compares
 
 	mu        sync.Mutex
 	exp       *export.Exporter // nil until exporting (and without --collector)
@@ -37,7 +39,7 @@ type reloaderKey struct{}
 // watchReloads handles SIGHUP until ctx ends; the returned context carries the
 // reloader, for attachExporter.
 func watchReloads(ctx context.Context, args []string, cfg config, log *slog.Logger, level *slog.LevelVar) context.Context {
-	r := &reloader{args: args, log: log, level: level, token: cfg.Export.Token, levelName: cfg.LogLevel}
+	r := &reloader{args: args, log: log, level: level, effective: printed(cfg), token: cfg.Export.Token, levelName: cfg.LogLevel}
 	go func() {
 		for {
 			select {
@@ -78,32 +80,30 @@ func (r *reloader) reload() {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var done, same []string
+	var rep reload.Report
 	switch {
 	case next.Export.Token == r.token:
-		same = append(same, "token")
+		rep.Unchanged("token")
 	case r.exp == nil:
-		same = append(same, "token (not exporting)")
+		rep.Unchanged("token (not exporting)")
 	default:
 		r.exp.SetToken(next.Export.Token)
 		r.token = next.Export.Token
-		done = append(done, "token")
+		rep.Applied("token")
 	}
-	old := r.level.Level()
-	if next.LogLevel == r.levelName {
-		same = append(same, "log level "+r.levelName)
-	} else {
-		done = append(done, "log level "+r.levelName+"→"+next.LogLevel)
-		r.levelName = next.LogLevel
-	}
-	r.level.Set(min(old, lv)) // the line shows at either level
-	r.log.Info("reloaded: " + list(done) + "; unchanged: " + list(same) + " (other settings need a restart)")
-	r.level.Set(lv)
+	rep.LogLevel(r.levelName, next.LogLevel)
+	r.levelName = next.LogLevel
+	rep.RestartNeeded(r.effective, printed(next), reloadable...)
+	rep.Log(r.log, r.level, lv)
 }
 
-func list(s []string) string {
-	if len(s) == 0 {
-		return "nothing"
+// reloadable are the settings reload applies (flag names).
+var reloadable = []string{"token", "log-level"}
+
+// printed is cfg's effective settings, "" when it has none.
+func printed(cfg config) string {
+	if cfg.settings == nil {
+		return ""
 	}
-	return strings.Join(s, ", ")
+	return cfg.settings.Print()
 }

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"netwatch.dev/common/oracle"
 	"netwatch.dev/sensor/internal/decode"
 	"netwatch.dev/sensor/internal/flow"
 	"netwatch.dev/sensor/internal/pcapfile"
@@ -80,7 +81,7 @@ func TestWriteFuzzCorpus(t *testing.T) {
 	}
 	var paths []string
 	for _, pat := range []string{"*.pcap", "*.pcapng"} {
-		m, _ := filepath.Glob(filepath.Join("..", "..", "..", "common", "oracle", "testdata", "pcaps", pat))
+		m, _ := filepath.Glob(filepath.Join(oracle.Dir(), pat))
 		paths = append(paths, m...)
 	}
 	slices.Sort(paths)

@@ -1,8 +1,14 @@
 package metrics
 
 import (
+	"bufio"
+	"bytes"
 	"io"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -36,4 +42,46 @@ func TestExposition(t *testing.T) {
 	} {
 		assert.Contains(t, string(body), line)
 	}
+}
+
+// full has every series non-zero, and a label value that needs escaping.
+var full = &netwatchv1.SensorStats{
+	Packets: 10, Bytes: 1500, KernelPackets: 12, KernelDrops: 3, QueueFreezes: 1,
+	DecodeErrors: []*netwatchv1.CounterValue{{Name: "malformed_ip", Value: 1}, {Name: "we\"ird\\\n", Value: 0}},
+	NonIp:        []*netwatchv1.CounterValue{{Name: "arp", Value: 4}},
+	FlowsActive:  2, FlowsEvicted: 5, RssBytes: 1 << 20,
+	InterfaceStatus: netwatchv1.InterfaceStatus_INTERFACE_STATUS_UP,
+}
+
+// cpuLine is the one line whose value is the test process's own.
+var cpuLine = regexp.MustCompile(`(?m)^process_cpu_seconds_total [0-9]+\.[0-9]{2}$`)
+
+// TestExpositionIsExact: the whole text, byte for byte (the CPU time is this
+// process's: only its form is checked).
+func TestExpositionIsExact(t *testing.T) {
+	var buf bytes.Buffer
+	bw := bufio.NewWriter(&buf)
+	Write(bw, full)
+	require.NoError(t, bw.Flush())
+	require.Regexp(t, cpuLine, buf.String())
+	got := cpuLine.ReplaceAllString(buf.String(), "process_cpu_seconds_total CPU")
+	want, err := os.ReadFile("testdata/metrics.txt")
+	require.NoError(t, err)
+	assert.Equal(t, string(want), got)
+}
+
+// TestPromtoolAcceptsTheExposition: Prometheus's own checker finds nothing wrong
+// with the text (syntax, and its lint rules for names, types and help).
+func TestPromtoolAcceptsTheExposition(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	require.NoError(t, err, "promtool is needed (Debian package prometheus; make deps installs it)")
+	var buf bytes.Buffer
+	bw := bufio.NewWriter(&buf)
+	Write(bw, full)
+	require.NoError(t, bw.Flush())
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = &buf
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "promtool check metrics: %s", out)
+	assert.Empty(t, strings.TrimSpace(string(out)))
 }

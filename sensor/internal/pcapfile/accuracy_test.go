@@ -14,9 +14,9 @@ import (
 	"netwatch.dev/sensor/internal/flow"
 )
 
-const (
-	pcapDir    = "../../../common/oracle/testdata/pcaps"
-	derivedDir = "../../../common/oracle/testdata/derived" // cut from pcapDir's captures, with their own oracle output
+var (
+	pcapDir    = oracle.Dir()
+	derivedDir = oracle.DerivedDir() // cut from pcapDir's captures, with their own oracle output
 )
 
 func captures(t testing.TB) []string {

@@ -5,7 +5,6 @@
 package testcollector
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -27,6 +26,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"netwatch.dev/common/oracle"
+	"netwatch.dev/common/syncbuf"
+	"netwatch.dev/common/testproc"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 )
 
@@ -39,11 +40,9 @@ func Build() (path string, cleanup func(), err error) {
 		return "", nil, err
 	}
 	cleanup = func() { os.RemoveAll(dir) }
-	path = filepath.Join(dir, "netwatch-collector")
-	build := exec.Command("go", "build", "-o", path, "netwatch.dev/collector/cmd/netwatch-collector")
-	if out, err := build.CombinedOutput(); err != nil {
+	if path, err = testproc.Build(dir, "netwatch.dev/collector/cmd/netwatch-collector"); err != nil {
 		cleanup()
-		return "", nil, fmt.Errorf("build the collector (these tests need the go.work workspace): %w\n%s", err, out)
+		return "", nil, err
 	}
 	return path, cleanup, nil
 }
@@ -64,33 +63,15 @@ func Main(m *testing.M, bin *string) int {
 }
 
 // Buffer collects a process's log; it is safe for concurrent writes and reads.
-type Buffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+// It is common/syncbuf's, named here for the tests that already say
+// testcollector.Buffer.
+type Buffer = syncbuf.Buffer
 
-func (s *Buffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-// String is everything written so far.
-func (s *Buffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
-// Bytes is a copy of everything written so far.
-func (s *Buffer) Bytes() []byte { s.mu.Lock(); defer s.mu.Unlock(); return bytes.Clone(s.b.Bytes()) }
-
-// Len is the number of bytes written so far.
-func (s *Buffer) Len() int { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Len() }
-
-// FreeAddr is a loopback address with a port that was free a moment ago.
+// FreeAddr is a loopback address with a port that was free a moment ago
+// (common/testproc's).
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().String()
+	return testproc.FreeAddr(t)
 }
 
 // Proc is one collector: its addresses and data directory stay the same across

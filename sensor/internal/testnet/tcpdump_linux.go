@@ -17,8 +17,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"netwatch.dev/common/syncbuf"
 	"netwatch.dev/sensor/internal/pcapfile"
-	"netwatch.dev/sensor/internal/testcollector"
 )
 
 // GoInNS runs fn in a new goroutine on an OS thread switched into the test
@@ -59,8 +59,8 @@ func RequireTcpdump(t testing.TB) {
 // Tcpdump is a running tcpdump writing what it captures to a pcap in memory.
 type Tcpdump struct {
 	cmd    *exec.Cmd
-	out    testcollector.Buffer // the pcap on tcpdump's stdout
-	errOut testcollector.Buffer
+	out    syncbuf.Buffer // the pcap on tcpdump's stdout
+	errOut syncbuf.Buffer
 	exited chan struct{}
 	err    error // set when exited is closed
 }

@@ -1,0 +1,6 @@
+// Command hello is what testproc's test builds.
+package main
+
+import "fmt"
+
+func main() { fmt.Println("hello") }
