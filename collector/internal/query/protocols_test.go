@@ -12,9 +12,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"netwatch.dev/collector/internal/api"
-	"netwatch.dev/collector/internal/oracle"
 	"netwatch.dev/collector/internal/store"
 	"netwatch.dev/common/difftest"
+	"netwatch.dev/common/oracle"
 	"netwatch.dev/proto/flowmeta"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 )
@@ -35,9 +35,9 @@ type protocolsBody struct {
 // capture, received at a clock standing 10 s after the last packet of
 // ndpi-alexa-app (five protocols over three minutes); the other captures lie years
 // before it, or after it (those count in every window: stamped ahead of the clock).
-func protocolsServer(t *testing.T) (string, *clock, []oracle.Flow) {
+func protocolsServer(t *testing.T) (string, *clock, []oracle.Stored) {
 	t.Helper()
-	flows, err := oracle.Load(oracle.Dir)
+	flows, err := oracle.LoadStored()
 	require.NoError(t, err)
 	var last time.Time
 	for _, f := range flows {
@@ -71,7 +71,7 @@ func getProtocols(t *testing.T, url string) (int, []byte) {
 
 // expectedProtocols sums, independently of the store, the flows whose last packet is
 // at or after now-window by protocol, most bytes first, then by number.
-func expectedProtocols(flows []oracle.Flow, now time.Time, window time.Duration) []share {
+func expectedProtocols(flows []oracle.Stored, now time.Time, window time.Duration) []share {
 	from := now.Add(-window)
 	sums := map[uint8]*share{}
 	for i := range flows {
