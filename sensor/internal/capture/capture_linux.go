@@ -341,22 +341,26 @@ func (c *Capture) Run(ctx context.Context, newHandler func(worker int) Handler) 
 			}
 		})
 	}
-	wg.Go(func() {
-		t := time.NewTicker(c.cfg.StatsInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				for _, w := range c.workers {
-					w.readKernelStats()
-				}
-			}
-		}
-	})
+	wg.Go(func() { c.pollKernelStats(ctx) })
 	wg.Wait()
 	return firstErr
+}
+
+// pollKernelStats reads every ring's PACKET_STATISTICS each StatsInterval until ctx
+// ends, so Stats stays current while the workers run.
+func (c *Capture) pollKernelStats(ctx context.Context) {
+	t := time.NewTicker(c.cfg.StatsInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			for _, w := range c.workers {
+				w.readKernelStats()
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // run is the worker loop: read every block the kernel has handed over,
@@ -577,13 +581,13 @@ func (c *Capture) Stats() Stats {
 // membership and leaves the fanout group). Closing twice is a no-op.
 func (c *Capture) Close() error {
 	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return nil
-	}
+	already := c.closed
 	c.closed = true
 	cancel, done := c.cancel, c.done
 	c.mu.Unlock()
+	if already {
+		return nil
+	}
 	if cancel != nil {
 		cancel()
 		<-done
