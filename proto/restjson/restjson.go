@@ -13,8 +13,11 @@
 //   - google.protobuf.Timestamp as RFC 3339 in UTC (null when unset);
 //   - bytes as standard base64, maps as objects, unset messages as null.
 //
-// NetworkFlow messages go to the flow encoder (AppendFlow), which writes the same
-// bytes without reflection.
+// Flows have one view, Flow (flow.go), that both binaries fill and every flow
+// encoding is made from: Proto (the gRPC message), AppendFlow (this JSON, for the
+// sensor's --output jsonl, the WebSocket and REST) and AppendFlowCSV (the CSV
+// download). Marshal writes the NetworkFlow messages that Proto built with
+// AppendFlow, the same bytes as field by field, without reflection.
 //
 // It only encodes: every REST endpoint is a GET whose parameters come from the URL.
 package restjson
