@@ -51,7 +51,13 @@ func Append(b []byte, m proto.Message) []byte {
 	return appendMessage(b, m.ProtoReflect())
 }
 
-var timestampName = (&timestamppb.Timestamp{}).ProtoReflect().Descriptor().FullName()
+var (
+	timestampName   = (&timestamppb.Timestamp{}).ProtoReflect().Descriptor().FullName()
+	networkFlowName = (&netwatchv1.NetworkFlow{}).ProtoReflect().Descriptor().FullName()
+)
+
+// flowJSONSize is about the length of a NetworkFlow's JSON (IPv4, recent times).
+const flowJSONSize = 480
 
 func appendMessage(b []byte, m protoreflect.Message) []byte {
 	if !m.IsValid() {
@@ -95,6 +101,11 @@ func appendField(b []byte, fd protoreflect.FieldDescriptor, v protoreflect.Value
 	switch {
 	case fd.IsList():
 		l := v.List()
+		if fd.Message() != nil && fd.Message().FullName() == networkFlowName {
+			// A page of flows is large: growing the buffer by appends copied
+			// it several times over, more time than encoding the flows.
+			b = slices.Grow(b, l.Len()*flowJSONSize)
+		}
 		b = append(b, '[')
 		for i := 0; i < l.Len(); i++ {
 			if i > 0 {
