@@ -23,7 +23,7 @@ func AppendID(b []byte, sensorID string, protocol uint8, src netip.Addr, srcPort
 	for i := 0; i < len(sensorID); i++ {
 		h = (h ^ uint64(sensorID[i])) * fnvPrime
 	}
-	h = (h ^ 0) * fnvPrime
+	h *= fnvPrime // a 0 byte after the sensor id
 	h = (h ^ uint64(protocol)) * fnvPrime
 	h = hashAddrPort(h, src, srcPort)
 	h = hashAddrPort(h, dst, dstPort)
