@@ -122,7 +122,8 @@ FUZZ_TARGETS := \
 	collector:./internal/query:FuzzParseSearch \
 	collector:./internal/ingest:FuzzIngest \
 	collector:./internal/ingest:FuzzScanFrames \
-	collector:./internal/ingest:FuzzValidateBatch
+	collector:./internal/ingest:FuzzValidateBatch \
+	proto:./restjson:FuzzFlowEncoding
 
 ## fuzz-ci: each fuzz target for FUZZTIME (30s); crashers: testdata/ (.ci/fuzz-one.sh)
 fuzz-ci:

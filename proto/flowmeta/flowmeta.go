@@ -4,8 +4,6 @@
 package flowmeta
 
 import (
-	"encoding/binary"
-	"hash/fnv"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -14,21 +12,41 @@ import (
 // ID is a short, stable identifier of one flow record (the REST API's flowKey): a hash of
 // the sensor id, the oriented 5-tuple and the time of the flow's first packet.
 func ID(sensorID string, protocol uint8, src netip.Addr, srcPort uint16, dst netip.Addr, dstPort uint16, firstSeen int64) string {
-	h := fnv.New64a()
 	var b [16]byte
-	h.Write([]byte(sensorID))
-	h.Write([]byte{0, protocol})
-	a := src.As16()
-	h.Write(a[:])
-	binary.BigEndian.PutUint16(b[:2], srcPort)
-	h.Write(b[:2])
-	a = dst.As16()
-	h.Write(a[:])
-	binary.BigEndian.PutUint16(b[:2], dstPort)
-	h.Write(b[:2])
-	binary.BigEndian.PutUint64(b[:8], uint64(firstSeen))
-	h.Write(b[:8])
-	return strconv.FormatUint(h.Sum64(), 16)
+	return string(AppendID(b[:0], sensorID, protocol, src, srcPort, dst, dstPort, firstSeen))
+}
+
+// AppendID appends ID(...) to b: lower-case hex of the 64-bit FNV-1a hash, computed
+// here without the hash.Hash allocation (encoders call it once per flow).
+func AppendID(b []byte, sensorID string, protocol uint8, src netip.Addr, srcPort uint16, dst netip.Addr, dstPort uint16, firstSeen int64) []byte {
+	h := uint64(fnvOffset)
+	for i := 0; i < len(sensorID); i++ {
+		h = (h ^ uint64(sensorID[i])) * fnvPrime
+	}
+	h *= fnvPrime // a 0 byte after the sensor id
+	h = (h ^ uint64(protocol)) * fnvPrime
+	h = hashAddrPort(h, src, srcPort)
+	h = hashAddrPort(h, dst, dstPort)
+	for i := 56; i >= 0; i -= 8 {
+		h = (h ^ uint64(byte(uint64(firstSeen)>>i))) * fnvPrime
+	}
+	return strconv.AppendUint(b, h, 16)
+}
+
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
+
+// hashAddrPort hashes the address as 16 bytes (IPv4 in IPv4-mapped form) and the
+// port big-endian.
+func hashAddrPort(h uint64, a netip.Addr, port uint16) uint64 {
+	b := a.As16()
+	for _, c := range b {
+		h = (h ^ uint64(c)) * fnvPrime
+	}
+	h = (h ^ uint64(port>>8)) * fnvPrime
+	return (h ^ uint64(port&0xff)) * fnvPrime
 }
 
 var protocolNames = map[string]uint8{
@@ -58,14 +76,31 @@ func ProtocolNumber(name string) (uint8, bool) {
 
 // TCPFlags spells TCP flags as letters, CWR first: C E U A P R S F.
 func TCPFlags(flags uint8) string {
-	const letters = "FSRPAUEC" // bit 0 = FIN ... bit 7 = CWR
 	var b [8]byte
-	n := 0
+	return string(AppendTCPFlags(b[:0], flags))
+}
+
+// AppendTCPFlags appends TCPFlags(flags) to b.
+func AppendTCPFlags(b []byte, flags uint8) []byte {
+	const letters = "FSRPAUEC" // bit 0 = FIN ... bit 7 = CWR
 	for i := 7; i >= 0; i-- {
 		if flags&(1<<i) != 0 {
-			b[n] = letters[i]
-			n++
+			b = append(b, letters[i])
 		}
 	}
-	return string(b[:n])
+	return b
+}
+
+// ParseTCPFlags is the inverse of TCPFlags: ok only for a spelling TCPFlags gives.
+func ParseTCPFlags(s string) (flags uint8, ok bool) {
+	const letters = "FSRPAUEC"
+	for i := 0; i < len(s); i++ {
+		bit := strings.IndexByte(letters, s[i])
+		if bit < 0 {
+			return 0, false
+		}
+		flags |= 1 << bit
+	}
+	var b [8]byte
+	return flags, string(AppendTCPFlags(b[:0], flags)) == s
 }

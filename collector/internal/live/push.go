@@ -155,7 +155,7 @@ func (h *Hub) flowsMessage(now time.Time, changed []store.Flow, enc [][]byte, ma
 			continue
 		}
 		if enc[i] == nil {
-			enc[i] = restjson.Marshal(query.ToNetworkFlow(&changed[i]))
+			enc[i] = restjson.AppendFlow(nil, new(query.FlowView(&changed[i])))
 		}
 		if n > 0 {
 			b = append(b, ',')

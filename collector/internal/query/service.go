@@ -10,8 +10,8 @@ import (
 
 	"netwatch.dev/collector/internal/store"
 	"netwatch.dev/common/procstat"
-	"netwatch.dev/proto/flowmeta"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
+	"netwatch.dev/proto/restjson"
 )
 
 // Service answers queries. It is safe for concurrent use.
@@ -148,47 +148,39 @@ func (q *FlowQuery) Order() store.Order {
 	return store.Order{By: by, Desc: q.Desc}
 }
 
-// ToNetworkFlow is the API view of a stored flow.
-func ToNetworkFlow(f *store.Flow) *netwatchv1.NetworkFlow {
-	return &netwatchv1.NetworkFlow{
-		FlowKey:      f.ID(),
-		SrcIp:        f.Src.String(),
-		DstIp:        f.Dst.String(),
-		SrcPort:      uint32(f.SrcPort),
-		DstPort:      uint32(f.DstPort),
-		Protocol:     uint32(f.Protocol),
-		ProtocolName: flowmeta.ProtocolName(f.Protocol),
-		Bytes:        f.SrcBytes + f.DstBytes,
-		Packets:      f.SrcPackets + f.DstPackets,
-		FirstSeen:    timestamppb.New(time.Unix(0, f.FirstSeen)),
-		LastSeen:     timestamppb.New(time.Unix(0, f.LastSeen)),
-		Duration:     (f.LastSeen - f.FirstSeen) / int64(time.Millisecond),
-		Status:       f.Status,
-		SrcPackets:   f.SrcPackets,
-		SrcBytes:     f.SrcBytes,
-		DstPackets:   f.DstPackets,
-		DstBytes:     f.DstBytes,
-		EndReason:    f.EndReason,
-		SensorId:     f.SensorID,
-		VlanId:       uint32(f.VLAN),
-		SrcTcpFlags:  flowmeta.TCPFlags(f.SrcTCPFlags),
-		DstTcpFlags:  flowmeta.TCPFlags(f.DstTCPFlags),
+// FlowView is the stored flow as the contract's flow view, from which every
+// encoding of it (gRPC and REST, CSV, WebSocket) is made.
+func FlowView(f *store.Flow) restjson.Flow {
+	return restjson.Flow{
+		SensorID: f.SensorID, Protocol: f.Protocol, Src: f.Src, Dst: f.Dst,
+		SrcPort: f.SrcPort, DstPort: f.DstPort, VLAN: f.VLAN,
+		FirstSeen: f.FirstSeen, LastSeen: f.LastSeen,
+		SrcPackets: f.SrcPackets, SrcBytes: f.SrcBytes, DstPackets: f.DstPackets, DstBytes: f.DstBytes,
+		SrcTCPFlags: f.SrcTCPFlags, DstTCPFlags: f.DstTCPFlags,
+		Status: f.Status, EndReason: f.EndReason,
 	}
 }
 
-// StreamFlows parses req like ListFlows (the same errors) and calls fn with every
-// matching flow in the requested order, chunk at a time, ignoring limit and offset
-// (which are still validated): the CSV download. fn runs with no store lock held.
-func (s *Service) StreamFlows(req *netwatchv1.ListFlowsRequest, chunk int, fn func([]*netwatchv1.NetworkFlow) error) error {
+// ToNetworkFlow is the API message of a stored flow.
+func ToNetworkFlow(f *store.Flow) *netwatchv1.NetworkFlow {
+	v := FlowView(f)
+	return v.Proto()
+}
+
+// StreamFlows parses req like ListFlows (the same errors) and calls fn with the view
+// of every matching flow in the requested order, chunk at a time, ignoring limit and
+// offset (which are still validated): the CSV download. fn runs with no store lock
+// held and must not keep the slice.
+func (s *Service) StreamFlows(req *netwatchv1.ListFlowsRequest, chunk int, fn func([]restjson.Flow) error) error {
 	fq, err := ParseFlowQuery(req)
 	if err != nil {
 		return err
 	}
-	out := make([]*netwatchv1.NetworkFlow, 0, chunk)
+	out := make([]restjson.Flow, 0, chunk)
 	return s.store.Stream(fq.Filter(s.now(), s.store.Config().Retention), fq.Order(), chunk, func(flows []store.Flow) error {
 		out = out[:0]
 		for i := range flows {
-			out = append(out, ToNetworkFlow(&flows[i]))
+			out = append(out, FlowView(&flows[i]))
 		}
 		return fn(out)
 	})

@@ -6,13 +6,10 @@ package output
 import (
 	"bufio"
 	"io"
-	"strconv"
 	"time"
 
-	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"netwatch.dev/proto/flowmeta"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 	"netwatch.dev/proto/restjson"
 	"netwatch.dev/sensor/internal/flow"
@@ -98,6 +95,7 @@ type JSONL struct {
 	sensorID string
 	open     map[recordKey]*record
 	one      record
+	view     restjson.Flow
 	buf      []byte
 	written  uint64
 }
@@ -146,113 +144,24 @@ func (j *JSONL) Written() uint64 { return j.written }
 func (j *JSONL) Flush() error { return j.w.Flush() }
 
 func (j *JSONL) write(r *record) error {
-	j.buf = appendRecord(j.buf[:0], j.sensorID, r)
+	r.view(j.sensorID, &j.view)
+	j.buf = restjson.AppendFlow(j.buf[:0], &j.view)
 	j.buf = append(j.buf, '\n')
 	j.written++
 	_, err := j.w.Write(j.buf)
 	return err
 }
 
-// networkFlow is the record as the REST API's NetworkFlow message.
-func networkFlow(sensorID string, r *record) *netwatchv1.NetworkFlow {
+// view is the record as the contract's flow view, which restjson.AppendFlow writes as
+// the REST API's NetworkFlow JSON.
+func (r *record) view(sensorID string, v *restjson.Flow) {
 	d := &r.d
-	src, dst := d.Src(), d.Dst()
-	return &netwatchv1.NetworkFlow{
-		FlowKey:      flowmeta.ID(sensorID, d.Protocol, src, d.SrcPort, dst, d.DstPort, d.FirstSeen),
-		SrcIp:        src.String(),
-		DstIp:        dst.String(),
-		SrcPort:      uint32(d.SrcPort),
-		DstPort:      uint32(d.DstPort),
-		Protocol:     uint32(d.Protocol),
-		ProtocolName: flowmeta.ProtocolName(d.Protocol),
-		Bytes:        r.srcBytes + r.dstBytes,
-		Packets:      r.srcPkts + r.dstPkts,
-		FirstSeen:    timestamppb.New(time.Unix(0, d.FirstSeen)),
-		LastSeen:     timestamppb.New(time.Unix(0, d.LastSeen)),
-		Duration:     (d.LastSeen - d.FirstSeen) / int64(time.Millisecond),
-		Status:       Status(d.Status),
-		SrcPackets:   r.srcPkts,
-		SrcBytes:     r.srcBytes,
-		DstPackets:   r.dstPkts,
-		DstBytes:     r.dstBytes,
-		EndReason:    EndReason(d.EndReason),
-		SensorId:     sensorID,
-		VlanId:       uint32(d.VLAN),
-		SrcTcpFlags:  flowmeta.TCPFlags(r.srcFlags),
-		DstTcpFlags:  flowmeta.TCPFlags(r.dstFlags),
+	*v = restjson.Flow{
+		SensorID: sensorID, Protocol: d.Protocol, Src: d.Src(), Dst: d.Dst(),
+		SrcPort: d.SrcPort, DstPort: d.DstPort, VLAN: d.VLAN,
+		FirstSeen: d.FirstSeen, LastSeen: d.LastSeen,
+		SrcPackets: r.srcPkts, SrcBytes: r.srcBytes, DstPackets: r.dstPkts, DstBytes: r.dstBytes,
+		SrcTCPFlags: r.srcFlags, DstTCPFlags: r.dstFlags,
+		Status: Status(d.Status), EndReason: EndReason(d.EndReason),
 	}
-}
-
-// appendRecord writes the same JSON as restjson.Marshal(networkFlow(sensorID, r))
-// (a test holds them byte-identical) without building the message and without
-// reflection: offline runs write a line per flow, and reflection made that half of
-// the CPU of a --read.
-func appendRecord(b []byte, sensorID string, r *record) []byte {
-	d := &r.d
-	src, dst := d.Src(), d.Dst()
-	b = append(b, `{"flowKey":`...)
-	b = restjson.AppendString(b, flowmeta.ID(sensorID, d.Protocol, src, d.SrcPort, dst, d.DstPort, d.FirstSeen))
-	b = append(b, `,"srcIP":"`...)
-	b = src.AppendTo(b)
-	b = append(b, `","dstIP":"`...)
-	b = dst.AppendTo(b)
-	b = append(b, `","srcPort":`...)
-	b = strconv.AppendUint(b, uint64(d.SrcPort), 10)
-	b = append(b, `,"dstPort":`...)
-	b = strconv.AppendUint(b, uint64(d.DstPort), 10)
-	b = append(b, `,"protocol":`...)
-	b = strconv.AppendUint(b, uint64(d.Protocol), 10)
-	b = append(b, `,"protocolName":`...)
-	b = restjson.AppendString(b, flowmeta.ProtocolName(d.Protocol))
-	b = append(b, `,"bytes":`...)
-	b = strconv.AppendUint(b, r.srcBytes+r.dstBytes, 10)
-	b = append(b, `,"packets":`...)
-	b = strconv.AppendUint(b, r.srcPkts+r.dstPkts, 10)
-	b = append(b, `,"firstSeen":`...)
-	b = restjson.AppendTime(b, time.Unix(0, d.FirstSeen))
-	b = append(b, `,"lastSeen":`...)
-	b = restjson.AppendTime(b, time.Unix(0, d.LastSeen))
-	b = append(b, `,"duration":`...)
-	b = strconv.AppendInt(b, (d.LastSeen-d.FirstSeen)/int64(time.Millisecond), 10)
-	b = append(b, `,"status":`...)
-	b = restjson.AppendString(b, statusNames[Status(d.Status)])
-	b = append(b, `,"srcPackets":`...)
-	b = strconv.AppendUint(b, r.srcPkts, 10)
-	b = append(b, `,"srcBytes":`...)
-	b = strconv.AppendUint(b, r.srcBytes, 10)
-	b = append(b, `,"dstPackets":`...)
-	b = strconv.AppendUint(b, r.dstPkts, 10)
-	b = append(b, `,"dstBytes":`...)
-	b = strconv.AppendUint(b, r.dstBytes, 10)
-	b = append(b, `,"endReason":`...)
-	b = restjson.AppendString(b, endReasonNames[EndReason(d.EndReason)])
-	b = append(b, `,"sensorId":`...)
-	b = restjson.AppendString(b, sensorID)
-	b = append(b, `,"vlanId":`...)
-	b = strconv.AppendUint(b, uint64(d.VLAN), 10)
-	b = append(b, `,"srcTcpFlags":`...)
-	b = restjson.AppendString(b, flowmeta.TCPFlags(r.srcFlags))
-	b = append(b, `,"dstTcpFlags":`...)
-	b = restjson.AppendString(b, flowmeta.TCPFlags(r.dstFlags))
-	return append(b, '}')
-}
-
-// The REST spellings of the enums by number, computed once (restjson.EnumString
-// builds strings on every call). The values are small and dense.
-var (
-	statusNames    = enumNames(netwatchv1.FlowStatus(0).Descriptor())
-	endReasonNames = enumNames(netwatchv1.EndReason(0).Descriptor())
-)
-
-func enumNames(ed protoreflect.EnumDescriptor) []string {
-	vals := ed.Values()
-	out := make([]string, vals.Len())
-	for i := range out {
-		n := vals.Get(i).Number()
-		if int(n) >= len(out) || n < 0 {
-			panic("enum " + string(ed.FullName()) + " is not dense") // a contract change; the tests catch it
-		}
-		out[n] = restjson.EnumString(ed, n)
-	}
-	return out
 }

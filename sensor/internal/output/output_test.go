@@ -7,10 +7,15 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"netwatch.dev/proto/flowmeta"
+	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 	"netwatch.dev/proto/restjson"
 	"netwatch.dev/sensor/internal/flow"
 )
@@ -36,16 +41,55 @@ func randomRecord(r *rand.Rand) *record {
 		srcFlags: uint8(r.IntN(256)), dstFlags: uint8(r.IntN(256))}
 }
 
-// TestAppendRecordIsTheRESTEncoding holds the hand-written line encoder to the REST
-// API's JSON (restjson over NetworkFlow), byte for byte.
-func TestAppendRecordIsTheRESTEncoding(t *testing.T) {
+// networkFlow is the record as the REST API's NetworkFlow message, field by field.
+func networkFlow(sensorID string, r *record) *netwatchv1.NetworkFlow {
+	d := &r.d
+	src, dst := d.Src(), d.Dst()
+	return &netwatchv1.NetworkFlow{
+		FlowKey:      flowmeta.ID(sensorID, d.Protocol, src, d.SrcPort, dst, d.DstPort, d.FirstSeen),
+		SrcIp:        src.String(),
+		DstIp:        dst.String(),
+		SrcPort:      uint32(d.SrcPort),
+		DstPort:      uint32(d.DstPort),
+		Protocol:     uint32(d.Protocol),
+		ProtocolName: flowmeta.ProtocolName(d.Protocol),
+		Bytes:        r.srcBytes + r.dstBytes,
+		Packets:      r.srcPkts + r.dstPkts,
+		FirstSeen:    timestamppb.New(time.Unix(0, d.FirstSeen)),
+		LastSeen:     timestamppb.New(time.Unix(0, d.LastSeen)),
+		Duration:     (d.LastSeen - d.FirstSeen) / int64(time.Millisecond),
+		Status:       Status(d.Status),
+		SrcPackets:   r.srcPkts,
+		SrcBytes:     r.srcBytes,
+		DstPackets:   r.dstPkts,
+		DstBytes:     r.dstBytes,
+		EndReason:    EndReason(d.EndReason),
+		SensorId:     sensorID,
+		VlanId:       uint32(d.VLAN),
+		SrcTcpFlags:  flowmeta.TCPFlags(r.srcFlags),
+		DstTcpFlags:  flowmeta.TCPFlags(r.dstFlags),
+	}
+}
+
+// TestLineIsTheRecordsNetworkFlow: a --output jsonl line is the REST JSON of the
+// record's NetworkFlow, byte for byte (restjson's tests hold its flow encoder to the
+// reflective encoding).
+func TestLineIsTheRecordsNetworkFlow(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
 	for i := 0; i < 2000; i++ {
 		rec := randomRecord(r)
 		id := []string{"sensor-1", `we"ird<id>`, "ünï\x01"}[i%3]
-		want := restjson.Marshal(networkFlow(id, rec))
-		got := appendRecord(nil, id, rec)
-		require.Equal(t, string(want), string(got))
+		var buf bytes.Buffer
+		j := NewJSONL(&buf, id)
+		d := rec.d
+		d.SrcPackets, d.SrcBytes, d.DstPackets, d.DstBytes, d.SrcTCPFlags, d.DstTCPFlags = rec.srcPkts, rec.srcBytes, rec.dstPkts, rec.dstBytes, rec.srcFlags, rec.dstFlags
+		if d.EndReason == flow.EndNone {
+			d.EndReason = flow.EndEvicted
+			rec.d.EndReason = d.EndReason
+		}
+		require.NoError(t, j.Add(&d))
+		require.NoError(t, j.Flush())
+		require.Equal(t, string(restjson.Marshal(networkFlow(id, rec)))+"\n", buf.String())
 	}
 }
 
