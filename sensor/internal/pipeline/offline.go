@@ -39,7 +39,7 @@ func (p *Pipeline) replay(ctx context.Context) error {
 				break
 			}
 		}
-		first, last, err := replayOnce(ctx, p.cfg.Speed, p.cfg.RebaseTime, p.in.r, sh, p.flt, &offset, &p.packets)
+		first, last, err := replayOnce(ctx, p.cfg, p.in.r, sh, p.flt, &offset, &p.packets)
 		if err != nil {
 			readErr = err
 			break
@@ -132,7 +132,7 @@ func (in *input) Close() {
 
 // replayOnce reads the capture once, skipping what flt rejects. It returns the first
 // and last capture timestamps.
-func replayOnce(ctx context.Context, speed float64, rebase bool, r *pcapfile.Reader, sh *shard, flt *pcapfile.Filter, offset *int64, packets *uint64) (first, last int64, err error) {
+func replayOnce(ctx context.Context, cfg Config, r *pcapfile.Reader, sh *shard, flt *pcapfile.Filter, offset *int64, packets *uint64) (first, last int64, err error) {
 	var (
 		rec       pcapfile.Record
 		wallStart time.Time
@@ -156,13 +156,13 @@ func replayOnce(ctx context.Context, speed float64, rebase bool, r *pcapfile.Rea
 		if first == 0 {
 			first = rec.Timestamp
 			wallStart = time.Now()
-			if rebase && *offset == 0 {
+			if cfg.RebaseTime && *offset == 0 {
 				*offset = wallStart.UnixNano() - first
 			}
 		}
 		last = max(last, rec.Timestamp)
-		if speed > 0 {
-			due := wallStart.Add(time.Duration(float64(rec.Timestamp-first) / speed))
+		if cfg.Speed > 0 {
+			due := wallStart.Add(time.Duration(float64(rec.Timestamp-first) / cfg.Speed))
 			if wait := time.Until(due); wait > time.Millisecond {
 				select {
 				case <-time.After(wait):
