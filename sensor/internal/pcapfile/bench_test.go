@@ -37,8 +37,8 @@ func BenchmarkFilePath(b *testing.B) {
 	if err := f.Close(); err != nil {
 		b.Fatal(err)
 	}
-	cfg := pipeline.Config{Read: path, Capture: capture.DefaultConfig(""), Flow: flow.DefaultConfig(), Export: export.DefaultConfig(),
-		Deltas: func([]flow.Delta) {}}
+	// No output: exports hand the flows that ended to the writer, as for --output jsonl.
+	cfg := pipeline.Config{Read: path, Capture: capture.DefaultConfig(""), Flow: flow.DefaultConfig(), Export: export.DefaultConfig()}
 	cfg.Export.Interval = time.Second
 	log := slog.New(slog.DiscardHandler)
 	var packets uint64

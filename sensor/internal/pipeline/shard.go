@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -97,8 +98,10 @@ func (s *shard) export(now int64) {
 // is the shard's last use.
 func (s *shard) flush() {
 	s.sync()
-	s.out.publish(s.id, s.dec.Counters, s.table.Stats())
+	st := s.table.Stats()
+	s.out.publish(s.id, s.dec.Counters, st)
 	b := s.out.buffer()
+	b.deltas = slices.Grow(b.deltas, st.Flows) // one delta a flow: no regrowing copies
 	s.table.Flush(flow.EndSensorStopped, b.add)
 	s.out.work <- b
 	if err := s.table.Close(); err != nil {
