@@ -24,6 +24,7 @@ import (
 	"netwatch.dev/sensor/internal/export"
 	"netwatch.dev/sensor/internal/flow"
 	"netwatch.dev/sensor/internal/pcapfile"
+	"netwatch.dev/sensor/internal/pipeline"
 )
 
 // version is stamped by the build (-ldflags "-X main.version=...").
@@ -40,18 +41,15 @@ const (
 	exitUndelivered = 3
 )
 
-// config is everything the command line sets.
+// config is everything the command line sets: the pipeline's configuration
+// (--read, --output, --speed, --metrics-listen, the capture, flow table and export
+// settings) and the flags that fill several of its fields or none.
 type config struct {
+	pipeline.Config
 	Interface      string
-	Read           string
 	Collector      string
-	Output         string
-	Speed          float64 // 0: as fast as possible
-	Loop           bool
-	RebaseTime     bool
 	SensorID       string
 	ExportInterval time.Duration
-	MetricsListen  string
 	LogLevel       string
 	LogFormat      string
 	// metricsExplicit: --metrics-listen was given (offline mode serves metrics only then).
@@ -60,9 +58,15 @@ type config struct {
 	ringRest int
 	// settings say where each value came from (for errors).
 	settings *flagconfig.Settings
-	Capture  capture.Config
-	Flow     flow.Config
-	Export   export.Config
+}
+
+// pipeline is the configuration of the pipeline the run builds.
+func (c *config) pipeline() pipeline.Config {
+	pc := c.Config
+	if c.Read != "" && !c.metricsExplicit {
+		pc.MetricsListen = "" // offline, metrics are served only when asked for
+	}
+	return pc
 }
 
 func main() {
@@ -87,14 +91,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	log, level := logging.New(stderr, lv, cfg.LogFormat)
 	ctx = watchReloads(ctx, args, cfg, log, level)
 
-	if cfg.Read != "" {
-		err = runOffline(ctx, cfg, stdout, stderr, log)
-	} else {
-		err = runLive(ctx, cfg, stdout, log)
+	p, err := pipeline.New(cfg.pipeline(), log, stdout)
+	if err == nil {
+		attachExporter(ctx, p.Exporter())
+		err = p.Run(ctx)
 	}
 	err = cfg.explain(err)
 	var bad *flagconfig.SettingError
-	var undelivered *undeliveredError
+	var undelivered *pipeline.UndeliveredError
 	switch {
 	case err == nil:
 		return exitOK
@@ -352,32 +356,18 @@ func (c *config) check() error {
 	return nil
 }
 
-// preflight builds what the run builds, with the run's own constructors, and
-// releases it again without capturing, reading packets, connecting or listening:
-// the capture file opens and is a capture (or the interface exists and packet
-// sockets may be opened), the TLS files load, the flow table is allocated.
-// Listen addresses are only parsed (check): binding them would fail while the
-// sensor being reconfigured still runs.
+// preflight builds what the run builds (pipeline.New: the capture file opens and
+// is a capture, or the interface exists and packet sockets may be opened; the TLS
+// files load; the flow tables are allocated) and releases it again without
+// starting: nothing is captured, read, connected or listened on. Listen addresses
+// are only parsed (check): binding them would fail while the sensor being
+// reconfigured still runs.
 func preflight(cfg config) error {
-	if cfg.Read != "" {
-		in, err := openInput(cfg.Read)
-		if err != nil {
-			return err
-		}
-		in.Close()
-	} else if err := capture.Preflight(cfg.Capture); err != nil {
-		return flagconfig.Under("Capture", err)
-	}
-	if cfg.Collector != "" {
-		if _, err := export.New(cfg.Export, slog.New(slog.DiscardHandler), time.Now); err != nil {
-			return flagconfig.Under("Export", err)
-		}
-	}
-	sh, err := newShard(0, cfg, newOutputs(1, cfg.Export.Interface))
+	p, err := pipeline.New(cfg.pipeline(), slog.New(slog.DiscardHandler), io.Discard)
 	if err != nil {
 		return err
 	}
-	return sh.table.Close()
+	return p.Close()
 }
 
 // parseSpeed reads "max", "1x", "2.5x".

@@ -68,8 +68,8 @@ func BenchmarkDecodeAggregate(b *testing.B) {
 }
 
 // BenchmarkDecodeAggregateBatch is the same with packets decoded into a batch
-// of BatchSize and added with AddBatch, the way pcapfile.Run and the capture
-// loop drive the table. flows=100000 is the brief's stream; flows=10000 fits
+// of BatchSize and added with AddBatch, the way the sensor's pipeline drives
+// the table (reading a file and capturing). flows=100000 is the brief's stream; flows=10000 fits
 // in the CPU caches and shows the cost without memory stalls.
 func BenchmarkDecodeAggregateBatch(b *testing.B) {
 	for _, flows := range []int{100_000, 10_000} {

@@ -1,7 +1,11 @@
-package pcapfile
+// The oracle tests read the captures through the sensor's own offline path
+// (pipeline: reader → filter → decoder → flow table → exports), as --read does.
+package pcapfile_test
 
 import (
-	"os"
+	"context"
+	"io"
+	"log/slog"
 	"path/filepath"
 	"testing"
 	"time"
@@ -10,8 +14,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"netwatch.dev/common/oracle"
+	"netwatch.dev/sensor/internal/capture"
 	"netwatch.dev/sensor/internal/decode"
+	"netwatch.dev/sensor/internal/export"
 	"netwatch.dev/sensor/internal/flow"
+	"netwatch.dev/sensor/internal/pipeline"
 )
 
 var (
@@ -34,32 +41,30 @@ func everyCapture(t testing.TB) []string {
 	return append(captures(t), derived...)
 }
 
-// runCapture reads a capture through decoder and table, exporting every exportEvery
-// of packet time, and returns every delta as a record.
+// runCapture reads a capture through the sensor's offline pipeline with flow table
+// configuration cfg, exporting every exportEvery of packet time, and returns every
+// delta as a record, with the decoder's and the table's counters.
 func runCapture(t *testing.T, path string, cfg flow.Config, exportEvery time.Duration) ([]oracle.Record, decode.Counters, flow.Stats) {
 	t.Helper()
-	tbl, err := flow.New(cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, tbl.Close()) })
 	var records []oracle.Record
-	emit := func(d *flow.Delta) {
-		records = append(records, oracle.Record{
-			Proto: d.Protocol, Src: d.Src().String(), SrcPort: d.SrcPort, Dst: d.Dst().String(), DstPort: d.DstPort,
-			SrcPackets: d.SrcPackets, SrcBytes: d.SrcBytes, DstPackets: d.DstPackets, DstBytes: d.DstBytes,
-			FirstSeen: d.FirstSeen, LastSeen: d.LastSeen,
-		})
+	pc := pipeline.Config{Read: path, Capture: capture.DefaultConfig(""), Flow: cfg, Export: export.DefaultConfig()}
+	pc.Export.Interval = exportEvery
+	pc.Deltas = func(ds []flow.Delta) {
+		for i := range ds {
+			d := &ds[i]
+			records = append(records, oracle.Record{
+				Proto: d.Protocol, Src: d.Src().String(), SrcPort: d.SrcPort, Dst: d.Dst().String(), DstPort: d.DstPort,
+				SrcPackets: d.SrcPackets, SrcBytes: d.SrcBytes, DstPackets: d.DstPackets, DstBytes: d.DstBytes,
+				FirstSeen: d.FirstSeen, LastSeen: d.LastSeen,
+			})
+		}
 	}
-	f, err := os.Open(path)
+	p, err := pipeline.New(pc, slog.New(slog.DiscardHandler), io.Discard)
 	require.NoError(t, err)
-	defer f.Close()
-	rd, err := NewReader(f)
-	require.NoError(t, err)
-	var dec decode.Decoder
-	st, err := Run(rd, &dec, tbl, RunOptions{ExportInterval: int64(exportEvery), Emit: emit})
-	require.NoError(t, err)
-	tbl.Export(st.LastTS, emit)
-	tbl.Flush(flow.EndSensorStopped, emit)
-	return records, dec.Counters, tbl.Stats()
+	require.NoError(t, p.Run(context.Background()))
+	dec, tables := p.Counters()
+	require.Len(t, dec, 1, "one flow table reading a file")
+	return records, dec[0], tables[0]
 }
 
 // TestOracleAccuracy runs every shared capture through reader -> decoder ->

@@ -1,18 +1,25 @@
-package pcapfile
+package pcapfile_test
 
 import (
+	"context"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
-	"netwatch.dev/sensor/internal/decode"
+	"netwatch.dev/sensor/internal/capture"
+	"netwatch.dev/sensor/internal/export"
 	"netwatch.dev/sensor/internal/flow"
+	"netwatch.dev/sensor/internal/pipeline"
 	"netwatch.dev/sensor/internal/synth"
 )
 
 // BenchmarkFilePath reads a generated 4M-packet pcap (1M distinct frames
-// written 4 times, 100k flows) through reader -> decoder -> table. One op is
-// the whole file; packets/s is the figure of merit.
+// written 4 times, 100k flows) through the sensor's offline pipeline (reader ->
+// decoder -> table -> exports every second of packet time), as --read does. One
+// op is the whole file; packets/s is the figure of merit.
 func BenchmarkFilePath(b *testing.B) {
 	s, err := synth.Generate(synth.Config{Frames: 1 << 20, Flows: 100_000, Seed: 1})
 	if err != nil {
@@ -30,33 +37,23 @@ func BenchmarkFilePath(b *testing.B) {
 	if err := f.Close(); err != nil {
 		b.Fatal(err)
 	}
-	var dec decode.Decoder
+	// No output: exports hand the flows that ended to the writer, as for --output jsonl.
+	cfg := pipeline.Config{Read: path, Capture: capture.DefaultConfig(""), Flow: flow.DefaultConfig(), Export: export.DefaultConfig()}
+	cfg.Export.Interval = time.Second
+	log := slog.New(slog.DiscardHandler)
 	var packets uint64
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		f, err := os.Open(path)
+		p, err := pipeline.New(cfg, log, io.Discard)
 		if err != nil {
 			b.Fatal(err)
 		}
-		r, err := NewReader(f)
-		if err != nil {
+		if err := p.Run(context.Background()); err != nil {
 			b.Fatal(err)
 		}
-		t, err := flow.New(flow.DefaultConfig())
-		if err != nil {
-			b.Fatal(err)
-		}
-		st, err := Run(r, &dec, t, RunOptions{ExportInterval: 1e9, Emit: func(*flow.Delta) {}})
-		if err != nil {
-			b.Fatal(err)
-		}
-		t.Flush(flow.EndSensorStopped, func(*flow.Delta) {})
-		if err := t.Close(); err != nil {
-			b.Fatal(err)
-		}
-		f.Close()
-		packets += st.Packets
+		dec, _ := p.Counters()
+		packets += dec[0].Frames
 	}
 	sec := b.Elapsed().Seconds()
 	b.ReportMetric(float64(packets)/sec, "packets/s")

@@ -1,4 +1,4 @@
-package main
+package pipeline
 
 import (
 	"context"
@@ -9,17 +9,18 @@ import (
 	"net/http"
 	"time"
 
+	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 	"netwatch.dev/sensor/internal/metrics"
 )
 
 // serveMetrics starts the Prometheus endpoint; the returned stop function shuts it down.
-func serveMetrics(addr string, out *outputs, log *slog.Logger) (stop func(), err error) {
+func serveMetrics(addr string, stats func() *netwatchv1.SensorStats, log *slog.Logger) (stop func(), err error) {
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics-listen %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", metrics.Handler(out.stats))
+	mux.Handle("/metrics", metrics.Handler(stats))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {

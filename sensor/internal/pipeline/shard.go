@@ -1,10 +1,8 @@
-package main
+package pipeline
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
-	"strings"
+	"slices"
 	"sync"
 	"time"
 
@@ -12,7 +10,6 @@ import (
 	"netwatch.dev/common/procstat"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 	"netwatch.dev/sensor/internal/decode"
-	"netwatch.dev/sensor/internal/export"
 	"netwatch.dev/sensor/internal/flow"
 	"netwatch.dev/sensor/internal/output"
 )
@@ -42,12 +39,13 @@ type shard struct {
 	wholeRecords bool
 }
 
-func newShard(id int, cfg config, out *outputs) (*shard, error) {
+func newShard(id int, cfg Config, out *outputs) (*shard, error) {
 	t, err := flow.New(cfg.Flow)
 	if err != nil {
 		return nil, flagconfig.Under("Flow", err)
 	}
-	return &shard{id: id, table: t, out: out, exportEvery: int64(cfg.ExportInterval), wholeRecords: cfg.Collector == ""}, nil
+	return &shard{id: id, table: t, out: out, exportEvery: int64(cfg.Export.Interval),
+		wholeRecords: cfg.Export.Collector == "" && cfg.Deltas == nil}, nil
 }
 
 // add decodes one frame and counts it into the table.
@@ -100,8 +98,10 @@ func (s *shard) export(now int64) {
 // is the shard's last use.
 func (s *shard) flush() {
 	s.sync()
-	s.out.publish(s.id, s.dec.Counters, s.table.Stats())
+	st := s.table.Stats()
+	s.out.publish(s.id, s.dec.Counters, st)
 	b := s.out.buffer()
+	b.deltas = slices.Grow(b.deltas, st.Flows) // one delta a flow: no regrowing copies
 	s.table.Flush(flow.EndSensorStopped, b.add)
 	s.out.work <- b
 	if err := s.table.Close(); err != nil {
@@ -127,6 +127,7 @@ type outputs struct {
 	mu       sync.Mutex // guards the counters below and err
 	jsonl    *output.JSONL
 	exporter exporter
+	deltas   func([]flow.Delta)     // Config.Deltas
 	captured func() captureCounters // kernel and ring counters (live), nil offline
 	iface    string
 	dec      []decode.Counters
@@ -208,6 +209,9 @@ func (o *outputs) write(deltas []flow.Delta) {
 	if o.exporter != nil {
 		o.exporter.Submit(protos, o.statsNow(time.Now(), true))
 	}
+	if o.deltas != nil {
+		o.deltas(deltas)
+	}
 }
 
 func (o *outputs) setErr(err error) {
@@ -276,63 +280,3 @@ func counters(m map[string]uint64) []*netwatchv1.CounterValue {
 	}
 	return out
 }
-
-// startExporter connects the sensor to its collector when one is configured.
-func startExporter(cfg config, out *outputs, log *slog.Logger) (*export.Exporter, error) {
-	if cfg.Collector == "" {
-		return nil, nil
-	}
-	exp, err := export.New(cfg.Export, log, time.Now)
-	if err != nil {
-		return nil, flagconfig.Under("Export", err)
-	}
-	exp.Start()
-	out.exporter = exp
-	log.Info("exporting", "collector", cfg.Collector, "sensor_id", cfg.SensorID, "boot_id", exp.BootID())
-	return exp, nil
-}
-
-// stopExporter waits for the collector to acknowledge every batch, at most until ctx
-// ends, then stops the exporter. What the collector does not have then (batches
-// still unacknowledged, and those dropped earlier from a full spool) is an
-// *undeliveredError: the sensor exits exitUndelivered saying how much.
-func stopExporter(ctx context.Context, exp *export.Exporter, collector string, log *slog.Logger) error {
-	if exp == nil {
-		return nil
-	}
-	err := exp.Stop(ctx)
-	st := exp.Stats()
-	log.Info("export stopped", "batches_acked", st.BatchesAcked, "batches_dropped", st.BatchesDropped, "batches_rejected", st.BatchesRejected, "spooled", st.SpoolBatches)
-	u := &undeliveredError{collector: collector, pending: exp.Pending(), dropped: st.Loss, cause: err}
-	if u.pending.Batches == 0 && u.dropped.Batches == 0 {
-		return nil
-	}
-	return u
-}
-
-// undeliveredError is what the collector did not get when the sensor stopped.
-type undeliveredError struct {
-	collector string
-	// pending: never acknowledged (lost with the process: the spool is in
-	// memory); dropped: dropped from a full spool while running (the collector
-	// was told, in SpoolLoss, if a later batch reached it).
-	pending, dropped export.Loss
-	cause            error // why the wait for acknowledgements ended, if it did
-}
-
-func (u *undeliveredError) Error() string {
-	amount := func(l export.Loss) string {
-		return fmt.Sprintf("%d batches (%d flow updates, %d packets, %d bytes)", l.Batches, l.Flows, l.Packets, l.Bytes)
-	}
-	var parts []string
-	if u.pending.Batches > 0 {
-		parts = append(parts, amount(u.pending)+" not acknowledged by collector "+u.collector+
-			" when the sensor stopped; they are lost (the spool is in memory)")
-	}
-	if u.dropped.Batches > 0 {
-		parts = append(parts, amount(u.dropped)+" dropped earlier from a full spool (--spool-size)")
-	}
-	return "undelivered data: " + strings.Join(parts, "; ")
-}
-
-func (u *undeliveredError) Unwrap() error { return u.cause }

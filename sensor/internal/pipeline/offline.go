@@ -1,4 +1,4 @@
-package main
+package pipeline
 
 import (
 	"context"
@@ -13,113 +13,80 @@ import (
 
 	"netwatch.dev/common/flagconfig"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
-	"netwatch.dev/sensor/internal/output"
 	"netwatch.dev/sensor/internal/pcapfile"
 )
 
-// runOffline replays a capture file through the same decoder and flow table as live
-// capture. Timestamps are the capture's own unless --rebase-time; --speed paces the
-// replay against the wall clock; --loop starts over at the end, shifting time so it
-// keeps moving forward.
-func runOffline(ctx context.Context, cfg config, stdout, stderr io.Writer, log *slog.Logger) error {
-	// Open the capture first: a file that is missing or not a capture fails alone.
-	in, err := openInput(cfg.Read)
-	if err != nil {
-		return err
-	}
-	defer func() { in.Close() }()
-	out := newOutputs(1, "file:"+cfg.Read)
-	if cfg.Output == "jsonl" {
-		out.jsonl = output.NewJSONL(stdout, cfg.SensorID)
-	}
-	exp, err := startExporter(cfg, out, log)
-	if err != nil {
-		return err
-	}
-	attachExporter(ctx, exp)
-	sh, err := newShard(0, cfg, out)
-	if err != nil {
-		return err
-	}
-	if cfg.MetricsListen != "" && cfg.metricsExplicit {
-		stopMetrics, err := serveMetrics(cfg.MetricsListen, out, log)
-		if err != nil {
-			return err
-		}
-		defer stopMetrics()
-	}
-	flt, err := pcapfile.NewFilter(cfg.Capture.Filter) // --bpf, as libpcap applies it to a file
-	if err != nil {
-		return err
-	}
-	start := time.Now()
-	out.start()
+// replay is the offline driver: it reads the capture file through the same decoder
+// and flow table as live capture, skipping the records Capture.Filter rejects,
+// until the end of the file (with Loop: forever), the first read error, or ctx
+// ends. Timestamps are the capture's own unless RebaseTime; Speed paces the
+// replay against the wall clock; Loop starts over at the end, shifting time so it
+// keeps moving forward. At the end it exports at the newest timestamp read (flows
+// past their timeouts end); Stop flushes the rest.
+func (p *Pipeline) replay(ctx context.Context) error {
+	sh := p.shards[0]
 	var (
 		offset  int64 // added to every timestamp
-		packets uint64
 		readErr error
 		lastTS  int64
 	)
 	for loop := 0; ; loop++ {
 		if loop > 0 {
-			in.Close()
-			if in, err = openInput(cfg.Read); err != nil {
+			p.in.Close()
+			var err error
+			if p.in, err = openInput(p.cfg.Read); err != nil {
 				readErr = err
 				break
 			}
 		}
-		var first, last int64
-		first, last, err = replayOnce(ctx, cfg, in.r, sh, flt, &offset, &packets)
+		first, last, err := replayOnce(ctx, p.cfg, p.in.r, sh, p.flt, &offset, &p.packets)
 		if err != nil {
 			readErr = err
 			break
 		}
 		lastTS = last + offset
-		if !cfg.Loop || ctx.Err() != nil || first == 0 {
+		if !p.cfg.Loop || ctx.Err() != nil || first == 0 {
 			break
 		}
 		// Next round: continue time from where this one ended (plus one export
 		// interval, so flows of one round do not merge with the next).
-		offset += last - first + int64(cfg.ExportInterval)
+		offset += last - first + int64(p.cfg.Export.Interval)
 	}
-	packets += flt.Dropped() // the summary counts every record read
+	p.packets += p.flt.Dropped() // the summary counts every record read
 	if lastTS != 0 {
 		sh.export(lastTS)
 	}
-	sh.flush()
-	out.stop()
-	if out.jsonl != nil {
-		if err := out.jsonl.Flush(); err != nil {
+	return readErr
+}
+
+// stopRead is Stop's end of a read, once the flows are flushed: the JSON lines are
+// flushed, the collector gets until ctx ends to acknowledge every batch, and the
+// summary is logged.
+func (p *Pipeline) stopRead(ctx context.Context) error {
+	if p.out.jsonl != nil {
+		if err := p.out.jsonl.Flush(); err != nil {
 			return fmt.Errorf("write flows: %w", err)
 		}
 	}
-	if err := out.firstErr(); err != nil {
+	if err := p.out.firstErr(); err != nil {
 		return err
 	}
-	// Offline, every batch must reach the collector: at the end of the file wait for
-	// all acknowledgements, as long as it takes (Ctrl-C gives up, and the exit status,
-	// exitUndelivered, says so). Interrupted earlier (Ctrl-C, SIGTERM), give the collector 5 s, as live.
-	drainCtx := ctx
-	if ctx.Err() != nil {
-		var cancel context.CancelFunc
-		drainCtx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-	} else if exp != nil {
-		if p := exp.Pending(); p.Batches > 0 {
-			log.Info("end of capture: waiting for the collector to acknowledge every batch (SIGTERM or Ctrl-C gives up)",
-				"collector", cfg.Collector, "pending_batches", p.Batches)
+	if p.ended && p.exp != nil {
+		if pend := p.exp.Pending(); pend.Batches > 0 {
+			p.log.Info("end of capture: waiting for the collector to acknowledge every batch (SIGTERM or Ctrl-C gives up)",
+				"collector", p.cfg.Export.Collector, "pending_batches", pend.Batches)
 		}
 	}
-	if err := stopExporter(drainCtx, exp, cfg.Collector, log); err != nil {
+	if err := p.stopExporter(ctx); err != nil {
 		return err
 	}
-	elapsed := time.Since(start)
-	st := out.stats()
-	log.Info("read done", "file", cfg.Read, "packets", packets, "flows_written", jsonlWritten(out),
-		"elapsed", elapsed.Round(time.Millisecond), "packets_per_second", int64(float64(packets)/max(elapsed.Seconds(), 1e-9)),
-		"decode_errors", fmtCounters(st.GetDecodeErrors()), "non_ip", fmtCounters(st.GetNonIp()), filteredAttr(flt))
-	if readErr != nil && !errors.Is(readErr, context.Canceled) {
-		return fmt.Errorf("read %s: %w (the flows decoded before it were kept and written)", cfg.Read, readErr)
+	elapsed := time.Since(p.started)
+	st := p.out.stats()
+	p.log.Info("read done", "file", p.cfg.Read, "packets", p.packets, "flows_written", jsonlWritten(p.out),
+		"elapsed", elapsed.Round(time.Millisecond), "packets_per_second", int64(float64(p.packets)/max(elapsed.Seconds(), 1e-9)),
+		"decode_errors", fmtCounters(st.GetDecodeErrors()), "non_ip", fmtCounters(st.GetNonIp()), filteredAttr(p.flt))
+	if p.runErr != nil && !errors.Is(p.runErr, context.Canceled) {
+		return fmt.Errorf("read %s: %w (the flows decoded before it were kept and written)", p.cfg.Read, p.runErr)
 	}
 	return nil
 }
@@ -165,7 +132,7 @@ func (in *input) Close() {
 
 // replayOnce reads the capture once, skipping what flt rejects. It returns the first
 // and last capture timestamps.
-func replayOnce(ctx context.Context, cfg config, r *pcapfile.Reader, sh *shard, flt *pcapfile.Filter, offset *int64, packets *uint64) (first, last int64, err error) {
+func replayOnce(ctx context.Context, cfg Config, r *pcapfile.Reader, sh *shard, flt *pcapfile.Filter, offset *int64, packets *uint64) (first, last int64, err error) {
 	var (
 		rec       pcapfile.Record
 		wallStart time.Time
