@@ -1,4 +1,6 @@
 package pcapfile
 
+import "netwatch.dev/common/oracle"
+
 // pcapDir holds the shared test captures.
-const pcapDir = "../../../common/oracle/testdata/pcaps"
+var pcapDir = oracle.Dir()

@@ -16,13 +16,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"netwatch.dev/common/flagconfig"
+	"netwatch.dev/common/oracle"
 	"netwatch.dev/sensor/internal/capture"
 	"netwatch.dev/sensor/internal/export"
 	"netwatch.dev/sensor/internal/flow"
 	"netwatch.dev/sensor/internal/testcollector"
 )
 
-const pcapDir = "../../../common/oracle/testdata/pcaps"
+var pcapDir = oracle.Dir()
 
 // readConfig reads a shared capture, exporting every second of packet time.
 func readConfig(t *testing.T, name string) Config {
