@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"netwatch.dev/common/syncbuf"
+
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -173,7 +175,7 @@ func faultSources(t *testing.T, seed uint64) []faultSource {
 type faultSensor struct {
 	src  faultSource
 	cmd  *exec.Cmd
-	log  *testcollector.Buffer
+	log  *syncbuf.Buffer
 	done chan struct{}
 	err  error
 }
@@ -182,7 +184,7 @@ func (fx *faultFixture) startSensors(t *testing.T, addr string) []*faultSensor {
 	t.Helper()
 	var out []*faultSensor
 	for _, src := range fx.sources {
-		s := &faultSensor{src: src, log: &testcollector.Buffer{}, done: make(chan struct{})}
+		s := &faultSensor{src: src, log: &syncbuf.Buffer{}, done: make(chan struct{})}
 		s.cmd = exec.Command(fx.sensorBin, "--read", src.path, "--speed", src.speed, "--collector", addr, "--sensor-id", src.id,
 			"--export-interval", faultExportInterval, "--metrics-listen", "")
 		s.cmd.Stdout, s.cmd.Stderr = io.Discard, s.log

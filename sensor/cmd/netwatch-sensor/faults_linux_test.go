@@ -14,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"netwatch.dev/common/syncbuf"
+	"netwatch.dev/common/testproc"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
@@ -31,13 +34,13 @@ type nsCollector struct {
 	t       *testing.T
 	cmd     *exec.Cmd
 	addr    string
-	log     *testcollector.Buffer
+	log     *syncbuf.Buffer
 	dataDir string
 }
 
 func startNSCollector(t *testing.T, ns string, ip netip.Addr) *nsCollector {
 	t.Helper()
-	c := &nsCollector{t: t, addr: netip.AddrPortFrom(ip, 9090).String(), log: &testcollector.Buffer{}, dataDir: t.TempDir()}
+	c := &nsCollector{t: t, addr: netip.AddrPortFrom(ip, 9090).String(), log: &syncbuf.Buffer{}, dataDir: t.TempDir()}
 	// ip netns exec execs the collector after entering the namespace: the pid is
 	// the collector's. The test queries it from the root namespace, beyond
 	// loopback: without an API token that needs --allow-unauthenticated.
@@ -125,7 +128,7 @@ func TestLiveLinkCut(t *testing.T) {
 	c := startNSCollector(t, tn.NS, tn.PeerIP)
 
 	const id = "link-cut"
-	var stderr testcollector.Buffer
+	var stderr syncbuf.Buffer
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("sensor log:\n%s", stderr.String())
@@ -203,10 +206,10 @@ func TestLiveInterfaceDownAndUp(t *testing.T) {
 	tn.UDPEcho(t, tn.PeerIP, udpPort)
 	c := testcollector.New(t, collectorBin)
 	c.Start()
-	metricsAddr := testcollector.FreeAddr(t)
+	metricsAddr := testproc.FreeAddr(t)
 	metrics := "http://" + metricsAddr + "/metrics"
 
-	var stderr testcollector.Buffer
+	var stderr syncbuf.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() {

@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"netwatch.dev/common/syncbuf"
+	"netwatch.dev/common/testproc"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -33,9 +36,8 @@ import (
 // its own, to SIGKILL it or read its RSS).
 func buildSensor(t testing.TB, dir string) string {
 	t.Helper()
-	bin := filepath.Join(dir, "netwatch-sensor")
-	out, err := exec.Command("go", "build", "-o", bin, "netwatch.dev/sensor/cmd/netwatch-sensor").CombinedOutput()
-	require.NoError(t, err, "build the sensor: %s", out)
+	bin, err := testproc.Build(dir, "netwatch.dev/sensor/cmd/netwatch-sensor")
+	require.NoError(t, err)
 	return bin
 }
 
@@ -249,7 +251,7 @@ func TestSensorKilledMidReplay(t *testing.T) {
 
 	c := testcollector.New(t, collectorBin)
 	c.Start()
-	var stderr testcollector.Buffer
+	var stderr syncbuf.Buffer
 	cmd := exec.Command(bin, "--read", path, "--collector", c.Addr(), "--sensor-id", id, "--speed", "20x",
 		"--export-interval", "200ms", "--metrics-listen", "")
 	cmd.Stdout, cmd.Stderr = io.Discard, &stderr

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"netwatch.dev/common/syncbuf"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -97,7 +99,7 @@ func killMidRead(t *testing.T, kc killCase) {
 	const id = "kill-test"
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	var stderr testcollector.Buffer
+	var stderr syncbuf.Buffer
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("sensor log:\n%s", stderr.String())
@@ -214,7 +216,7 @@ func TestFiftySensorsStreamToOneCollector(t *testing.T) {
 		id     string
 		cap    capture
 		code   int
-		stderr testcollector.Buffer
+		stderr syncbuf.Buffer
 	}
 	fleet := make([]*sensor, sensors)
 	for i := range fleet {

@@ -11,10 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"netwatch.dev/common/syncbuf"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"netwatch.dev/sensor/internal/testcollector"
 	"netwatch.dev/sensor/internal/testnet"
 )
 
@@ -40,7 +41,7 @@ func TestLiveSensorCountsRealTraffic(t *testing.T) {
 	const udpPort, tcpPort, udpCount, udpSize, pings, tcpBytes = 7007, 7008, 25, 200, 5, 200_000
 	tn.UDPEcho(t, tn.PeerIP, udpPort)
 
-	var stdout, stderr testcollector.Buffer
+	var stdout, stderr syncbuf.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() {
@@ -120,7 +121,7 @@ func TestLiveSensorLoopbackCountsOnce(t *testing.T) {
 	filter := fmt.Sprintf("udp port %d", port)
 	dump := tn.StartTcpdump(t, true, "lo", true, filter)
 
-	var stdout, stderr testcollector.Buffer
+	var stdout, stderr syncbuf.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	code := -1

@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"netwatch.dev/common/syncbuf"
+	"netwatch.dev/common/testproc"
+
 	"github.com/stretchr/testify/require"
 
 	"netwatch.dev/sensor/internal/testcollector"
@@ -108,8 +111,8 @@ func TestSoak(t *testing.T) {
 	c := testcollector.New(t, collectorBin, "--retention", "1m", "--rate-limit-local", "0")
 	c.Start()
 	collectorPID := collectorPid(t, c)
-	metricsAddr := testcollector.FreeAddr(t)
-	var sensorLog testcollector.Buffer
+	metricsAddr := testproc.FreeAddr(t)
+	var sensorLog syncbuf.Buffer
 	sensor := exec.Command(bin, "--read", filepath.Join(pcapDir, killCapture), "--loop", "--rebase-time", "--speed", "20x",
 		"--collector", c.Addr(), "--sensor-id", "soak", "--metrics-listen", metricsAddr)
 	sensor.Stdout, sensor.Stderr = io.Discard, &sensorLog

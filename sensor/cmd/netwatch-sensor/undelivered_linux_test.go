@@ -6,10 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"netwatch.dev/common/syncbuf"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"netwatch.dev/sensor/internal/testcollector"
 	"netwatch.dev/sensor/internal/testnet"
 )
 
@@ -24,7 +25,7 @@ func TestLiveSensorStoppedWithUnacknowledgedBatchesExits3(t *testing.T) {
 	tn.UDPEcho(t, tn.PeerIP, udpPort)
 	c := newSilentCollector(t)
 
-	var stderr testcollector.Buffer
+	var stderr syncbuf.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan int, 1)

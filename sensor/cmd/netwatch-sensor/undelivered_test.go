@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"netwatch.dev/common/syncbuf"
+	"netwatch.dev/common/testproc"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
@@ -102,7 +105,7 @@ func figures(t *testing.T, m []string) [4]uint64 {
 // sensorProc is the sensor binary, started.
 type sensorProc struct {
 	cmd    *exec.Cmd
-	stderr testcollector.Buffer
+	stderr syncbuf.Buffer
 	done   chan struct{}
 }
 
@@ -176,7 +179,7 @@ func TestSensorStoppingWithUndeliveredDataExits3(t *testing.T) {
 		want, _, err := oracle.Load(pcapDir, oracle.Name(path))
 		require.NoError(t, err)
 		wantPackets, wantBytes := oracleTotals(want)
-		p := startSensorBin(t, bin, "--read", path, "--collector", testcollector.FreeAddr(t), "--sensor-id", "alone",
+		p := startSensorBin(t, bin, "--read", path, "--collector", testproc.FreeAddr(t), "--sensor-id", "alone",
 			"--export-interval", "100ms", "--spool-size", "64KiB")
 		p.waitLog(t, waiting)
 		require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))

@@ -7,10 +7,10 @@ import (
 	"strings"
 	"testing"
 
+	"netwatch.dev/common/testproc"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"netwatch.dev/sensor/internal/testcollector"
 )
 
 // exporterGoroutines are the stacks of the goroutines running the collector link's
@@ -45,7 +45,7 @@ func startFailsAfterTheExporter(t *testing.T, args ...string) {
 	require.NoError(t, err)
 	defer busy.Close()
 	addr := busy.Addr().String()
-	code, _, errOut := runSensor(t, append(args, "--collector", testcollector.FreeAddr(t), "--metrics-listen", addr)...)
+	code, _, errOut := runSensor(t, append(args, "--collector", testproc.FreeAddr(t), "--metrics-listen", addr)...)
 	assert.Equal(t, exitFailure, code, errOut)
 	assert.Contains(t, errOut, "netwatch-sensor: metrics-listen "+addr+": ")
 	assert.Empty(t, exporterGoroutines(), "the run returned with its exporter still running")

@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"netwatch.dev/common/syncbuf"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/credentials"
@@ -426,7 +428,7 @@ func writePEM(t *testing.T, path, typ string, der []byte) {
 }
 
 // newExporterLogging is newExporter with its log (warnings and errors) written to w.
-func newExporterLogging(t *testing.T, cfg Config, w *testcollector.Buffer) *Exporter {
+func newExporterLogging(t *testing.T, cfg Config, w *syncbuf.Buffer) *Exporter {
 	t.Helper()
 	e, err := New(cfg, slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn})), time.Now)
 	require.NoError(t, err)
@@ -482,7 +484,7 @@ func TestTLSMismatchesAreExplained(t *testing.T) {
 			if tc.cert != "" {
 				cfg.CertFile, cfg.KeyFile = filepath.Join(dir, tc.cert+".pem"), filepath.Join(dir, tc.cert+"-key.pem")
 			}
-			var log testcollector.Buffer
+			var log syncbuf.Buffer
 			e := newExporterLogging(t, cfg, &log)
 			e.Submit(nil, nil)
 			require.Eventually(t, func() bool { return strings.Contains(log.String(), tc.sensorSays) },

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"netwatch.dev/common/testproc"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -20,7 +22,6 @@ import (
 	"netwatch.dev/sensor/internal/capture"
 	"netwatch.dev/sensor/internal/export"
 	"netwatch.dev/sensor/internal/flow"
-	"netwatch.dev/sensor/internal/testcollector"
 )
 
 var pcapDir = oracle.Dir()
@@ -86,7 +87,7 @@ func TestStartFailureUndoesTheStepsBefore(t *testing.T) {
 	require.NoError(t, err)
 	defer busy.Close()
 	cfg := readConfig(t, "pcapplusplus-DnsPackets.pcap")
-	cfg.Export.Collector, cfg.MetricsListen = testcollector.FreeAddr(t), busy.Addr().String()
+	cfg.Export.Collector, cfg.MetricsListen = testproc.FreeAddr(t), busy.Addr().String()
 	before := exporterGoroutines()
 	p, err := New(cfg, discard, io.Discard)
 	require.NoError(t, err)

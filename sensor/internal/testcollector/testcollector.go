@@ -20,13 +20,14 @@ import (
 	"testing"
 	"time"
 
+	"netwatch.dev/common/syncbuf"
+
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"netwatch.dev/common/oracle"
-	"netwatch.dev/common/syncbuf"
 	"netwatch.dev/common/testproc"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 )
@@ -62,18 +63,6 @@ func Main(m *testing.M, bin *string) int {
 	return m.Run()
 }
 
-// Buffer collects a process's log; it is safe for concurrent writes and reads.
-// It is common/syncbuf's, named here for the tests that already say
-// testcollector.Buffer.
-type Buffer = syncbuf.Buffer
-
-// FreeAddr is a loopback address with a port that was free a moment ago
-// (common/testproc's).
-func FreeAddr(t testing.TB) string {
-	t.Helper()
-	return testproc.FreeAddr(t)
-}
-
 // Proc is one collector: its addresses and data directory stay the same across
 // Start, Kill and Term, so a restart finds the same state and sensors the same
 // address.
@@ -84,7 +73,7 @@ type Proc struct {
 	httpAddr string
 	dataDir  string
 	extra    []string
-	log      *Buffer
+	log      *syncbuf.Buffer
 
 	mu       sync.Mutex
 	cmd      *exec.Cmd
@@ -97,7 +86,7 @@ type Proc struct {
 // killed when the test ends, and its log is printed if the test failed.
 func New(t testing.TB, bin string, extraArgs ...string) *Proc {
 	t.Helper()
-	p := &Proc{t: t, bin: bin, addr: FreeAddr(t), httpAddr: FreeAddr(t), dataDir: t.TempDir(), extra: extraArgs, log: &Buffer{}}
+	p := &Proc{t: t, bin: bin, addr: testproc.FreeAddr(t), httpAddr: testproc.FreeAddr(t), dataDir: t.TempDir(), extra: extraArgs, log: &syncbuf.Buffer{}}
 	t.Cleanup(func() {
 		p.Kill()
 		if t.Failed() {
