@@ -1,5 +1,6 @@
-// Package oracle reads the expected flows that shared/tools/flow-oracle (an
-// independent, tshark-based implementation) computed for the test captures in
+// Package oracle reads the expected flows that flow-oracle (an independent,
+// tshark-based implementation written for these tests; testdata/pcaps/README.md
+// states its flow semantics) computed for the test captures in
 // testdata/pcaps (and testdata/derived), and compares Netwatch's flows with them.
 // It is the one reader of expected/*.jsonl and *.summary.json: the sensor's tests
 // compare with Flow (Load, Fold, Compare), the collector's put the same flows in a

@@ -1,10 +1,10 @@
 // Package restjson writes netwatch.v1 messages as the JSON of the REST API.
 //
-// protojson is right for gRPC-JSON but not for the seed architecture's REST API, which
+// protojson is right for gRPC-JSON but not for the /api/v1 REST API, whose JSON
 // existing tooling depends on: protojson writes 64-bit integers as strings, enums as
 // their full value names and omits zero values. This encoder walks the message with
 // protoreflect and writes:
-//   - every field, under its json_name (the seed's names are set in the .proto files),
+//   - every field, under its json_name (the REST names are set in the .proto files),
 //     with zero values included so clients always see every key;
 //   - 64-bit integers as JSON numbers;
 //   - enums as the lower-case value name without the enum's prefix, '_' as '-'

@@ -1,7 +1,7 @@
 // Package api serves the REST API (grpc-gateway over the query service, the CSV
-// download and the OpenAPI document), with the seed's error body, request ids,
-// optional bearer-token authentication, per-client rate limits, CORS and the seed's
-// security headers.
+// download and the OpenAPI document), with one JSON error body, request ids,
+// optional bearer-token authentication, per-client rate limits, CORS and the
+// security headers (security.go).
 package api
 
 import (
@@ -233,7 +233,7 @@ type errorHandler struct {
 	log *slog.Logger
 }
 
-// handle turns a gRPC status into the seed's error body. InvalidArgument errors carry
+// handle turns a gRPC status into the API's error body. InvalidArgument errors carry
 // the offending parameter in details.parameter.
 func (e errorHandler) handle(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
 	st, ok := status.FromError(err)

@@ -12,7 +12,7 @@ import (
 	"netwatch.dev/proto/restjson"
 )
 
-// restMarshaler makes grpc-gateway speak the seed's JSON: see package restjson.
+// restMarshaler makes grpc-gateway speak the REST API's JSON (all fields, 64-bit numbers as numbers): see package restjson.
 // Requests carry no bodies (every endpoint is a GET), so decoding is protojson's.
 type restMarshaler struct{}
 

@@ -22,8 +22,8 @@ type MetricsPoint struct {
 	Dropped, Errors  uint64 // cumulative
 }
 
-// point is a MetricsPoint in the ring: 48 bytes (the seed's 40-byte layout with
-// 64-bit cumulative drop and error counters, which 32 bits would wrap). t is the unix
+// point is a MetricsPoint in the ring: 48 bytes (timestamp, CPU, memory, flows, rates,
+// and 64-bit cumulative drop and error counters, which 32 bits would wrap). t is the unix
 // second, 0 for a slot never written.
 type point struct {
 	t           uint32

@@ -218,7 +218,7 @@ func ParseProtocol(v string) (int, error) {
 	return n, nil
 }
 
-// ParseSearch parses the seed's search syntax: space-separated field:value terms, e.g.
+// ParseSearch parses the flow search syntax (the dashboard's search box, ?q=): space-separated field:value terms, e.g.
 // "src_ip:192.168.1.0/24 protocol:tcp port:443". Unknown fields are errors naming q.
 func ParseSearch(q string) (map[string]string, error) {
 	out := map[string]string{}

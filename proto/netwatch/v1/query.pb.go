@@ -176,7 +176,7 @@ func (x *GetHealthResponse) GetReasons() []string {
 }
 
 // ListFlowsRequest is GET /api/v1/flows. Filters AND together. The REST query
-// parameters are the seed's snake_case names (json_name), and only those.
+// parameters are the snake_case names (json_name), and only those.
 type ListFlowsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Source (initiator) address: IP or CIDR, IPv4 or IPv6.

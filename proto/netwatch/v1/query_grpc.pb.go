@@ -33,7 +33,8 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
 // QueryService answers questions about the last hour. Its REST mapping (grpc-gateway)
-// is the seed architecture's /api/v1 API; JSON field names are the seed's.
+// is the /api/v1 REST API; its paths, parameters and JSON field names are fixed
+// (tooling depends on them).
 type QueryServiceClient interface {
 	// Overall health of the collector and its sensors.
 	GetHealth(ctx context.Context, in *GetHealthRequest, opts ...grpc.CallOption) (*GetHealthResponse, error)
@@ -134,7 +135,8 @@ func (c *queryServiceClient) ListProtocols(ctx context.Context, in *ListProtocol
 // for forward compatibility.
 //
 // QueryService answers questions about the last hour. Its REST mapping (grpc-gateway)
-// is the seed architecture's /api/v1 API; JSON field names are the seed's.
+// is the /api/v1 REST API; its paths, parameters and JSON field names are fixed
+// (tooling depends on them).
 type QueryServiceServer interface {
 	// Overall health of the collector and its sensors.
 	GetHealth(context.Context, *GetHealthRequest) (*GetHealthResponse, error)

@@ -1,4 +1,4 @@
-// Flows: the seed's search syntax, filter controls, server-side sort and paging,
+// Flows: the search syntax, filter controls, server-side sort and paging,
 // row detail, live updates (subscription) or paused, CSV export of the filter.
 // The view: it renders a FlowTableModel (model.js, the state) and turns events
 // into the model's methods; the rows share one delegated click listener on the
