@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -69,22 +68,7 @@ func FuzzDecode(f *testing.F) {
 // result, protocol, frame length class) up to 8 frames, at most 512 bytes
 // each. Run with NETWATCH_WRITE_FUZZ_CORPUS=1.
 func TestWriteFuzzCorpus(t *testing.T) {
-	if os.Getenv("NETWATCH_WRITE_FUZZ_CORPUS") == "" {
-		t.Skip("set NETWATCH_WRITE_FUZZ_CORPUS=1 to regenerate the corpus")
-	}
-	dir := filepath.Join("testdata", "fuzz", "FuzzDecode")
-	if err := os.RemoveAll(dir); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	var paths []string
-	for _, pat := range []string{"*.pcap", "*.pcapng"} {
-		m, _ := filepath.Glob(filepath.Join(oracle.Dir(), pat))
-		paths = append(paths, m...)
-	}
-	slices.Sort(paths)
+	dir, paths := oracle.NewCorpus(t, "FuzzDecode")
 	total := 0
 	for _, path := range paths {
 		n, err := corpusFrom(path, dir)

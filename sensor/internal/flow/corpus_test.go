@@ -6,9 +6,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"testing"
+
+	"netwatch.dev/common/oracle"
 
 	"netwatch.dev/sensor/internal/decode"
 	"netwatch.dev/sensor/internal/flow"
@@ -22,22 +23,7 @@ import (
 // after every second of capture time, in batches; for captures with
 // fragments, also added one by one. Run with NETWATCH_WRITE_FUZZ_CORPUS=1.
 func TestWriteTableFuzzCorpus(t *testing.T) {
-	if os.Getenv("NETWATCH_WRITE_FUZZ_CORPUS") == "" {
-		t.Skip("set NETWATCH_WRITE_FUZZ_CORPUS=1 to regenerate the corpus")
-	}
-	dir := filepath.Join("testdata", "fuzz", "FuzzTable")
-	if err := os.RemoveAll(dir); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	var paths []string
-	for _, pat := range []string{"*.pcap", "*.pcapng"} {
-		m, _ := filepath.Glob(filepath.Join("..", "..", "..", "common", "oracle", "testdata", "pcaps", pat))
-		paths = append(paths, m...)
-	}
-	slices.Sort(paths)
+	dir, paths := oracle.NewCorpus(t, "FuzzTable")
 	n := 0
 	for _, path := range paths {
 		recs, frags, err := tableSeed(path)

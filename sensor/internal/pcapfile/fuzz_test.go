@@ -115,20 +115,7 @@ func fuzzRead(t *testing.T, data []byte, src io.Reader, size int) ([]Record, err
 // its only packet, for a capture of one). Run with
 // NETWATCH_WRITE_FUZZ_CORPUS=1.
 func TestWriteReaderFuzzCorpus(t *testing.T) {
-	if os.Getenv("NETWATCH_WRITE_FUZZ_CORPUS") == "" {
-		t.Skip("set NETWATCH_WRITE_FUZZ_CORPUS=1 to regenerate the corpus")
-	}
-	dir := filepath.Join("testdata", "fuzz", "FuzzReader")
-	if err := os.RemoveAll(dir); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	names, err := oracle.Captures(pcapDir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, names := oracle.NewCorpus(t, "FuzzReader")
 	for _, path := range names {
 		name := filepath.Base(path)
 		data := readFile(t, name)
