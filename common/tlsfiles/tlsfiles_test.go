@@ -1,46 +1,18 @@
 package tlsfiles
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io/fs"
-	"math/big"
-	"os"
 	"path/filepath"
 	"testing"
-	"time"
+
+	"netwatch.dev/common/testpki"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"netwatch.dev/common/flagconfig"
 )
-
-// writePEMs writes a self-signed CA certificate and its key into dir.
-func writePEMs(t *testing.T, dir string) (certFile, keyFile string, cert *x509.Certificate) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "netwatch test CA"}, DNSNames: []string{"localhost"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	cert, err = x509.ParseCertificate(der)
-	require.NoError(t, err)
-	kder, err := x509.MarshalECPrivateKey(key)
-	require.NoError(t, err)
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	require.NoError(t, os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
-	require.NoError(t, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600))
-	return certFile, keyFile, cert
-}
 
 // fieldOf is the field a *flagconfig.FieldError names.
 func fieldOf(t *testing.T, err error) string {
@@ -74,7 +46,7 @@ func TestCheckPair(t *testing.T) {
 
 func TestKeyPair(t *testing.T) {
 	dir := t.TempDir()
-	certFile, keyFile, cert := writePEMs(t, dir)
+	certFile, keyFile, cert := testpki.SelfSigned(t, dir)
 	pair, err := KeyPair("TLSCert", certFile, keyFile)
 	require.NoError(t, err)
 	require.Len(t, pair.Certificate, 1)
@@ -92,7 +64,7 @@ func TestKeyPair(t *testing.T) {
 
 func TestCertPool(t *testing.T) {
 	dir := t.TempDir()
-	certFile, keyFile, cert := writePEMs(t, dir)
+	certFile, keyFile, cert := testpki.SelfSigned(t, dir)
 	pool, err := CertPool("CAFile", certFile)
 	require.NoError(t, err)
 	_, err = cert.Verify(x509.VerifyOptions{Roots: pool, DNSName: "localhost"})

@@ -2,13 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -16,7 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
+
+	"netwatch.dev/common/testpki"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -90,32 +84,12 @@ func TestBadSettingsNameTheField(t *testing.T) {
 	assert.Contains(t, out, "configuration ok")
 }
 
-// writePEMs writes a self-signed certificate (usable as CA) and its key into dir.
-func writePEMs(t *testing.T, dir string) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"}, DNSNames: []string{"localhost"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	kder, err := x509.MarshalECPrivateKey(key)
-	require.NoError(t, err)
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	require.NoError(t, os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
-	require.NoError(t, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600))
-	return certFile, keyFile
-}
-
 // TestCheckFailsLikeTheRun: --check loads the TLS and token files, parses the listen
 // addresses and tries the data directory, and fails naming the flag, its value and
 // where it came from. Where the run fails before it listens, it fails the same way.
 func TestCheckFailsLikeTheRun(t *testing.T) {
 	dir := t.TempDir()
-	cert, key := writePEMs(t, dir)
+	cert, key, _ := testpki.SelfSigned(t, dir)
 	badPEM := filepath.Join(dir, "bad.pem")
 	require.NoError(t, os.WriteFile(badPEM, []byte("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"), 0o600))
 	aFile := filepath.Join(dir, "a-file")
@@ -169,7 +143,7 @@ func TestCheckFailsLikeTheRun(t *testing.T) {
 // (its parent is writable); --check creates nothing.
 func TestCheckPasses(t *testing.T) {
 	dir := t.TempDir()
-	cert, key := writePEMs(t, dir)
+	cert, key, _ := testpki.SelfSigned(t, dir)
 	data := filepath.Join(dir, "data", "collector")
 	code, out, errOut := runCollector(t, "--tls-cert", cert, "--tls-key", key, "--tls-client-ca", cert, "--grpc-listen", "0.0.0.0:9443", "--data-dir", data, "--check")
 	require.Equal(t, 0, code, errOut)

@@ -3,21 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
-	"math/big"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
-	"time"
+
+	"netwatch.dev/common/testpki"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -30,28 +24,6 @@ func runSensor(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	return code, out.String(), errOut.String()
 }
 
-// writePEMs writes a self-signed certificate and its key (usable as CA, client
-// certificate and key) into dir.
-func writePEMs(t *testing.T, dir string) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "netwatch test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	kder, err := x509.MarshalECPrivateKey(key)
-	require.NoError(t, err)
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	require.NoError(t, os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
-	require.NoError(t, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600))
-	return certFile, keyFile
-}
-
 // TestCheckFailsLikeTheRun: --check opens and parses what the run would (capture
 // file, TLS files, interface, addresses) and fails with the run's own message,
 // naming the flag, its value and where it came from.
@@ -62,7 +34,7 @@ func TestCheckFailsLikeTheRun(t *testing.T) {
 	require.NoError(t, os.WriteFile(text, []byte("hello, not a capture\n"), 0o644))
 	badPEM := filepath.Join(dir, "bad.pem")
 	require.NoError(t, os.WriteFile(badPEM, []byte("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"), 0o644))
-	cert, _ := writePEMs(t, dir)
+	cert, _, _ := testpki.SelfSigned(t, dir)
 	remote := []string{"--read", pcap, "--collector", "collector.example:9090"}
 	for _, tc := range []struct {
 		name string
@@ -126,7 +98,7 @@ func TestCheckFailsLikeTheRun(t *testing.T) {
 // TestCheckPasses: good files, an existing interface (live: when it may open packet
 // sockets, otherwise it says it needs CAP_NET_RAW, like the run).
 func TestCheckPasses(t *testing.T) {
-	cert, key := writePEMs(t, t.TempDir())
+	cert, key, _ := testpki.SelfSigned(t, t.TempDir())
 	for _, args := range [][]string{
 		{"--read", filepath.Join(pcapDir, "pcapplusplus-example2.pcap"), "--output", "jsonl"},
 		{"--read", filepath.Join(pcapDir, "ndpi-alexa-app.pcapng"), "--collector", "collector.example:9090", "--ca", cert, "--tls-cert", cert, "--tls-key", key},
