@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -41,4 +42,26 @@ func TestFreeAddrAndPort(t *testing.T) {
 	l, err = net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
 	require.NoError(t, err)
 	l.Close()
+}
+
+func TestGoroutinesFindsARunningFunction(t *testing.T) {
+	stop, running := make(chan struct{}), make(chan struct{})
+	go parkedForTest(running, stop)
+	<-running
+	const fn = "netwatch.dev/common/testproc.parkedForTest"
+	if got := Goroutines(fn); len(got) != 1 {
+		t.Fatalf("%d goroutines in %s, want 1", len(got), fn)
+	}
+	close(stop)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if len(Goroutines(fn)) == 0 {
+			return
+		}
+	}
+	t.Fatalf("%s still listed after it returned", fn)
+}
+
+func parkedForTest(running, stop chan struct{}) {
+	close(running)
+	<-stop
 }

@@ -7,8 +7,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
-	"strings"
 	"testing"
 	"time"
 
@@ -50,20 +48,6 @@ func openFiles(t *testing.T, path string) int {
 	return n
 }
 
-// exporterGoroutines counts the goroutines running an exporter's sender.
-func exporterGoroutines() int {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	return strings.Count(string(buf), "netwatch.dev/sensor/internal/export.(*Exporter).run(")
-}
-
 var discard = slog.New(slog.DiscardHandler)
 
 // TestNewFailureReleasesWhatItBuilt: New opens the capture file first; when a later
@@ -88,13 +72,13 @@ func TestStartFailureUndoesTheStepsBefore(t *testing.T) {
 	defer busy.Close()
 	cfg := readConfig(t, "pcapplusplus-DnsPackets.pcap")
 	cfg.Export.Collector, cfg.MetricsListen = testproc.FreeAddr(t), busy.Addr().String()
-	before := exporterGoroutines()
+	before := len(testproc.Goroutines("netwatch.dev/sensor/internal/export.(*Exporter).run"))
 	p, err := New(cfg, discard, io.Discard)
 	require.NoError(t, err)
 	assert.Equal(t, 1, openFiles(t, cfg.Read), "New opened the capture file")
 	err = p.Start(context.Background())
 	require.ErrorContains(t, err, "metrics-listen "+cfg.MetricsListen+": ")
-	assert.Equal(t, before, exporterGoroutines(), "no exporter sender left running")
+	assert.Equal(t, before, len(testproc.Goroutines("netwatch.dev/sensor/internal/export.(*Exporter).run")), "no exporter sender left running")
 	assert.Zero(t, openFiles(t, cfg.Read), "the capture file is closed")
 	assert.NoError(t, p.Stop(context.Background()))
 }
