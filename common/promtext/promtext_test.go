@@ -2,12 +2,11 @@ package promtext
 
 import (
 	"bufio"
-	"bytes"
 	"io"
 	"net/http/httptest"
-	"os/exec"
-	"strings"
 	"testing"
+
+	"netwatch.dev/common/promtext/promcheck"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -68,15 +67,5 @@ d_seconds_count 0
 // TestPromtoolAcceptsTheText: Prometheus's own checker parses the text and finds
 // nothing to lint.
 func TestPromtoolAcceptsTheText(t *testing.T) {
-	promtool, err := exec.LookPath("promtool")
-	require.NoError(t, err, "promtool is needed (Debian package prometheus; make deps installs it)")
-	var buf bytes.Buffer
-	bw := bufio.NewWriter(&buf)
-	sample(New(bw))
-	require.NoError(t, bw.Flush())
-	cmd := exec.Command(promtool, "check", "metrics")
-	cmd.Stdin = &buf
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "promtool check metrics: %s", out)
-	assert.Empty(t, strings.TrimSpace(string(out)))
+	promcheck.Lint(t, func(w *bufio.Writer) { sample(New(w)) })
 }

@@ -2,14 +2,13 @@ package telemetry
 
 import (
 	"bufio"
-	"bytes"
 	"io"
 	"net/http/httptest"
 	"os"
-	"os/exec"
-	"strings"
 	"testing"
 	"time"
+
+	"netwatch.dev/common/promtext/promcheck"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -69,15 +68,5 @@ func TestExposition(t *testing.T) {
 // TestPromtoolAcceptsTheExposition: Prometheus's own checker finds nothing wrong
 // with the text (syntax, and its lint rules for names, types and help).
 func TestPromtoolAcceptsTheExposition(t *testing.T) {
-	promtool, err := exec.LookPath("promtool")
-	require.NoError(t, err, "promtool is needed (Debian package prometheus; make deps installs it)")
-	var buf bytes.Buffer
-	bw := bufio.NewWriter(&buf)
-	Write(bw, sources(t))
-	require.NoError(t, bw.Flush())
-	cmd := exec.Command(promtool, "check", "metrics")
-	cmd.Stdin = &buf
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "promtool check metrics: %s", out)
-	assert.Empty(t, strings.TrimSpace(string(out)))
+	promcheck.Lint(t, func(w *bufio.Writer) { Write(w, sources(t)) })
 }
