@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"netwatch.dev/common/sat"
+
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -140,7 +142,7 @@ func FuzzIngest(f *testing.F) {
 			for _, m := range msgs[1:] {
 				b := m.GetBatch()
 				if b == nil || b.GetSequence() == 0 || ValidateBatch(b, t0) != nil ||
-					b.GetSequence() > satAdd(max(mark, hello.GetLastSequence()), spool) {
+					b.GetSequence() > sat.Add(max(mark, hello.GetLastSequence()), spool) {
 					refused = true
 					break
 				}

@@ -26,6 +26,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"netwatch.dev/common/sat"
+
 	"golang.org/x/sync/semaphore"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -1000,7 +1002,7 @@ func (s *Service) accept(sess *session, b *netwatchv1.FlowBatch, weight int64) (
 		release()
 		return pendingAck{seq: seq, entry: s.wal.append(nil, nil, nil), check: bs}, nil
 	}
-	if high := max(bs.accepted, sess.lastSequence); seq > satAdd(high, sess.spoolBatches) {
+	if high := max(bs.accepted, sess.lastSequence); seq > sat.Add(high, sess.spoolBatches) {
 		release()
 		return pendingAck{}, s.rejectLocked(sess, seq, fmt.Sprintf(
 			"sequence %d is more than %d (the spool's capacity in batches) beyond %d, the highest batch of this boot",
@@ -1021,14 +1023,6 @@ func (s *Service) notApplied(p pendingAck) error {
 	}
 	s.mu.Unlock()
 	return status.Errorf(codes.Unavailable, "batch %d was not applied (the durable log failed); send it again", p.seq)
-}
-
-// satAdd is a+b, or the largest uint64 when that overflows.
-func satAdd(a, b uint64) uint64 {
-	if c := a + b; c >= a {
-		return c
-	}
-	return ^uint64(0)
 }
 
 // reject counts a batch refused as invalid against its sensor, logs it (one line
@@ -1094,19 +1088,19 @@ func (s *Service) Sensors() []*netwatchv1.Sensor {
 		}
 		for k, bs := range s.boots {
 			if k[0] == id && bs.loss != nil {
-				v.LostFlows = satAdd(v.LostFlows, bs.loss.GetFlows())
-				v.LostPackets = satAdd(v.LostPackets, bs.loss.GetPackets())
-				v.LostBytes = satAdd(v.LostBytes, bs.loss.GetBytes())
+				v.LostFlows = sat.Add(v.LostFlows, bs.loss.GetFlows())
+				v.LostPackets = sat.Add(v.LostPackets, bs.loss.GetPackets())
+				v.LostBytes = sat.Add(v.LostBytes, bs.loss.GetBytes())
 			}
 		}
 		if st := e.stats; st != nil {
 			var errs uint64
 			for _, c := range st.GetDecodeErrors() {
-				errs = satAdd(errs, c.GetValue())
+				errs = sat.Add(errs, c.GetValue())
 			}
 			v.Metrics = &netwatchv1.SystemMetrics{
 				Timestamp: v.LastBatchAt, CpuUsage: st.GetCpuPercent(), MemoryUsage: st.GetRssBytes(),
-				ActiveFlows: st.GetFlowsActive(), DroppedPackets: satAdd(st.GetKernelDrops(), v.LostPackets),
+				ActiveFlows: st.GetFlowsActive(), DroppedPackets: sat.Add(st.GetKernelDrops(), v.LostPackets),
 				CaptureErrors: errs, InterfaceStatus: st.GetInterfaceStatus(),
 			}
 		}

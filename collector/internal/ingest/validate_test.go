@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"netwatch.dev/common/sat"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
@@ -384,8 +386,8 @@ func FuzzValidateBatch(f *testing.F) {
 		for range 2 {
 			st.Apply("s", b.GetDeltas(), validateNow)
 			for _, d := range b.GetDeltas() {
-				packets = satAdd(packets, d.GetSrcPackets()+d.GetDstPackets()) // each below 2^61: no overflow
-				bytes = satAdd(bytes, satAdd(d.GetSrcBytes(), d.GetDstBytes()))
+				packets = sat.Add(packets, d.GetSrcPackets()+d.GetDstPackets()) // each below 2^61: no overflow
+				bytes = sat.Add(bytes, sat.Add(d.GetSrcBytes(), d.GetDstBytes()))
 			}
 		}
 		s := st.Stats()

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"netwatch.dev/common/sat"
+
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 )
 
@@ -427,8 +429,8 @@ func (s *Store) Window(from, to time.Time, fn func(WindowFlow)) {
 				if a.bytes == 0 && a.packets == 0 {
 					touched = append(touched, e.slot)
 				}
-				a.bytes = satAdd(a.bytes, e.bytes())
-				a.packets = satAdd(a.packets, uint64(e.packets))
+				a.bytes = sat.Add(a.bytes, e.bytes())
+				a.packets = sat.Add(a.packets, uint64(e.packets))
 			}
 		}
 		if uint64(bTo-bFrom) < uint64(len(sh.buckets)) {

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"netwatch.dev/common/sat"
+
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 )
 
@@ -256,10 +258,10 @@ func (sh *shard) apply(k *compactKey, h uint64, u *update, restoring bool) (slot
 		sh.insertIndex(h, slot)
 		sh.used++
 	}
-	r.srcPackets = satAdd(r.srcPackets, u.srcPackets)
-	r.srcBytes = satAdd(r.srcBytes, u.srcBytes)
-	r.dstPackets = satAdd(r.dstPackets, u.dstPackets)
-	r.dstBytes = satAdd(r.dstBytes, u.dstBytes)
+	r.srcPackets = sat.Add(r.srcPackets, u.srcPackets)
+	r.srcBytes = sat.Add(r.srcBytes, u.srcBytes)
+	r.dstPackets = sat.Add(r.dstPackets, u.dstPackets)
+	r.dstBytes = sat.Add(r.dstBytes, u.dstBytes)
 	r.lastSeen = max(r.lastSeen, u.lastSeen)
 	r.srcFlags |= u.srcFlags
 	r.dstFlags |= u.dstFlags
@@ -275,7 +277,7 @@ func (sh *shard) apply(k *compactKey, h uint64, u *update, restoring bool) (slot
 	} else {
 		sh.linkByReceived(slot, r)
 	}
-	if pk, by := satAdd(u.srcPackets, u.dstPackets), satAdd(u.srcBytes, u.dstBytes); u.bucket != noBucket && (pk > 0 || by > 0) {
+	if pk, by := sat.Add(u.srcPackets, u.dstPackets), sat.Add(u.srcBytes, u.dstBytes); u.bucket != noBucket && (pk > 0 || by > 0) {
 		sh.addToBucket(slot, r, u.bucket, pk, by)
 	}
 	return slot, !found
@@ -516,19 +518,11 @@ func (sh *shard) addToBucket(slot uint32, r *record, b uint32, pk, by uint64) {
 	r.bucket, r.bpos = b, uint32(len(bk.entries)-1)
 }
 
-// satAdd is a+b, or the largest uint64 when that overflows: counters saturate.
-func satAdd(a, b uint64) uint64 {
-	if c := a + b; c >= a {
-		return c
-	}
-	return math.MaxUint64
-}
-
 // satAddAtomic adds v to c, saturating.
 func satAddAtomic(c *atomic.Uint64, v uint64) {
 	for {
 		old := c.Load()
-		if v == 0 || old == math.MaxUint64 || c.CompareAndSwap(old, satAdd(old, v)) {
+		if v == 0 || old == math.MaxUint64 || c.CompareAndSwap(old, sat.Add(old, v)) {
 			return
 		}
 	}

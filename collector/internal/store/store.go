@@ -28,6 +28,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"netwatch.dev/common/sat"
+
 	"netwatch.dev/common/flagconfig"
 	"netwatch.dev/proto/flowmeta"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
@@ -200,8 +202,8 @@ func (s *Store) Apply(sensorID string, deltas []*netwatchv1.FlowDelta, now time.
 			added++
 		}
 		sh.mu.Unlock()
-		pk = satAdd(pk, satAdd(u.srcPackets, u.dstPackets))
-		by = satAdd(by, satAdd(u.srcBytes, u.dstBytes))
+		pk = sat.Add(pk, sat.Add(u.srcPackets, u.dstPackets))
+		by = sat.Add(by, sat.Add(u.srcBytes, u.dstBytes))
 	}
 	s.account(uint64(len(deltas))-rejected, pk, by, rejected, added)
 }
@@ -294,8 +296,8 @@ func (s *Store) ScanBuckets(match func(*Flow) bool, fn func(Flow, []BucketTraffi
 				}
 				l := per[e.slot]
 				if n := len(l); n > 0 && l[n-1].Start == int64(b)*s.width {
-					l[n-1].Packets = satAdd(l[n-1].Packets, uint64(e.packets)) // a bucket's second entry
-					l[n-1].Bytes = satAdd(l[n-1].Bytes, e.bytes())
+					l[n-1].Packets = sat.Add(l[n-1].Packets, uint64(e.packets)) // a bucket's second entry
+					l[n-1].Bytes = sat.Add(l[n-1].Bytes, e.bytes())
 					continue
 				}
 				per[e.slot] = append(l, BucketTraffic{Start: int64(b) * s.width, Packets: uint64(e.packets), Bytes: e.bytes()})
@@ -347,8 +349,8 @@ func (s *Store) Restore(sensorID string, d *netwatchv1.FlowDelta, received time.
 	}
 	sh.mu.Unlock()
 	s.deltas.Add(1)
-	satAddAtomic(&s.packets, satAdd(u.srcPackets, u.dstPackets))
-	satAddAtomic(&s.bytes, satAdd(u.srcBytes, u.dstBytes))
+	satAddAtomic(&s.packets, sat.Add(u.srcPackets, u.dstPackets))
+	satAddAtomic(&s.bytes, sat.Add(u.srcBytes, u.dstBytes))
 	if s.flows.Add(b2i(added)) > int64(s.cfg.MaxFlows+s.cfg.MaxFlows/8) {
 		s.evict()
 	}
