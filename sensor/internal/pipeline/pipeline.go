@@ -143,14 +143,7 @@ func (p *Pipeline) Exporter() *export.Exporter { return p.exp }
 
 // Close releases what New built (the flow tables, the capture file) without
 // starting: --check builds what a run would and closes it. Not after Start.
-func (p *Pipeline) Close() error {
-	var errs []error
-	for _, sh := range p.shards {
-		errs = append(errs, sh.table.Close())
-	}
-	p.release()
-	return errors.Join(errs...)
-}
+func (p *Pipeline) Close() error { return p.release() }
 
 // Start opens the capture (live), starts the exporter, listens for metrics and
 // captures or reads until ctx ends, the capture file ends, the capture fails or
@@ -250,8 +243,8 @@ func (p *Pipeline) Run(ctx context.Context) error {
 
 // release undoes, in reverse order, whatever of Start and New is still held: the
 // metrics endpoint, the exporter, the capture, the flow tables, the capture file.
-// It may run more than once.
-func (p *Pipeline) release() {
+// It may run more than once; it returns the errors of releasing the flow tables.
+func (p *Pipeline) release() error {
 	if p.stopMetrics != nil {
 		p.stopMetrics()
 		p.stopMetrics = nil
@@ -261,11 +254,13 @@ func (p *Pipeline) release() {
 		p.capt.Close()
 		p.capt = nil
 	}
+	var errs []error
 	for _, sh := range p.shards {
-		sh.table.Close()
+		errs = append(errs, sh.table.Close())
 	}
 	p.in.Close()
 	p.in = nil
+	return errors.Join(errs...)
 }
 
 // Counters are each flow table's decoder and table counters (one per capture
