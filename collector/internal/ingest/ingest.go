@@ -667,14 +667,11 @@ func (s *Service) attach(ctx context.Context, sess *session, hello *netwatchv1.S
 		pending := bs.accepted > bs.applied
 		s.mu.Unlock()
 		if pending { // a replaced stream's batches are still committing: wait for them
-			e := s.wal.append(nil, nil, nil)
-			select {
-			case <-e.done:
-			case <-ctx.Done():
-				return 0, status.Errorf(codes.Unavailable, "sensor %q: stream ended while the durable log could not write", sess.sensorID)
-			}
-			if e.err != nil {
-				return 0, status.Errorf(codes.Unavailable, "durable log: %v", e.err)
+			if err := s.wal.append(nil, nil, nil).wait(ctx); err != nil {
+				if err == ctx.Err() {
+					return 0, status.Errorf(codes.Unavailable, "sensor %q: stream ended while the durable log could not write", sess.sensorID)
+				}
+				return 0, status.Errorf(codes.Unavailable, "durable log: %v", err)
 			}
 		}
 		s.mu.Lock()
@@ -762,7 +759,11 @@ func (s *Service) detach(sess *session) {
 type pendingAck struct {
 	seq   uint64
 	entry *walEntry  // nil for a duplicate
-	check *bootState // set: acknowledge only if the boot's applied mark reached seq
+	boot  *bootState // the batch's boot, whose marks a failed log write puts back (notApplied)
+	// waitApplied: the batch was logged by another stream (a replaced one) and is
+	// acknowledged only if the boot's applied mark reaches seq once entry is done. A
+	// batch this stream logged is applied when its entry is done without error.
+	waitApplied bool
 }
 
 // Ingest serves one sensor stream. With tokens, one of them must come with the
@@ -892,19 +893,17 @@ func (s *Service) Ingest(stream netwatchv1.SensorService_IngestServer) (err erro
 			if p.entry != nil {
 				// Not acknowledged until durable; while the log cannot write (a full
 				// disk) this waits, and a stream that ends meanwhile goes at once.
-				select {
-				case <-p.entry.done:
-				case <-ctx.Done():
-					continue // the ctx.Done case says why
-				}
-				if err := p.entry.err; err != nil {
+				if err := p.entry.wait(ctx); err != nil {
+					if err == ctx.Err() {
+						continue // the ctx.Done case says why
+					}
 					s.notApplied(p)
 					return status.Errorf(codes.Unavailable, "durable log: %v", err)
 				}
 			}
-			if p.check != nil {
+			if p.waitApplied {
 				s.mu.Lock()
-				applied := p.check.applied
+				applied := p.boot.applied
 				s.mu.Unlock()
 				if applied < p.seq {
 					return s.notApplied(p)
@@ -1000,7 +999,7 @@ func (s *Service) accept(sess *session, b *netwatchv1.FlowBatch, weight int64) (
 		// Logged and not yet applied (a replaced stream's): acknowledged once the
 		// log has committed what is queued, and only if that applied it.
 		release()
-		return pendingAck{seq: seq, entry: s.wal.append(nil, nil, nil), check: bs}, nil
+		return pendingAck{seq: seq, entry: s.wal.append(nil, nil, nil), boot: bs, waitApplied: true}, nil
 	}
 	if high := max(bs.accepted, sess.lastSequence); seq > sat.Add(high, sess.spoolBatches) {
 		release()
@@ -1010,7 +1009,7 @@ func (s *Service) accept(sess *session, b *netwatchv1.FlowBatch, weight int64) (
 	}
 	bs.accepted = seq
 	e := s.wal.append(frame, func() { s.applyBatch(sess.sensorID, sess.bootID, b, at) }, release)
-	return pendingAck{seq: seq, entry: e, check: bs}, nil
+	return pendingAck{seq: seq, entry: e, boot: bs}, nil
 }
 
 // notApplied is what the acknowledging loop does with a batch that was logged but
@@ -1018,7 +1017,7 @@ func (s *Service) accept(sess *session, b *netwatchv1.FlowBatch, weight int64) (
 // resend is logged again instead of being taken for a duplicate.
 func (s *Service) notApplied(p pendingAck) error {
 	s.mu.Lock()
-	if bs := p.check; bs != nil && bs.applied < p.seq {
+	if bs := p.boot; bs != nil && bs.applied < p.seq {
 		bs.accepted = min(bs.accepted, max(bs.applied, p.seq-1))
 	}
 	s.mu.Unlock()

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -158,8 +159,16 @@ func (e *walEntry) finish(err error) {
 	}
 }
 
-// wait blocks until the record is durable (and applied) or failed.
-func (e *walEntry) wait() error { <-e.done; return e.err }
+// wait blocks until the record is durable (and applied) or failed (its error), or
+// until ctx ends (ctx.Err(), which no log error equals).
+func (e *walEntry) wait(ctx context.Context) error {
+	select {
+	case <-e.done:
+		return e.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
 
 // capture copies the state to snapshot; it runs on the committer goroutine, between
 // groups, so the state it sees is exactly that of the records committed so far. It
