@@ -6,7 +6,6 @@ import (
 	"errors"
 	"hash/crc32"
 	"io"
-	"slices"
 	"sync/atomic"
 )
 
@@ -137,15 +136,9 @@ func scanFrames(r io.ReaderAt, size int64, fn func(payload []byte) error) (scanR
 			}
 		}
 		if !bad {
-			buf = buf[:0]
-			for remaining := int(n); remaining > 0; {
-				chunk := min(remaining, readChunk)
-				buf = slices.Grow(buf, chunk)
-				if _, err := io.ReadFull(br, buf[len(buf):len(buf)+chunk]); err != nil {
-					return res, err
-				}
-				buf = buf[:len(buf)+chunk]
-				remaining -= chunk
+			var err error
+			if buf, err = readPayload(br, buf, int(n)); err != nil {
+				return res, err
 			}
 			bad = crc32.Checksum(buf, castagnoli) != binary.BigEndian.Uint32(hdr[4:])
 		}

@@ -56,6 +56,24 @@ func appendFrame(dst, payload []byte) []byte {
 // errTorn is a record cut short or failing its checksum.
 var errTorn = errors.New("torn or corrupt record")
 
+// readPayload reads the n bytes of a record's payload into buf (reused). The buffer
+// grows with the payload actually read, a chunk at a time: a corrupt length in a
+// short file must not make recovery allocate up to maxRecord (256 MiB) before
+// finding the payload cut short.
+func readPayload(r io.Reader, buf []byte, n int) ([]byte, error) {
+	buf = buf[:0]
+	for remaining := n; remaining > 0; {
+		chunk := min(remaining, readChunk)
+		buf = slices.Grow(buf, chunk)
+		if _, err := io.ReadFull(r, buf[len(buf):len(buf)+chunk]); err != nil {
+			return buf, err
+		}
+		buf = buf[:len(buf)+chunk]
+		remaining -= chunk
+	}
+	return buf, nil
+}
+
 // readFrames calls fn with the payload of every record of r (a stream; recovery
 // uses scanFrames, which also resynchronises past damage). It returns the offset
 // just past the last good record and errTorn (wrapped) when the data ends in a
@@ -76,18 +94,8 @@ func readFrames(r io.Reader, fn func(payload []byte) error) (good int64, err err
 		if size > maxRecord {
 			return good, fmt.Errorf("%w: length %d", errTorn, size)
 		}
-		// The buffer grows with the payload actually read, a chunk at a time: a corrupt
-		// length in a short file must not make recovery allocate up to maxRecord
-		// (256 MiB) before finding the payload cut short.
-		buf = buf[:0]
-		for remaining := int(size); remaining > 0; {
-			chunk := min(remaining, readChunk)
-			buf = slices.Grow(buf, chunk)
-			if _, err := io.ReadFull(br, buf[len(buf):len(buf)+chunk]); err != nil {
-				return good, fmt.Errorf("%w: payload cut short", errTorn)
-			}
-			buf = buf[:len(buf)+chunk]
-			remaining -= chunk
+		if buf, err = readPayload(br, buf, int(size)); err != nil {
+			return good, fmt.Errorf("%w: payload cut short", errTorn)
 		}
 		if crc32.Checksum(buf, castagnoli) != binary.BigEndian.Uint32(hdr[4:]) {
 			return good, fmt.Errorf("%w: checksum mismatch", errTorn)
