@@ -3,10 +3,13 @@
 // and the sensor checks or trims what it sends to fit them.
 package wirelimits
 
+import "unicode"
+
 const (
 	// MaxIDBytes bounds a sensor id and a boot id, made of IDAlphabet.
 	MaxIDBytes = 128
-	// MaxTextBytes bounds a hostname, an interface and a version (printable UTF-8).
+	// MaxTextBytes bounds a hostname, an interface and a version: UTF-8 made of
+	// TextRunes.
 	MaxTextBytes = 256
 	// IDAlphabet is what sensor ids, boot ids and counter names are made of.
 	IDAlphabet = "[A-Za-z0-9._:-]"
@@ -26,3 +29,7 @@ func IDChars(s string) bool {
 // ValidID reports whether id is a sensor or boot id the collector accepts: 1 to
 // MaxIDBytes bytes of IDAlphabet.
 func ValidID(id string) bool { return id != "" && len(id) <= MaxIDBytes && IDChars(id) }
+
+// TextRune reports whether r may stand in a text field (a hostname, an interface,
+// a version): printable characters only.
+func TextRune(r rune) bool { return unicode.IsPrint(r) }

@@ -16,3 +16,12 @@ func TestValidID(t *testing.T) {
 	}
 	assert.True(t, IDChars(""), "the alphabet alone says nothing of length")
 }
+
+func TestTextRune(t *testing.T) {
+	for _, r := range "aZ9 .-é漢€\uFFFD" {
+		assert.True(t, TextRune(r), "%U", r)
+	}
+	for _, r := range "\x00\n\t\x1b\u200b\u2028\u00ad" {
+		assert.False(t, TextRune(r), "%U", r)
+	}
+}

@@ -3,7 +3,6 @@ package ingest
 import (
 	"fmt"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"netwatch.dev/proto/wirelimits"
@@ -224,7 +223,7 @@ func checkText(field string, index int, v string) error {
 		return bad(field, index, "not UTF-8: %q", clip(v))
 	}
 	for _, r := range v {
-		if !unicode.IsPrint(r) {
+		if !wirelimits.TextRune(r) {
 			return bad(field, index, "holds the unprintable character %U: %q", r, clip(v))
 		}
 	}

@@ -19,7 +19,6 @@ import (
 	"sort"
 	"sync"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"netwatch.dev/proto/wirelimits"
@@ -53,7 +52,7 @@ const minItemSize = 64
 func helloText(s string) string {
 	var b []byte
 	for _, r := range s {
-		if !unicode.IsPrint(r) {
+		if !wirelimits.TextRune(r) {
 			r = '?'
 		}
 		if len(b)+utf8.RuneLen(r) > wirelimits.MaxTextBytes {
