@@ -80,12 +80,14 @@ func TCPFlags(flags uint8) string {
 	return string(AppendTCPFlags(b[:0], flags))
 }
 
+// tcpFlagLetters names the TCP flag bits: bit 0 = FIN ... bit 7 = CWR.
+const tcpFlagLetters = "FSRPAUEC"
+
 // AppendTCPFlags appends TCPFlags(flags) to b.
 func AppendTCPFlags(b []byte, flags uint8) []byte {
-	const letters = "FSRPAUEC" // bit 0 = FIN ... bit 7 = CWR
 	for i := 7; i >= 0; i-- {
 		if flags&(1<<i) != 0 {
-			b = append(b, letters[i])
+			b = append(b, tcpFlagLetters[i])
 		}
 	}
 	return b
@@ -93,9 +95,8 @@ func AppendTCPFlags(b []byte, flags uint8) []byte {
 
 // ParseTCPFlags is the inverse of TCPFlags: ok only for a spelling TCPFlags gives.
 func ParseTCPFlags(s string) (flags uint8, ok bool) {
-	const letters = "FSRPAUEC"
 	for i := 0; i < len(s); i++ {
-		bit := strings.IndexByte(letters, s[i])
+		bit := strings.IndexByte(tcpFlagLetters, s[i])
 		if bit < 0 {
 			return 0, false
 		}

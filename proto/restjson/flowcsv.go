@@ -90,7 +90,7 @@ func csvAddr(b []byte, a netip.Addr) []byte {
 
 func csvTime(b []byte, ns int64) []byte {
 	start := len(b)
-	b = time.Unix(0, ns).UTC().AppendFormat(b, time.RFC3339Nano)
+	b = appendTimeText(b, time.Unix(0, ns))
 	return append(csvCell(b, start), ',')
 }
 

@@ -234,10 +234,12 @@ func AppendString(b []byte, s string) []byte { return appendString(b, s) }
 
 // AppendTime appends t as Marshal writes a google.protobuf.Timestamp.
 func AppendTime(b []byte, t time.Time) []byte {
-	b = append(b, '"')
-	b = t.UTC().AppendFormat(b, time.RFC3339Nano)
-	return append(b, '"')
+	return append(appendTimeText(append(b, '"'), t), '"')
 }
+
+// appendTimeText appends t in RFC 3339 in UTC, to the nanosecond as needed: the
+// text of a timestamp in the JSON and the CSV.
+func appendTimeText(b []byte, t time.Time) []byte { return t.UTC().AppendFormat(b, time.RFC3339Nano) }
 
 // appendString writes s as a JSON string. Invalid UTF-8 becomes U+FFFD; <, > and &
 // are escaped so the output is safe to embed in HTML.

@@ -165,16 +165,6 @@ func (p *Proc) TryStart(timeout time.Duration) error {
 // file system the test mounted.
 func (p *Proc) SetDataDir(dir string) { p.dataDir = dir }
 
-// Pid is the process id of the running collector, or 0.
-func (p *Proc) Pid() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cmd == nil || p.cmd.Process == nil {
-		return 0
-	}
-	return p.cmd.Process.Pid
-}
-
 // Running reports whether the collector was started and has not exited.
 func (p *Proc) Running() bool {
 	p.mu.Lock()
