@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"errors"
 
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 	"netwatch.dev/sensor/internal/capture"
@@ -19,23 +18,27 @@ func (h liveHandler) Frame(data []byte, wireLen int, ts int64, vlan uint16, vlan
 func (h liveHandler) Tick(now int64) { h.maybeExport(now) }
 
 // stopLive is Stop's end of a live capture, once the flows are flushed: the JSON
-// lines are flushed and the collector gets until ctx ends to acknowledge them.
+// lines are flushed and the collector gets until ctx ends to acknowledge them. Its
+// error is the first of: the capture's, the JSON lines', the collector's
+// (*UndeliveredError), an output's; the first two only when the capture ended by
+// itself, as stopping it (ctx, Stop, a signal) causes them otherwise.
 func (p *Pipeline) stopLive(ctx context.Context) error {
-	err := p.runErr
+	runErr := p.runErr
+	var flushErr error
 	if p.out.jsonl != nil {
-		if ferr := p.out.jsonl.Flush(); ferr != nil && err == nil {
-			err = ferr
-		}
+		flushErr = p.out.jsonl.Flush()
 	}
-	if xerr := p.stopExporter(ctx); xerr != nil && err == nil {
-		err = xerr
-	}
+	exportErr := p.stopExporter(ctx)
 	st := p.out.stats()
 	p.log.Info("capture stopped", "packets", st.GetPackets(), "kernel_packets", st.GetKernelPackets(),
 		"kernel_drops", st.GetKernelDrops(), "queue_freezes", st.GetQueueFreezes())
-	var undelivered *UndeliveredError
-	if err != nil && (p.ended || errors.As(err, &undelivered)) {
-		return err
+	if !p.ended {
+		runErr, flushErr = nil, nil
+	}
+	for _, err := range []error{runErr, flushErr, exportErr} {
+		if err != nil {
+			return err
+		}
 	}
 	return p.out.firstErr()
 }
