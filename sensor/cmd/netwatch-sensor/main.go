@@ -46,12 +46,9 @@ const (
 // settings) and the flags that fill several of its fields or none.
 type config struct {
 	pipeline.Config
-	Interface      string
-	Collector      string
-	SensorID       string
-	ExportInterval time.Duration
-	LogLevel       string
-	LogFormat      string
+	Interface string
+	LogLevel  string
+	LogFormat string
 	// metricsExplicit: --metrics-listen was given (offline mode serves metrics only then).
 	metricsExplicit bool
 	// ringRest is what --ring-size has beyond whole blocks (must be 0).
@@ -191,13 +188,13 @@ func parseFlags(args []string, stdout, stderr io.Writer) (cfg config, code int, 
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.Interface, "interface", "", "capture on this `interface`")
 	fs.StringVar(&cfg.Read, "read", "", "read a pcap or pcapng `file` instead of capturing (- for standard input)")
-	fs.StringVar(&cfg.Collector, "collector", "", "stream flow deltas to the collector at `host:port`")
+	fs.StringVar(&cfg.Export.Collector, "collector", "", "stream flow deltas to the collector at `host:port`")
 	fs.StringVar(&cfg.Output, "output", "", "`format` of the flows printed on stdout: jsonl (JSON lines)")
 	speed := fs.String("speed", "max", "replay `pace` of --read: max (as fast as possible), 1x (the capture's own timing) or Nx")
 	fs.BoolVar(&cfg.Loop, "loop", false, "repeat the --read file forever (not standard input)")
 	fs.BoolVar(&cfg.RebaseTime, "rebase-time", false, "shift --read timestamps so the replay starts now")
-	fs.StringVar(&cfg.SensorID, "sensor-id", hostname, "this sensor's `id`, unique among the collector's sensors")
-	fs.DurationVar(&cfg.ExportInterval, "export-interval", time.Second, "how often flow deltas are exported (100ms to 1m)")
+	fs.StringVar(&cfg.Export.SensorID, "sensor-id", hostname, "this sensor's `id`, unique among the collector's sensors")
+	fs.DurationVar(&cfg.Export.Interval, "export-interval", time.Second, "how often flow deltas are exported (100ms to 1m)")
 	fs.StringVar(&cfg.MetricsListen, "metrics-listen", "127.0.0.1:9100", "Prometheus /metrics `address` (empty: off; offline only when given)")
 	spool := fs.String("spool-size", "64MiB", "`size` of the memory for batches the collector has not acknowledged yet; the oldest are dropped (and counted) beyond it")
 	fs.StringVar(&cfg.Export.CAFile, "ca", "", "CA certificate (PEM `file`) to verify the collector; turns TLS on")
@@ -273,7 +270,6 @@ func parseFlags(args []string, stdout, stderr io.Writer) (cfg config, code int, 
 		return cfg, exitUsage, set.Errorf("max-flows", "not a whole number")
 	}
 	cfg.Capture.Interface = cfg.Interface
-	cfg.Export.Collector, cfg.Export.SensorID, cfg.Export.Interval = cfg.Collector, cfg.SensorID, cfg.ExportInterval
 	cfg.Export.Interface = cfg.Interface
 	if cfg.Read != "" {
 		cfg.Export.Interface = "file:" + filepath.Base(cfg.Read)
@@ -307,7 +303,7 @@ func (c *config) check() error {
 		return s.Errorf("read", "--interface and --read exclude each other")
 	case c.Output != "" && c.Output != "jsonl":
 		return s.Errorf("output", "%q is not supported (use jsonl)", c.Output)
-	case c.Collector == "" && c.Output == "":
+	case c.Export.Collector == "" && c.Output == "":
 		return s.Errorf("collector", "give --collector HOST:PORT or --output jsonl")
 	case c.Read == "" && (c.Loop || c.RebaseTime || c.Speed != 0):
 		for _, name := range []string{"loop", "rebase-time", "speed"} {
@@ -318,10 +314,10 @@ func (c *config) check() error {
 		return s.Errorf("speed", "--speed, --loop and --rebase-time apply to --read only")
 	case c.Read == "-" && c.Loop:
 		return s.Errorf("loop", "--loop reads the file again at its end, which standard input (--read -) cannot")
-	case c.SensorID == "":
+	case c.Export.SensorID == "":
 		return s.Errorf("sensor-id", "must not be empty")
-	case c.ExportInterval < 100*time.Millisecond || c.ExportInterval > time.Minute:
-		return s.Errorf("export-interval", "%v is outside [100ms, 1m]", c.ExportInterval)
+	case c.Export.Interval < 100*time.Millisecond || c.Export.Interval > time.Minute:
+		return s.Errorf("export-interval", "%v is outside [100ms, 1m]", c.Export.Interval)
 	}
 	if c.MetricsListen != "" {
 		if err := flagconfig.CheckListen(c.MetricsListen); err != nil {
@@ -337,7 +333,7 @@ func (c *config) check() error {
 	if err := c.Flow.Check(); err != nil {
 		return flagconfig.Under("Flow", err)
 	}
-	if c.Collector != "" {
+	if c.Export.Collector != "" {
 		if err := c.Export.Check(); err != nil {
 			return flagconfig.Under("Export", err)
 		}
