@@ -23,6 +23,10 @@ func (s *Store) RecentMatching(since int64, filters []Filter, fn func(f Flow, hi
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.RLock()
+		if sh.unsorted && since >= sh.unsortedNewest {
+			sh.mu.RUnlock() // restored, not sorted yet, and nothing in it is that recent
+			continue
+		}
 		for slot := sh.tail; slot != nilSlot; {
 			r := sh.rec(slot)
 			if r.received <= since {

@@ -151,6 +151,21 @@ func TestRestoreOutOfReceiveOrder(t *testing.T) {
 		assert.Greater(t, f.ReceivedAt, since)
 	})
 	assert.Equal(t, want, got, "Recent after a restore out of order")
+	// Just before and at the newest receive time: the newest flows, then none (a
+	// shard not sorted yet is skipped only when nothing in it is that recent).
+	newestAt := byReceived[n-1].received.UnixNano()
+	atNewest := 0
+	for _, f := range byReceived {
+		if f.received.UnixNano() == newestAt {
+			atNewest++
+		}
+	}
+	got = 0
+	s.Recent(newestAt-1, func(Flow) { got++ })
+	assert.Equal(t, atNewest, got, "Recent just before the newest receive time")
+	got = 0
+	s.Recent(newestAt, func(Flow) { got++ })
+	assert.Zero(t, got, "Recent at the newest receive time")
 
 	// Expire: the flows received before the cutoff, and only those.
 	cutoff := byReceived[n/4].received

@@ -207,6 +207,10 @@ type shard struct {
 	// list is sorted once (sortList) before anything walks it by receive time or
 	// takes a flow out of it; until then headReceived is still the oldest.
 	unsorted bool
+	// unsortedNewest, while unsorted, is at least the newest receive time in the
+	// list (only appendRestored adds to an unsorted list), so a walk for recent
+	// flows skips the shard during a restore instead of walking all of it.
+	unsortedNewest int64
 	// linkSteps counts the records linkByReceived walked past (the tests check that
 	// a restore does not walk the list).
 	linkSteps uint64
@@ -441,11 +445,17 @@ func (sh *shard) appendRestored(slot uint32, r *record) {
 	} else {
 		t := sh.rec(sh.tail)
 		if t.received > r.received {
+			if !sh.unsorted {
+				sh.unsortedNewest = t.received // the tail of a sorted list is its newest
+			}
 			sh.unsorted = true
 		}
 		t.next = slot
 	}
 	sh.tail = slot
+	if sh.unsorted {
+		sh.unsortedNewest = max(sh.unsortedNewest, r.received)
+	}
 	if r.received < sh.headReceived.Load() {
 		sh.headReceived.Store(r.received)
 	}
