@@ -205,7 +205,7 @@ func (s *Store) Apply(sensorID string, deltas []*netwatchv1.FlowDelta, now time.
 		pk = sat.Add(pk, sat.Add(u.srcPackets, u.dstPackets))
 		by = sat.Add(by, sat.Add(u.srcBytes, u.dstBytes))
 	}
-	s.account(uint64(len(deltas))-rejected, pk, by, rejected, added)
+	s.account(uint64(len(deltas))-rejected, pk, by, rejected, added, s.cfg.MaxFlows)
 }
 
 // decode turns a delta received at nowNs into the flow's key, its hash and the
@@ -245,15 +245,16 @@ func (s *Store) keptBuckets(nowNs int64) bucketRange {
 	return bucketRange{s.bucketOf(nowNs - keep), s.bucketOf(nowNs + keep)}
 }
 
-// account adds applied deltas to the counters and evicts above MaxFlows.
-func (s *Store) account(deltas, pk, by, rejected uint64, added int64) {
+// account adds applied deltas to the counters and evicts above limit flows
+// (MaxFlows; a restore lets the store run an eighth over it, see Restore).
+func (s *Store) account(deltas, pk, by, rejected uint64, added int64, limit int) {
 	s.deltas.Add(deltas)
 	satAddAtomic(&s.packets, pk)
 	satAddAtomic(&s.bytes, by)
 	if rejected > 0 {
 		s.rejected.Add(rejected)
 	}
-	if s.flows.Add(added) > int64(s.cfg.MaxFlows) {
+	if s.flows.Add(added) > int64(limit) {
 		s.evict()
 	}
 }
@@ -334,7 +335,7 @@ func (s *Store) Restore(sensorID string, d *netwatchv1.FlowDelta, received time.
 	kept := s.keptBuckets(nowNs)
 	k, h, u, ok := s.decode(sensor, d, nowNs, kept)
 	if !ok {
-		s.account(0, 0, 0, 1, 0)
+		s.account(0, 0, 0, 1, 0, s.cfg.MaxFlows)
 		return
 	}
 	u.bucket = noBucket
@@ -348,12 +349,7 @@ func (s *Store) Restore(sensorID string, d *netwatchv1.FlowDelta, received time.
 		}
 	}
 	sh.mu.Unlock()
-	s.deltas.Add(1)
-	satAddAtomic(&s.packets, sat.Add(u.srcPackets, u.dstPackets))
-	satAddAtomic(&s.bytes, sat.Add(u.srcBytes, u.dstBytes))
-	if s.flows.Add(b2i(added)) > int64(s.cfg.MaxFlows+s.cfg.MaxFlows/8) {
-		s.evict()
-	}
+	s.account(1, sat.Add(u.srcPackets, u.dstPackets), sat.Add(u.srcBytes, u.dstBytes), 0, b2i(added), s.cfg.MaxFlows+s.cfg.MaxFlows/8)
 }
 
 func b2i(b bool) int64 {
