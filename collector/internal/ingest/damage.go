@@ -183,15 +183,15 @@ func writeNote(dir string, l loss) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileSync(p, func(w io.Writer) error { _, err := w.Write(append(data, '\n')); return err }); err != nil {
+	if err := writeFileSync(p, func(w io.Writer) error { _, err := w.Write(append(data, '\n')); return err }, nil); err != nil {
 		return err
 	}
 	return syncDir(cdir)
 }
 
-// writeFileSync writes path atomically: a synced temporary file renamed over it.
-// Nothing partial stays when it fails.
-func writeFileSync(path string, write func(io.Writer) error) error {
+// writeFileSync writes path atomically: a synced temporary file, checked by verify
+// (when given) before it is renamed over path. Nothing partial stays when it fails.
+func writeFileSync(path string, write func(io.Writer) error, verify func(tmp string) error) error {
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
 	if err != nil {
@@ -203,6 +203,9 @@ func writeFileSync(path string, write func(io.Writer) error) error {
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
+	}
+	if err == nil && verify != nil {
+		err = verify(tmp)
 	}
 	if err == nil {
 		err = os.Rename(tmp, path)
@@ -273,7 +276,7 @@ func replaceWithGood(dir, path string, keep []region, addEnd bool) error {
 			return err
 		}
 		return nil
-	})
+	}, nil)
 	if err != nil {
 		return err
 	}

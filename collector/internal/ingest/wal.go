@@ -677,39 +677,25 @@ func (w *wal) rotate() error {
 // (a full disk included) nothing of it stays.
 func (w *wal) writeSnapshot(idx uint64, write func(io.Writer) error) error {
 	final := filepath.Join(w.cfg.Dir, snapName(idx))
-	tmp := final + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
-	if err != nil {
-		return fmt.Errorf("snapshot: %w", err)
-	}
-	bw := bufio.NewWriterSize(f, 1<<20)
-	err = write(bw)
-	if err == nil {
-		_, err = bw.Write(appendFrame(nil, []byte{recEnd}))
-	}
-	if err == nil {
-		err = bw.Flush()
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		var ok bool
-		if ok, err = snapshotSound(tmp); err == nil && !ok {
-			err = errors.New("read back, it does not verify")
+	err := writeFileSync(final, func(f io.Writer) error {
+		bw := bufio.NewWriterSize(f, 1<<20)
+		if err := write(bw); err != nil {
+			return err
 		}
-	}
-	if err == nil {
-		err = os.Rename(tmp, final)
-	}
+		if _, err := bw.Write(appendFrame(nil, []byte{recEnd})); err != nil {
+			return err
+		}
+		return bw.Flush()
+	}, func(tmp string) error {
+		if ok, err := snapshotSound(tmp); err != nil || ok {
+			return err
+		}
+		return errors.New("read back, it does not verify")
+	})
 	if err == nil {
 		err = syncDir(w.cfg.Dir)
 	}
 	if err != nil {
-		os.Remove(tmp)
 		return fmt.Errorf("snapshot %s: %w", final, err)
 	}
 	return nil
