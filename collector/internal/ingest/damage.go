@@ -113,10 +113,15 @@ func (b *lossBook) record(l loss) {
 	if err := writeNote(b.dir, l); err != nil {
 		b.log.Error("durable log: cannot record a loss in "+filepath.Join(b.dir, corruptDir)+"; it is reported until the collector stops", "err", err)
 		l.moveErr = errors.Join(l.moveErr, err)
-		b.mu.Lock()
-		b.volatile = append(b.volatile, l)
-		b.mu.Unlock()
+		b.keep(l)
 	}
+}
+
+// keep holds l in memory only: it is reported until the process ends.
+func (b *lossBook) keep(l loss) {
+	b.mu.Lock()
+	b.volatile = append(b.volatile, l)
+	b.mu.Unlock()
 }
 
 // refresh reads corrupt/ again. A .loss file whose damaged file is gone was

@@ -290,6 +290,10 @@ func recoverDir(dir string, log *slog.Logger, book *lossBook, now time.Time, loa
 			return 0, err
 		}
 	}
+	missing := func(first, last uint64) {
+		log.Error("durable log: segments missing; the batches they held are lost", "dir", dir, "first", first, "last", last)
+		book.record(loss{Kind: "missing", First: first, Last: last, Detected: now})
+	}
 	next = from
 	expect := from
 	for i, idx := range segs {
@@ -297,10 +301,7 @@ func recoverDir(dir string, log *slog.Logger, book *lossBook, now time.Time, loa
 			continue
 		}
 		if idx > expect {
-			l := loss{Kind: "missing", First: expect, Last: idx - 1, Detected: now}
-			log.Error("durable log: segments missing; the batches they held are lost",
-				"dir", dir, "first", l.First, "last", l.Last)
-			book.record(l)
+			missing(expect, idx-1)
 		}
 		expect, next = idx+1, idx+1
 		if err := replayFile(dir, segName(idx), false, i == len(segs)-1, log, book, now, load); err != nil {
@@ -308,9 +309,7 @@ func recoverDir(dir string, log *slog.Logger, book *lossBook, now time.Time, loa
 		}
 	}
 	if len(snaps) > 0 && expect == from { // segment N is opened before snapshot N is written: it is gone
-		l := loss{Kind: "missing", First: from, Last: from, Detected: now}
-		log.Error("durable log: segments missing; the batches they held are lost", "dir", dir, "first", l.First, "last", l.Last)
-		book.record(l)
+		missing(from, from)
 	}
 	return next, nil
 }
@@ -426,9 +425,7 @@ func replayFile(dir, name string, snapshot, last bool, log *slog.Logger, book *l
 	l.moved, l.moveErr = linkAside(dir, path)
 	if l.moveErr != nil {
 		// Left in place (the next start finds the same damage), reported until then.
-		book.mu.Lock()
-		book.volatile = append(book.volatile, l)
-		book.mu.Unlock()
+		book.keep(l)
 		log.Error("durable log: cannot move the damaged file aside; it stays as found", "file", path, "err", l.moveErr)
 		return nil
 	}
