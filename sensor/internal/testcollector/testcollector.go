@@ -5,10 +5,13 @@
 package testcollector
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -115,11 +118,37 @@ func (p *Proc) LogLen() int { return p.log.Len() }
 // (default: plaintext), for a collector started with TLS.
 func (p *Proc) SetQueryCreds(creds credentials.TransportCredentials) { p.tlsCreds = creds }
 
-// Start runs the collector and waits until both its gRPC and its HTTP address
-// accept connections.
+// Start runs the collector and waits until it is ready: it listens on both
+// addresses and has replayed its durable log (/readyz answers 200). A sensor started
+// after Start meets a collector that takes its batches, not one that is still
+// replaying and refuses them.
 func (p *Proc) Start() {
 	p.t.Helper()
 	require.NoError(p.t, p.TryStart(10*time.Second))
+	require.NoError(p.t, p.waitReady(30*time.Second))
+}
+
+// waitReady polls /readyz until it answers 200, the collector exits or timeout.
+func (p *Proc) waitReady(timeout time.Duration) error {
+	url := "http://" + p.httpAddr + "/readyz"
+	for deadline := time.Now().Add(timeout); ; time.Sleep(10 * time.Millisecond) {
+		if !p.Running() {
+			return fmt.Errorf("collector exited before it was ready")
+		}
+		resp, err := http.Get(url)
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("collector not ready after %v: %s %s", timeout, resp.Status, bytes.TrimSpace(body))
+			}
+		} else if time.Now().After(deadline) {
+			return fmt.Errorf("collector not ready after %v: %v", timeout, err)
+		}
+	}
 }
 
 // TryStart is Start returning an error instead of failing the test: the collector
