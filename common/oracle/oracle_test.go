@@ -8,8 +8,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
 	"google.golang.org/protobuf/types/known/timestamppb"
+
 	"netwatch.dev/common/difftest"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 )

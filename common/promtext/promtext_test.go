@@ -6,10 +6,10 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"netwatch.dev/common/promtext/promcheck"
-
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"netwatch.dev/common/promtext/promcheck"
 )
 
 func sample(w *Writer) {

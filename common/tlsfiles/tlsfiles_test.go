@@ -6,12 +6,11 @@ import (
 	"path/filepath"
 	"testing"
 
-	"netwatch.dev/common/testpki"
-
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"netwatch.dev/common/flagconfig"
+	"netwatch.dev/common/testpki"
 )
 
 // fieldOf is the field a *flagconfig.FieldError names.

@@ -10,12 +10,11 @@ import (
 	"strings"
 	"testing"
 
-	"netwatch.dev/common/testpki"
-
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"netwatch.dev/collector/internal/app"
+	"netwatch.dev/common/testpki"
 )
 
 func runCollector(t *testing.T, args ...string) (int, string, string) {

@@ -12,9 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"netwatch.dev/common/syncbuf"
-	"netwatch.dev/common/testproc"
-
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
@@ -24,6 +21,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"netwatch.dev/common/syncbuf"
+	"netwatch.dev/common/testproc"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 )
 

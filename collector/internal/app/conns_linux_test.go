@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"netwatch.dev/common/syncbuf"
-
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
@@ -18,6 +16,7 @@ import (
 
 	"netwatch.dev/collector/internal/api"
 	"netwatch.dev/collector/internal/connlimit"
+	"netwatch.dev/common/syncbuf"
 )
 
 // fromAddr is a dialer whose connections come from the loopback address src

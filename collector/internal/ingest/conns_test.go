@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"netwatch.dev/common/syncbuf"
-
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/net/http2"
@@ -22,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"netwatch.dev/collector/internal/store"
+	"netwatch.dev/common/syncbuf"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 )
 

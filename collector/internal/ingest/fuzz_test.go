@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"netwatch.dev/common/sat"
-
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -24,6 +22,7 @@ import (
 
 	"netwatch.dev/collector/internal/query"
 	"netwatch.dev/collector/internal/store"
+	"netwatch.dev/common/sat"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 )
 

@@ -26,8 +26,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"netwatch.dev/common/sat"
-
 	"golang.org/x/sync/semaphore"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -44,6 +42,7 @@ import (
 	"netwatch.dev/collector/internal/ratelog"
 	"netwatch.dev/collector/internal/store"
 	"netwatch.dev/common/flagconfig"
+	"netwatch.dev/common/sat"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 )
 

@@ -5,11 +5,10 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"netwatch.dev/proto/wirelimits"
-
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
+	"netwatch.dev/proto/wirelimits"
 )
 
 // What a sensor may send. Everything is checked before a batch is logged or applied

@@ -11,19 +11,17 @@ import (
 	"testing"
 	"time"
 
-	"netwatch.dev/common/sat"
-
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"google.golang.org/grpc"
-
 	"netwatch.dev/collector/internal/store"
+	"netwatch.dev/common/sat"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 )
 

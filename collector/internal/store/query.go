@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"netwatch.dev/common/sat"
-
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 )
 

@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 
 	"netwatch.dev/common/sat"
-
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 )
 

@@ -28,9 +28,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"netwatch.dev/common/sat"
-
 	"netwatch.dev/common/flagconfig"
+	"netwatch.dev/common/sat"
 	"netwatch.dev/proto/flowmeta"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 )

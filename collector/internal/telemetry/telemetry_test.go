@@ -8,13 +8,12 @@ import (
 	"testing"
 	"time"
 
-	"netwatch.dev/common/promtext/promcheck"
-
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"netwatch.dev/collector/internal/store"
+	"netwatch.dev/common/promtext/promcheck"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 )
 

@@ -21,12 +21,11 @@ import (
 	"testing"
 	"time"
 
-	"netwatch.dev/common/syncbuf"
-
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"netwatch.dev/common/oracle"
+	"netwatch.dev/common/syncbuf"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 	"netwatch.dev/sensor/internal/synth"
 	"netwatch.dev/sensor/internal/testcollector"

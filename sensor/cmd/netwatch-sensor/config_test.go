@@ -11,10 +11,10 @@ import (
 	"strings"
 	"testing"
 
-	"netwatch.dev/common/testpki"
-
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"netwatch.dev/common/testpki"
 )
 
 func runSensor(t *testing.T, args ...string) (code int, stdout, stderr string) {

@@ -14,15 +14,14 @@ import (
 	"testing"
 	"time"
 
-	"netwatch.dev/common/syncbuf"
-	"netwatch.dev/common/testproc"
-
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"netwatch.dev/common/oracle"
+	"netwatch.dev/common/syncbuf"
+	"netwatch.dev/common/testproc"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 	"netwatch.dev/sensor/internal/testcollector"
 	"netwatch.dev/sensor/internal/testnet"

@@ -15,13 +15,12 @@ import (
 	"testing"
 	"time"
 
-	"netwatch.dev/common/syncbuf"
-	"netwatch.dev/common/testproc"
-
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"netwatch.dev/common/oracle"
+	"netwatch.dev/common/syncbuf"
+	"netwatch.dev/common/testproc"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 	"netwatch.dev/sensor/internal/decode"
 	"netwatch.dev/sensor/internal/pcapfile"

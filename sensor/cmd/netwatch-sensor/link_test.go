@@ -12,12 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"netwatch.dev/common/syncbuf"
-
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"netwatch.dev/common/oracle"
+	"netwatch.dev/common/syncbuf"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 	"netwatch.dev/sensor/internal/pcapfile"
 	"netwatch.dev/sensor/internal/testcollector"

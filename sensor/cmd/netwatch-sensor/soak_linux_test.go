@@ -13,11 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"netwatch.dev/common/syncbuf"
-	"netwatch.dev/common/testproc"
-
 	"github.com/stretchr/testify/require"
 
+	"netwatch.dev/common/syncbuf"
+	"netwatch.dev/common/testproc"
 	"netwatch.dev/sensor/internal/testcollector"
 )
 

@@ -6,11 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"netwatch.dev/common/syncbuf"
-
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"netwatch.dev/common/syncbuf"
 	"netwatch.dev/sensor/internal/testnet"
 )
 

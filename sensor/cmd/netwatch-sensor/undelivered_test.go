@@ -13,14 +13,13 @@ import (
 	"testing"
 	"time"
 
-	"netwatch.dev/common/syncbuf"
-	"netwatch.dev/common/testproc"
-
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 
 	"netwatch.dev/common/oracle"
+	"netwatch.dev/common/syncbuf"
+	"netwatch.dev/common/testproc"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 	"netwatch.dev/sensor/internal/testcollector"
 )

@@ -5,10 +5,10 @@ import (
 	"path/filepath"
 	"testing"
 
-	"netwatch.dev/common/testproc"
-
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"netwatch.dev/common/testproc"
 )
 
 // startFailsAfterTheExporter runs the sensor with args, a collector and a metrics

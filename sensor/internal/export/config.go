@@ -3,10 +3,9 @@ package export
 import (
 	"time"
 
-	"netwatch.dev/proto/wirelimits"
-
 	"netwatch.dev/common/flagconfig"
 	"netwatch.dev/common/tlsfiles"
+	"netwatch.dev/proto/wirelimits"
 )
 
 // Config of the exporter. Zero values are not defaults: start from DefaultConfig.

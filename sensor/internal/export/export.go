@@ -21,8 +21,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"netwatch.dev/proto/wirelimits"
-
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
@@ -37,6 +35,7 @@ import (
 
 	"netwatch.dev/common/tlsfiles"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
+	"netwatch.dev/proto/wirelimits"
 )
 
 // welcomeTimeout bounds the wait for the collector's answer to the hello.

@@ -22,13 +22,12 @@ import (
 	"testing"
 	"time"
 
-	"netwatch.dev/common/syncbuf"
-
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"netwatch.dev/common/syncbuf"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 	"netwatch.dev/sensor/internal/testcollector"
 )

@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"netwatch.dev/common/oracle"
-
 	"netwatch.dev/sensor/internal/decode"
 	"netwatch.dev/sensor/internal/flow"
 	"netwatch.dev/sensor/internal/pcapfile"

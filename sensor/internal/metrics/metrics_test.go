@@ -9,11 +9,10 @@ import (
 	"regexp"
 	"testing"
 
-	"netwatch.dev/common/promtext/promcheck"
-
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"netwatch.dev/common/promtext/promcheck"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 )
 

@@ -11,7 +11,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"netwatch.dev/proto/flowmeta"

@@ -10,13 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"netwatch.dev/common/testproc"
-
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"netwatch.dev/common/flagconfig"
 	"netwatch.dev/common/oracle"
+	"netwatch.dev/common/testproc"
 	"netwatch.dev/sensor/internal/capture"
 	"netwatch.dev/sensor/internal/export"
 	"netwatch.dev/sensor/internal/flow"

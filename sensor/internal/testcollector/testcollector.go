@@ -23,14 +23,13 @@ import (
 	"testing"
 	"time"
 
-	"netwatch.dev/common/syncbuf"
-
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"netwatch.dev/common/oracle"
+	"netwatch.dev/common/syncbuf"
 	"netwatch.dev/common/testproc"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 )
