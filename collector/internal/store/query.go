@@ -25,6 +25,16 @@ type Filter struct {
 	// ReceivedSince (unix nanos, 0: none) hides flows past retention that Expire has
 	// not dropped yet: pass now minus the retention.
 	ReceivedSince int64
+	// CommunityID and Application match exactly; "" does not filter.
+	CommunityID string
+	Application string
+	// ServerName matches the flow's server name exactly or as a suffix on a label
+	// boundary ("example.com" matches "www.example.com"); "" does not filter.
+	ServerName string
+	// Hosts: each predicate must hold for at least one of the flow's two
+	// addresses (host name, AS, country filters). The store evaluates each once
+	// per distinct address, not per flow.
+	Hosts []func(netip.Addr) bool
 }
 
 // SortField orders a query.

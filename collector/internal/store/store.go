@@ -109,6 +109,11 @@ type Flow struct {
 	// ReceivedAt is when the collector last applied a delta to this flow (unix nanos):
 	// retention counts from here, not from the packets' own time.
 	ReceivedAt int64
+	// CommunityID, ServerName and Application are the flow's FlowDelta fields
+	// (the latest non-empty value received); "" when none.
+	CommunityID string
+	ServerName  string
+	Application string
 }
 
 // ID is the flow's stable identifier (the API's flow_key), computed on demand.

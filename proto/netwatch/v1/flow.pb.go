@@ -305,7 +305,19 @@ type FlowDelta struct {
 	Status      FlowStatus `protobuf:"varint,11,opt,name=status,proto3,enum=netwatch.v1.FlowStatus" json:"status,omitempty"`
 	// Set when this delta closes the flow record (status closed) or is an interim
 	// active-timeout export.
-	EndReason     EndReason `protobuf:"varint,12,opt,name=end_reason,json=endReason,proto3,enum=netwatch.v1.EndReason" json:"end_reason,omitempty"`
+	EndReason EndReason `protobuf:"varint,12,opt,name=end_reason,json=endReason,proto3,enum=netwatch.v1.EndReason" json:"end_reason,omitempty"`
+	// Community ID v1 of the flow (https://github.com/corelight/community-id-spec):
+	// "1:" and the base64 SHA-1 of the ordered tuple with the sensor's seed
+	// (--community-id-seed). The same in every delta of a flow; at most 64 bytes.
+	CommunityId string `protobuf:"bytes,13,opt,name=community_id,json=communityId,proto3" json:"community_id,omitempty"`
+	// Server name from the flow's first payload bytes: the TLS ClientHello SNI or
+	// the HTTP/1.x Host header, lower-cased; empty when none was seen. At most 253
+	// bytes of [a-z0-9.-_:].
+	ServerName string `protobuf:"bytes,14,opt,name=server_name,json=serverName,proto3" json:"server_name,omitempty"`
+	// Application label: what the first payload bytes showed (tls, http, dns, ssh,
+	// quic...) or else the well-known port's service; empty when neither. At most 32
+	// bytes of [a-z0-9._-].
+	Application   string `protobuf:"bytes,15,opt,name=application,proto3" json:"application,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -424,6 +436,111 @@ func (x *FlowDelta) GetEndReason() EndReason {
 	return EndReason_END_REASON_UNSPECIFIED
 }
 
+func (x *FlowDelta) GetCommunityId() string {
+	if x != nil {
+		return x.CommunityId
+	}
+	return ""
+}
+
+func (x *FlowDelta) GetServerName() string {
+	if x != nil {
+		return x.ServerName
+	}
+	return ""
+}
+
+func (x *FlowDelta) GetApplication() string {
+	if x != nil {
+		return x.Application
+	}
+	return ""
+}
+
+// DnsObservation is one address a captured DNS response gave for a name.
+type DnsObservation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The name the client asked for (the question, before any CNAME), lower-cased,
+	// without the final dot; at most 253 bytes.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The address the answer (or the end of its CNAME chain) gave: 4 or 16 bytes.
+	Addr []byte `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"`
+	// The answer record's TTL, seconds.
+	Ttl uint32 `protobuf:"varint,3,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	// Capture time of the response.
+	Seen *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=seen,proto3" json:"seen,omitempty"`
+	// The end of the CNAME chain when there was one (the owner of the A/AAAA
+	// record), else empty.
+	Canonical     string `protobuf:"bytes,5,opt,name=canonical,proto3" json:"canonical,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DnsObservation) Reset() {
+	*x = DnsObservation{}
+	mi := &file_netwatch_v1_flow_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DnsObservation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DnsObservation) ProtoMessage() {}
+
+func (x *DnsObservation) ProtoReflect() protoreflect.Message {
+	mi := &file_netwatch_v1_flow_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DnsObservation.ProtoReflect.Descriptor instead.
+func (*DnsObservation) Descriptor() ([]byte, []int) {
+	return file_netwatch_v1_flow_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *DnsObservation) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DnsObservation) GetAddr() []byte {
+	if x != nil {
+		return x.Addr
+	}
+	return nil
+}
+
+func (x *DnsObservation) GetTtl() uint32 {
+	if x != nil {
+		return x.Ttl
+	}
+	return 0
+}
+
+func (x *DnsObservation) GetSeen() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Seen
+	}
+	return nil
+}
+
+func (x *DnsObservation) GetCanonical() string {
+	if x != nil {
+		return x.Canonical
+	}
+	return ""
+}
+
 var File_netwatch_v1_flow_proto protoreflect.FileDescriptor
 
 const file_netwatch_v1_flow_proto_rawDesc = "" +
@@ -434,7 +551,7 @@ const file_netwatch_v1_flow_proto_rawDesc = "" +
 	"\bsrc_addr\x18\x02 \x01(\fR\asrcAddr\x12\x19\n" +
 	"\bsrc_port\x18\x03 \x01(\rR\asrcPort\x12\x19\n" +
 	"\bdst_addr\x18\x04 \x01(\fR\adstAddr\x12\x19\n" +
-	"\bdst_port\x18\x05 \x01(\rR\adstPort\"\xec\x03\n" +
+	"\bdst_port\x18\x05 \x01(\rR\adstPort\"\xd2\x04\n" +
 	"\tFlowDelta\x12&\n" +
 	"\x03key\x18\x01 \x01(\v2\x14.netwatch.v1.FlowKeyR\x03key\x12\x17\n" +
 	"\avlan_id\x18\x02 \x01(\rR\x06vlanId\x12\x1f\n" +
@@ -452,7 +569,17 @@ const file_netwatch_v1_flow_proto_rawDesc = "" +
 	" \x01(\rR\vdstTcpFlags\x12/\n" +
 	"\x06status\x18\v \x01(\x0e2\x17.netwatch.v1.FlowStatusR\x06status\x125\n" +
 	"\n" +
-	"end_reason\x18\f \x01(\x0e2\x16.netwatch.v1.EndReasonR\tendReason*o\n" +
+	"end_reason\x18\f \x01(\x0e2\x16.netwatch.v1.EndReasonR\tendReason\x12!\n" +
+	"\fcommunity_id\x18\r \x01(\tR\vcommunityId\x12\x1f\n" +
+	"\vserver_name\x18\x0e \x01(\tR\n" +
+	"serverName\x12 \n" +
+	"\vapplication\x18\x0f \x01(\tR\vapplication\"\x98\x01\n" +
+	"\x0eDnsObservation\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04addr\x18\x02 \x01(\fR\x04addr\x12\x10\n" +
+	"\x03ttl\x18\x03 \x01(\rR\x03ttl\x12.\n" +
+	"\x04seen\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04seen\x12\x1c\n" +
+	"\tcanonical\x18\x05 \x01(\tR\tcanonical*o\n" +
 	"\n" +
 	"FlowStatus\x12\x1b\n" +
 	"\x17FLOW_STATUS_UNSPECIFIED\x10\x00\x12\x16\n" +
@@ -486,26 +613,28 @@ func file_netwatch_v1_flow_proto_rawDescGZIP() []byte {
 }
 
 var file_netwatch_v1_flow_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_netwatch_v1_flow_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_netwatch_v1_flow_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_netwatch_v1_flow_proto_goTypes = []any{
 	(FlowStatus)(0),               // 0: netwatch.v1.FlowStatus
 	(EndReason)(0),                // 1: netwatch.v1.EndReason
 	(InterfaceStatus)(0),          // 2: netwatch.v1.InterfaceStatus
 	(*FlowKey)(nil),               // 3: netwatch.v1.FlowKey
 	(*FlowDelta)(nil),             // 4: netwatch.v1.FlowDelta
-	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
+	(*DnsObservation)(nil),        // 5: netwatch.v1.DnsObservation
+	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
 }
 var file_netwatch_v1_flow_proto_depIdxs = []int32{
 	3, // 0: netwatch.v1.FlowDelta.key:type_name -> netwatch.v1.FlowKey
-	5, // 1: netwatch.v1.FlowDelta.first_seen:type_name -> google.protobuf.Timestamp
-	5, // 2: netwatch.v1.FlowDelta.last_seen:type_name -> google.protobuf.Timestamp
+	6, // 1: netwatch.v1.FlowDelta.first_seen:type_name -> google.protobuf.Timestamp
+	6, // 2: netwatch.v1.FlowDelta.last_seen:type_name -> google.protobuf.Timestamp
 	0, // 3: netwatch.v1.FlowDelta.status:type_name -> netwatch.v1.FlowStatus
 	1, // 4: netwatch.v1.FlowDelta.end_reason:type_name -> netwatch.v1.EndReason
-	5, // [5:5] is the sub-list for method output_type
-	5, // [5:5] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	6, // 5: netwatch.v1.DnsObservation.seen:type_name -> google.protobuf.Timestamp
+	6, // [6:6] is the sub-list for method output_type
+	6, // [6:6] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_netwatch_v1_flow_proto_init() }
@@ -519,7 +648,7 @@ func file_netwatch_v1_flow_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_netwatch_v1_flow_proto_rawDesc), len(file_netwatch_v1_flow_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   2,
+			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

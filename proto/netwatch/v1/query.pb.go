@@ -489,8 +489,25 @@ type NetworkFlow struct {
 	SensorId   string    `protobuf:"bytes,19,opt,name=sensor_id,json=sensorId,proto3" json:"sensor_id,omitempty"`
 	VlanId     uint32    `protobuf:"varint,20,opt,name=vlan_id,json=vlanId,proto3" json:"vlan_id,omitempty"`
 	// TCP flags seen per direction, as letters (e.g. "SAPF").
-	SrcTcpFlags   string `protobuf:"bytes,21,opt,name=src_tcp_flags,json=srcTcpFlags,proto3" json:"src_tcp_flags,omitempty"`
-	DstTcpFlags   string `protobuf:"bytes,22,opt,name=dst_tcp_flags,json=dstTcpFlags,proto3" json:"dst_tcp_flags,omitempty"`
+	SrcTcpFlags string `protobuf:"bytes,21,opt,name=src_tcp_flags,json=srcTcpFlags,proto3" json:"src_tcp_flags,omitempty"`
+	DstTcpFlags string `protobuf:"bytes,22,opt,name=dst_tcp_flags,json=dstTcpFlags,proto3" json:"dst_tcp_flags,omitempty"`
+	// Community ID v1 (see FlowDelta.community_id).
+	CommunityId string `protobuf:"bytes,23,opt,name=community_id,json=communityId,proto3" json:"community_id,omitempty"`
+	// TLS SNI or HTTP Host seen in the flow's first payload bytes.
+	ServerName string `protobuf:"bytes,24,opt,name=server_name,json=serverName,proto3" json:"server_name,omitempty"`
+	// Application label (tls, http, dns, ssh, quic...; else the well-known port's).
+	Application string `protobuf:"bytes,25,opt,name=application,proto3" json:"application,omitempty"`
+	// Latest name a captured DNS response gave for each address, empty when none.
+	SrcName string `protobuf:"bytes,26,opt,name=src_name,json=srcName,proto3" json:"src_name,omitempty"`
+	DstName string `protobuf:"bytes,27,opt,name=dst_name,json=dstName,proto3" json:"dst_name,omitempty"`
+	// From the GeoIP databases the collector was given (--geoip-asn-db,
+	// --geoip-country-db): autonomous system number and name, ISO 3166 country code.
+	SrcAsn        uint32 `protobuf:"varint,28,opt,name=src_asn,json=srcAsn,proto3" json:"src_asn,omitempty"`
+	SrcAsName     string `protobuf:"bytes,29,opt,name=src_as_name,json=srcAsName,proto3" json:"src_as_name,omitempty"`
+	SrcCountry    string `protobuf:"bytes,30,opt,name=src_country,json=srcCountry,proto3" json:"src_country,omitempty"`
+	DstAsn        uint32 `protobuf:"varint,31,opt,name=dst_asn,json=dstAsn,proto3" json:"dst_asn,omitempty"`
+	DstAsName     string `protobuf:"bytes,32,opt,name=dst_as_name,json=dstAsName,proto3" json:"dst_as_name,omitempty"`
+	DstCountry    string `protobuf:"bytes,33,opt,name=dst_country,json=dstCountry,proto3" json:"dst_country,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -675,6 +692,83 @@ func (x *NetworkFlow) GetSrcTcpFlags() string {
 func (x *NetworkFlow) GetDstTcpFlags() string {
 	if x != nil {
 		return x.DstTcpFlags
+	}
+	return ""
+}
+
+func (x *NetworkFlow) GetCommunityId() string {
+	if x != nil {
+		return x.CommunityId
+	}
+	return ""
+}
+
+func (x *NetworkFlow) GetServerName() string {
+	if x != nil {
+		return x.ServerName
+	}
+	return ""
+}
+
+func (x *NetworkFlow) GetApplication() string {
+	if x != nil {
+		return x.Application
+	}
+	return ""
+}
+
+func (x *NetworkFlow) GetSrcName() string {
+	if x != nil {
+		return x.SrcName
+	}
+	return ""
+}
+
+func (x *NetworkFlow) GetDstName() string {
+	if x != nil {
+		return x.DstName
+	}
+	return ""
+}
+
+func (x *NetworkFlow) GetSrcAsn() uint32 {
+	if x != nil {
+		return x.SrcAsn
+	}
+	return 0
+}
+
+func (x *NetworkFlow) GetSrcAsName() string {
+	if x != nil {
+		return x.SrcAsName
+	}
+	return ""
+}
+
+func (x *NetworkFlow) GetSrcCountry() string {
+	if x != nil {
+		return x.SrcCountry
+	}
+	return ""
+}
+
+func (x *NetworkFlow) GetDstAsn() uint32 {
+	if x != nil {
+		return x.DstAsn
+	}
+	return 0
+}
+
+func (x *NetworkFlow) GetDstAsName() string {
+	if x != nil {
+		return x.DstAsName
+	}
+	return ""
+}
+
+func (x *NetworkFlow) GetDstCountry() string {
+	if x != nil {
+		return x.DstCountry
 	}
 	return ""
 }
@@ -1015,9 +1109,11 @@ type ListTopTalkersRequest struct {
 	Limit string `protobuf:"bytes,1,opt,name=limit,proto3" json:"limit,omitempty"`
 	// Window: default 5m, from 1m to 60m.
 	Duration string `protobuf:"bytes,2,opt,name=duration,proto3" json:"duration,omitempty"`
-	// Which end of a flow counts for a host: "src" (the flows it initiated), "dst"
-	// (the flows it answered) or "any" (default: both). A flow's bytes are both
-	// directions' either way.
+	// What is ranked. Hosts: "src" (the flows it initiated), "dst" (the flows it
+	// answered) or "any" (default: both); a flow's bytes are both directions' either
+	// way. "asn" or "country": the autonomous systems or countries of the hosts (a
+	// flow counts once for each distinct AS or country of its two ends; hosts
+	// without one are "unknown").
 	By            string `protobuf:"bytes,3,opt,name=by,proto3" json:"by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1825,6 +1921,561 @@ func (x *ErrorDetail) GetRequestId() string {
 	return ""
 }
 
+type GetHostRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The host's address (IPv4 or IPv6).
+	Ip string `protobuf:"bytes,1,opt,name=ip,proto3" json:"ip,omitempty"`
+	// Window: default 5m, from 1m to 60m.
+	Duration string `protobuf:"bytes,2,opt,name=duration,proto3" json:"duration,omitempty"`
+	// Peers, services and applications listed: default 10, at most 50 each.
+	Limit         string `protobuf:"bytes,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetHostRequest) Reset() {
+	*x = GetHostRequest{}
+	mi := &file_netwatch_v1_query_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetHostRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetHostRequest) ProtoMessage() {}
+
+func (x *GetHostRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_netwatch_v1_query_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetHostRequest.ProtoReflect.Descriptor instead.
+func (*GetHostRequest) Descriptor() ([]byte, []int) {
+	return file_netwatch_v1_query_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *GetHostRequest) GetIp() string {
+	if x != nil {
+		return x.Ip
+	}
+	return ""
+}
+
+func (x *GetHostRequest) GetDuration() string {
+	if x != nil {
+		return x.Duration
+	}
+	return ""
+}
+
+func (x *GetHostRequest) GetLimit() string {
+	if x != nil {
+		return x.Limit
+	}
+	return ""
+}
+
+type GetHostResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Ip    string                 `protobuf:"bytes,1,opt,name=ip,proto3" json:"ip,omitempty"`
+	// Names captured DNS responses gave for the address, latest first.
+	Names       []string               `protobuf:"bytes,2,rep,name=names,proto3" json:"names,omitempty"`
+	Asn         uint32                 `protobuf:"varint,3,opt,name=asn,proto3" json:"asn,omitempty"`
+	AsName      string                 `protobuf:"bytes,4,opt,name=as_name,json=asName,proto3" json:"as_name,omitempty"`
+	Country     string                 `protobuf:"bytes,5,opt,name=country,proto3" json:"country,omitempty"`
+	TimeWindow  string                 `protobuf:"bytes,6,opt,name=time_window,proto3" json:"time_window,omitempty"`
+	GeneratedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=generated_at,proto3" json:"generated_at,omitempty"`
+	// Inside the window: what the host sent and received, and its flows.
+	BytesSent       uint64 `protobuf:"varint,8,opt,name=bytes_sent,json=bytesSent,proto3" json:"bytes_sent,omitempty"`
+	BytesReceived   uint64 `protobuf:"varint,9,opt,name=bytes_received,json=bytesReceived,proto3" json:"bytes_received,omitempty"`
+	PacketsSent     uint64 `protobuf:"varint,10,opt,name=packets_sent,json=packetsSent,proto3" json:"packets_sent,omitempty"`
+	PacketsReceived uint64 `protobuf:"varint,11,opt,name=packets_received,json=packetsReceived,proto3" json:"packets_received,omitempty"`
+	FlowCount       uint64 `protobuf:"varint,12,opt,name=flow_count,json=flowCount,proto3" json:"flow_count,omitempty"`
+	// Flows the host initiated (it was the source).
+	FlowsInitiated uint64 `protobuf:"varint,13,opt,name=flows_initiated,json=flowsInitiated,proto3" json:"flows_initiated,omitempty"`
+	// Traffic over the window, one point per bucket (the store's bucket width), oldest first.
+	Series []*HostPoint `protobuf:"bytes,14,rep,name=series,proto3" json:"series,omitempty"`
+	// The hosts it exchanged the most bytes with.
+	Peers []*HostPeer `protobuf:"bytes,15,rep,name=peers,proto3" json:"peers,omitempty"`
+	// The responder ports of its flows (its own services and the ones it used), by bytes.
+	Services      []*HostService      `protobuf:"bytes,16,rep,name=services,proto3" json:"services,omitempty"`
+	Applications  []*ApplicationShare `protobuf:"bytes,17,rep,name=applications,proto3" json:"applications,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetHostResponse) Reset() {
+	*x = GetHostResponse{}
+	mi := &file_netwatch_v1_query_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetHostResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetHostResponse) ProtoMessage() {}
+
+func (x *GetHostResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_netwatch_v1_query_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetHostResponse.ProtoReflect.Descriptor instead.
+func (*GetHostResponse) Descriptor() ([]byte, []int) {
+	return file_netwatch_v1_query_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *GetHostResponse) GetIp() string {
+	if x != nil {
+		return x.Ip
+	}
+	return ""
+}
+
+func (x *GetHostResponse) GetNames() []string {
+	if x != nil {
+		return x.Names
+	}
+	return nil
+}
+
+func (x *GetHostResponse) GetAsn() uint32 {
+	if x != nil {
+		return x.Asn
+	}
+	return 0
+}
+
+func (x *GetHostResponse) GetAsName() string {
+	if x != nil {
+		return x.AsName
+	}
+	return ""
+}
+
+func (x *GetHostResponse) GetCountry() string {
+	if x != nil {
+		return x.Country
+	}
+	return ""
+}
+
+func (x *GetHostResponse) GetTimeWindow() string {
+	if x != nil {
+		return x.TimeWindow
+	}
+	return ""
+}
+
+func (x *GetHostResponse) GetGeneratedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.GeneratedAt
+	}
+	return nil
+}
+
+func (x *GetHostResponse) GetBytesSent() uint64 {
+	if x != nil {
+		return x.BytesSent
+	}
+	return 0
+}
+
+func (x *GetHostResponse) GetBytesReceived() uint64 {
+	if x != nil {
+		return x.BytesReceived
+	}
+	return 0
+}
+
+func (x *GetHostResponse) GetPacketsSent() uint64 {
+	if x != nil {
+		return x.PacketsSent
+	}
+	return 0
+}
+
+func (x *GetHostResponse) GetPacketsReceived() uint64 {
+	if x != nil {
+		return x.PacketsReceived
+	}
+	return 0
+}
+
+func (x *GetHostResponse) GetFlowCount() uint64 {
+	if x != nil {
+		return x.FlowCount
+	}
+	return 0
+}
+
+func (x *GetHostResponse) GetFlowsInitiated() uint64 {
+	if x != nil {
+		return x.FlowsInitiated
+	}
+	return 0
+}
+
+func (x *GetHostResponse) GetSeries() []*HostPoint {
+	if x != nil {
+		return x.Series
+	}
+	return nil
+}
+
+func (x *GetHostResponse) GetPeers() []*HostPeer {
+	if x != nil {
+		return x.Peers
+	}
+	return nil
+}
+
+func (x *GetHostResponse) GetServices() []*HostService {
+	if x != nil {
+		return x.Services
+	}
+	return nil
+}
+
+func (x *GetHostResponse) GetApplications() []*ApplicationShare {
+	if x != nil {
+		return x.Applications
+	}
+	return nil
+}
+
+type HostPoint struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Timestamp     *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
+	BytesSent     uint64                 `protobuf:"varint,2,opt,name=bytes_sent,json=bytesSent,proto3" json:"bytes_sent,omitempty"`
+	BytesReceived uint64                 `protobuf:"varint,3,opt,name=bytes_received,json=bytesReceived,proto3" json:"bytes_received,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HostPoint) Reset() {
+	*x = HostPoint{}
+	mi := &file_netwatch_v1_query_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HostPoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HostPoint) ProtoMessage() {}
+
+func (x *HostPoint) ProtoReflect() protoreflect.Message {
+	mi := &file_netwatch_v1_query_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HostPoint.ProtoReflect.Descriptor instead.
+func (*HostPoint) Descriptor() ([]byte, []int) {
+	return file_netwatch_v1_query_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *HostPoint) GetTimestamp() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Timestamp
+	}
+	return nil
+}
+
+func (x *HostPoint) GetBytesSent() uint64 {
+	if x != nil {
+		return x.BytesSent
+	}
+	return 0
+}
+
+func (x *HostPoint) GetBytesReceived() uint64 {
+	if x != nil {
+		return x.BytesReceived
+	}
+	return 0
+}
+
+type HostPeer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ip            string                 `protobuf:"bytes,1,opt,name=ip,proto3" json:"ip,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Asn           uint32                 `protobuf:"varint,3,opt,name=asn,proto3" json:"asn,omitempty"`
+	AsName        string                 `protobuf:"bytes,4,opt,name=as_name,json=asName,proto3" json:"as_name,omitempty"`
+	Country       string                 `protobuf:"bytes,5,opt,name=country,proto3" json:"country,omitempty"`
+	Bytes         uint64                 `protobuf:"varint,6,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	Packets       uint64                 `protobuf:"varint,7,opt,name=packets,proto3" json:"packets,omitempty"`
+	Flows         uint64                 `protobuf:"varint,8,opt,name=flows,proto3" json:"flows,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HostPeer) Reset() {
+	*x = HostPeer{}
+	mi := &file_netwatch_v1_query_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HostPeer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HostPeer) ProtoMessage() {}
+
+func (x *HostPeer) ProtoReflect() protoreflect.Message {
+	mi := &file_netwatch_v1_query_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HostPeer.ProtoReflect.Descriptor instead.
+func (*HostPeer) Descriptor() ([]byte, []int) {
+	return file_netwatch_v1_query_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *HostPeer) GetIp() string {
+	if x != nil {
+		return x.Ip
+	}
+	return ""
+}
+
+func (x *HostPeer) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *HostPeer) GetAsn() uint32 {
+	if x != nil {
+		return x.Asn
+	}
+	return 0
+}
+
+func (x *HostPeer) GetAsName() string {
+	if x != nil {
+		return x.AsName
+	}
+	return ""
+}
+
+func (x *HostPeer) GetCountry() string {
+	if x != nil {
+		return x.Country
+	}
+	return ""
+}
+
+func (x *HostPeer) GetBytes() uint64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *HostPeer) GetPackets() uint64 {
+	if x != nil {
+		return x.Packets
+	}
+	return 0
+}
+
+func (x *HostPeer) GetFlows() uint64 {
+	if x != nil {
+		return x.Flows
+	}
+	return 0
+}
+
+type HostService struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Protocol     uint32                 `protobuf:"varint,1,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	ProtocolName string                 `protobuf:"bytes,2,opt,name=protocol_name,json=protocolName,proto3" json:"protocol_name,omitempty"`
+	Port         uint32                 `protobuf:"varint,3,opt,name=port,proto3" json:"port,omitempty"`
+	// Application label most seen on it.
+	Application string `protobuf:"bytes,4,opt,name=application,proto3" json:"application,omitempty"`
+	Bytes       uint64 `protobuf:"varint,5,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	Flows       uint64 `protobuf:"varint,6,opt,name=flows,proto3" json:"flows,omitempty"`
+	// True when the host was the responder (the port is its own service).
+	Served        bool `protobuf:"varint,7,opt,name=served,proto3" json:"served,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HostService) Reset() {
+	*x = HostService{}
+	mi := &file_netwatch_v1_query_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HostService) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HostService) ProtoMessage() {}
+
+func (x *HostService) ProtoReflect() protoreflect.Message {
+	mi := &file_netwatch_v1_query_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HostService.ProtoReflect.Descriptor instead.
+func (*HostService) Descriptor() ([]byte, []int) {
+	return file_netwatch_v1_query_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *HostService) GetProtocol() uint32 {
+	if x != nil {
+		return x.Protocol
+	}
+	return 0
+}
+
+func (x *HostService) GetProtocolName() string {
+	if x != nil {
+		return x.ProtocolName
+	}
+	return ""
+}
+
+func (x *HostService) GetPort() uint32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+func (x *HostService) GetApplication() string {
+	if x != nil {
+		return x.Application
+	}
+	return ""
+}
+
+func (x *HostService) GetBytes() uint64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *HostService) GetFlows() uint64 {
+	if x != nil {
+		return x.Flows
+	}
+	return 0
+}
+
+func (x *HostService) GetServed() bool {
+	if x != nil {
+		return x.Served
+	}
+	return false
+}
+
+type ApplicationShare struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Application   string                 `protobuf:"bytes,1,opt,name=application,proto3" json:"application,omitempty"`
+	Bytes         uint64                 `protobuf:"varint,2,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	Flows         uint64                 `protobuf:"varint,3,opt,name=flows,proto3" json:"flows,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApplicationShare) Reset() {
+	*x = ApplicationShare{}
+	mi := &file_netwatch_v1_query_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApplicationShare) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApplicationShare) ProtoMessage() {}
+
+func (x *ApplicationShare) ProtoReflect() protoreflect.Message {
+	mi := &file_netwatch_v1_query_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApplicationShare.ProtoReflect.Descriptor instead.
+func (*ApplicationShare) Descriptor() ([]byte, []int) {
+	return file_netwatch_v1_query_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ApplicationShare) GetApplication() string {
+	if x != nil {
+		return x.Application
+	}
+	return ""
+}
+
+func (x *ApplicationShare) GetBytes() uint64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *ApplicationShare) GetFlows() uint64 {
+	if x != nil {
+		return x.Flows
+	}
+	return 0
+}
+
 var File_netwatch_v1_query_proto protoreflect.FileDescriptor
 
 const file_netwatch_v1_query_proto_rawDesc = "" +
@@ -1873,7 +2524,7 @@ const file_netwatch_v1_query_proto_rawDesc = "" +
 	"\vtotal_count\x18\x01 \x01(\x04R\vtotal_count\x12\x1a\n" +
 	"\bhas_more\x18\x02 \x01(\bR\bhas_more\x12\x14\n" +
 	"\x05limit\x18\x03 \x01(\rR\x05limit\x12\x16\n" +
-	"\x06offset\x18\x04 \x01(\x04R\x06offset\"\xef\x05\n" +
+	"\x06offset\x18\x04 \x01(\x04R\x06offset\"\xbf\b\n" +
 	"\vNetworkFlow\x12\x19\n" +
 	"\bflow_key\x18\x01 \x01(\tR\aflowKey\x12\x15\n" +
 	"\x06src_ip\x18\x02 \x01(\tR\x05srcIP\x12\x15\n" +
@@ -1901,7 +2552,21 @@ const file_netwatch_v1_query_proto_rawDesc = "" +
 	"\tsensor_id\x18\x13 \x01(\tR\bsensorId\x12\x17\n" +
 	"\avlan_id\x18\x14 \x01(\rR\x06vlanId\x12\"\n" +
 	"\rsrc_tcp_flags\x18\x15 \x01(\tR\vsrcTcpFlags\x12\"\n" +
-	"\rdst_tcp_flags\x18\x16 \x01(\tR\vdstTcpFlags\"+\n" +
+	"\rdst_tcp_flags\x18\x16 \x01(\tR\vdstTcpFlags\x12!\n" +
+	"\fcommunity_id\x18\x17 \x01(\tR\vcommunityId\x12\x1f\n" +
+	"\vserver_name\x18\x18 \x01(\tR\n" +
+	"serverName\x12 \n" +
+	"\vapplication\x18\x19 \x01(\tR\vapplication\x12\x19\n" +
+	"\bsrc_name\x18\x1a \x01(\tR\asrcName\x12\x19\n" +
+	"\bdst_name\x18\x1b \x01(\tR\adstName\x12\x17\n" +
+	"\asrc_asn\x18\x1c \x01(\rR\x06srcAsn\x12\x1e\n" +
+	"\vsrc_as_name\x18\x1d \x01(\tR\tsrcAsName\x12\x1f\n" +
+	"\vsrc_country\x18\x1e \x01(\tR\n" +
+	"srcCountry\x12\x17\n" +
+	"\adst_asn\x18\x1f \x01(\rR\x06dstAsn\x12\x1e\n" +
+	"\vdst_as_name\x18  \x01(\tR\tdstAsName\x12\x1f\n" +
+	"\vdst_country\x18! \x01(\tR\n" +
+	"dstCountry\"+\n" +
 	"\x11GetMetricsRequest\x12\x16\n" +
 	"\x06sensor\x18\x01 \x01(\tR\x06sensor\"J\n" +
 	"\x12GetMetricsResponse\x124\n" +
@@ -1993,7 +2658,58 @@ const file_netwatch_v1_query_proto_rawDesc = "" +
 	"request_id\x18\x05 \x01(\tR\trequestId\x1a:\n" +
 	"\fDetailsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x012\xa2\x06\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"R\n" +
+	"\x0eGetHostRequest\x12\x0e\n" +
+	"\x02ip\x18\x01 \x01(\tR\x02ip\x12\x1a\n" +
+	"\bduration\x18\x02 \x01(\tR\bduration\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\tR\x05limit\"\x90\x05\n" +
+	"\x0fGetHostResponse\x12\x0e\n" +
+	"\x02ip\x18\x01 \x01(\tR\x02ip\x12\x14\n" +
+	"\x05names\x18\x02 \x03(\tR\x05names\x12\x10\n" +
+	"\x03asn\x18\x03 \x01(\rR\x03asn\x12\x17\n" +
+	"\aas_name\x18\x04 \x01(\tR\x06asName\x12\x18\n" +
+	"\acountry\x18\x05 \x01(\tR\acountry\x12 \n" +
+	"\vtime_window\x18\x06 \x01(\tR\vtime_window\x12>\n" +
+	"\fgenerated_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\fgenerated_at\x12\x1d\n" +
+	"\n" +
+	"bytes_sent\x18\b \x01(\x04R\tbytesSent\x12%\n" +
+	"\x0ebytes_received\x18\t \x01(\x04R\rbytesReceived\x12!\n" +
+	"\fpackets_sent\x18\n" +
+	" \x01(\x04R\vpacketsSent\x12)\n" +
+	"\x10packets_received\x18\v \x01(\x04R\x0fpacketsReceived\x12\x1d\n" +
+	"\n" +
+	"flow_count\x18\f \x01(\x04R\tflowCount\x12'\n" +
+	"\x0fflows_initiated\x18\r \x01(\x04R\x0eflowsInitiated\x12.\n" +
+	"\x06series\x18\x0e \x03(\v2\x16.netwatch.v1.HostPointR\x06series\x12+\n" +
+	"\x05peers\x18\x0f \x03(\v2\x15.netwatch.v1.HostPeerR\x05peers\x124\n" +
+	"\bservices\x18\x10 \x03(\v2\x18.netwatch.v1.HostServiceR\bservices\x12A\n" +
+	"\fapplications\x18\x11 \x03(\v2\x1d.netwatch.v1.ApplicationShareR\fapplications\"\x8b\x01\n" +
+	"\tHostPoint\x128\n" +
+	"\ttimestamp\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp\x12\x1d\n" +
+	"\n" +
+	"bytes_sent\x18\x02 \x01(\x04R\tbytesSent\x12%\n" +
+	"\x0ebytes_received\x18\x03 \x01(\x04R\rbytesReceived\"\xb9\x01\n" +
+	"\bHostPeer\x12\x0e\n" +
+	"\x02ip\x18\x01 \x01(\tR\x02ip\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x10\n" +
+	"\x03asn\x18\x03 \x01(\rR\x03asn\x12\x17\n" +
+	"\aas_name\x18\x04 \x01(\tR\x06asName\x12\x18\n" +
+	"\acountry\x18\x05 \x01(\tR\acountry\x12\x14\n" +
+	"\x05bytes\x18\x06 \x01(\x04R\x05bytes\x12\x18\n" +
+	"\apackets\x18\a \x01(\x04R\apackets\x12\x14\n" +
+	"\x05flows\x18\b \x01(\x04R\x05flows\"\xc8\x01\n" +
+	"\vHostService\x12\x1a\n" +
+	"\bprotocol\x18\x01 \x01(\rR\bprotocol\x12#\n" +
+	"\rprotocol_name\x18\x02 \x01(\tR\fprotocolName\x12\x12\n" +
+	"\x04port\x18\x03 \x01(\rR\x04port\x12 \n" +
+	"\vapplication\x18\x04 \x01(\tR\vapplication\x12\x14\n" +
+	"\x05bytes\x18\x05 \x01(\x04R\x05bytes\x12\x14\n" +
+	"\x05flows\x18\x06 \x01(\x04R\x05flows\x12\x16\n" +
+	"\x06served\x18\a \x01(\bR\x06served\"`\n" +
+	"\x10ApplicationShare\x12 \n" +
+	"\vapplication\x18\x01 \x01(\tR\vapplication\x12\x14\n" +
+	"\x05bytes\x18\x02 \x01(\x04R\x05bytes\x12\x14\n" +
+	"\x05flows\x18\x03 \x01(\x04R\x05flows2\x84\a\n" +
 	"\fQueryService\x12b\n" +
 	"\tGetHealth\x12\x1d.netwatch.v1.GetHealthRequest\x1a\x1e.netwatch.v1.GetHealthResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/api/v1/health\x12a\n" +
 	"\tListFlows\x12\x1d.netwatch.v1.ListFlowsRequest\x1a\x1e.netwatch.v1.ListFlowsResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/api/v1/flows\x12o\n" +
@@ -2002,7 +2718,8 @@ const file_netwatch_v1_query_proto_rawDesc = "" +
 	"\x11GetMetricsHistory\x12%.netwatch.v1.GetMetricsHistoryRequest\x1a&.netwatch.v1.GetMetricsHistoryResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/api/v1/metrics/history\x12v\n" +
 	"\x0eListTopTalkers\x12\".netwatch.v1.ListTopTalkersRequest\x1a#.netwatch.v1.ListTopTalkersResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/api/v1/top-talkers\x12i\n" +
 	"\vListSensors\x12\x1f.netwatch.v1.ListSensorsRequest\x1a .netwatch.v1.ListSensorsResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/api/v1/sensors\x12q\n" +
-	"\rListProtocols\x12!.netwatch.v1.ListProtocolsRequest\x1a\".netwatch.v1.ListProtocolsResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/api/v1/protocolsB+Z)netwatch.dev/proto/netwatch/v1;netwatchv1b\x06proto3"
+	"\rListProtocols\x12!.netwatch.v1.ListProtocolsRequest\x1a\".netwatch.v1.ListProtocolsResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/api/v1/protocols\x12`\n" +
+	"\aGetHost\x12\x1b.netwatch.v1.GetHostRequest\x1a\x1c.netwatch.v1.GetHostResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/api/v1/hosts/{ip}B+Z)netwatch.dev/proto/netwatch/v1;netwatchv1b\x06proto3"
 
 var (
 	file_netwatch_v1_query_proto_rawDescOnce sync.Once
@@ -2016,7 +2733,7 @@ func file_netwatch_v1_query_proto_rawDescGZIP() []byte {
 	return file_netwatch_v1_query_proto_rawDescData
 }
 
-var file_netwatch_v1_query_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_netwatch_v1_query_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_netwatch_v1_query_proto_goTypes = []any{
 	(*GetHealthRequest)(nil),          // 0: netwatch.v1.GetHealthRequest
 	(*GetHealthResponse)(nil),         // 1: netwatch.v1.GetHealthResponse
@@ -2040,56 +2757,70 @@ var file_netwatch_v1_query_proto_goTypes = []any{
 	(*Sensor)(nil),                    // 19: netwatch.v1.Sensor
 	(*ErrorResponse)(nil),             // 20: netwatch.v1.ErrorResponse
 	(*ErrorDetail)(nil),               // 21: netwatch.v1.ErrorDetail
-	nil,                               // 22: netwatch.v1.ErrorDetail.DetailsEntry
-	(*timestamppb.Timestamp)(nil),     // 23: google.protobuf.Timestamp
-	(InterfaceStatus)(0),              // 24: netwatch.v1.InterfaceStatus
-	(FlowStatus)(0),                   // 25: netwatch.v1.FlowStatus
-	(EndReason)(0),                    // 26: netwatch.v1.EndReason
+	(*GetHostRequest)(nil),            // 22: netwatch.v1.GetHostRequest
+	(*GetHostResponse)(nil),           // 23: netwatch.v1.GetHostResponse
+	(*HostPoint)(nil),                 // 24: netwatch.v1.HostPoint
+	(*HostPeer)(nil),                  // 25: netwatch.v1.HostPeer
+	(*HostService)(nil),               // 26: netwatch.v1.HostService
+	(*ApplicationShare)(nil),          // 27: netwatch.v1.ApplicationShare
+	nil,                               // 28: netwatch.v1.ErrorDetail.DetailsEntry
+	(*timestamppb.Timestamp)(nil),     // 29: google.protobuf.Timestamp
+	(InterfaceStatus)(0),              // 30: netwatch.v1.InterfaceStatus
+	(FlowStatus)(0),                   // 31: netwatch.v1.FlowStatus
+	(EndReason)(0),                    // 32: netwatch.v1.EndReason
 }
 var file_netwatch_v1_query_proto_depIdxs = []int32{
-	23, // 0: netwatch.v1.GetHealthResponse.timestamp:type_name -> google.protobuf.Timestamp
-	24, // 1: netwatch.v1.GetHealthResponse.interface_status:type_name -> netwatch.v1.InterfaceStatus
+	29, // 0: netwatch.v1.GetHealthResponse.timestamp:type_name -> google.protobuf.Timestamp
+	30, // 1: netwatch.v1.GetHealthResponse.interface_status:type_name -> netwatch.v1.InterfaceStatus
 	5,  // 2: netwatch.v1.ListFlowsResponse.flows:type_name -> netwatch.v1.NetworkFlow
 	4,  // 3: netwatch.v1.ListFlowsResponse.pagination:type_name -> netwatch.v1.Pagination
-	23, // 4: netwatch.v1.NetworkFlow.first_seen:type_name -> google.protobuf.Timestamp
-	23, // 5: netwatch.v1.NetworkFlow.last_seen:type_name -> google.protobuf.Timestamp
-	25, // 6: netwatch.v1.NetworkFlow.status:type_name -> netwatch.v1.FlowStatus
-	26, // 7: netwatch.v1.NetworkFlow.end_reason:type_name -> netwatch.v1.EndReason
+	29, // 4: netwatch.v1.NetworkFlow.first_seen:type_name -> google.protobuf.Timestamp
+	29, // 5: netwatch.v1.NetworkFlow.last_seen:type_name -> google.protobuf.Timestamp
+	31, // 6: netwatch.v1.NetworkFlow.status:type_name -> netwatch.v1.FlowStatus
+	32, // 7: netwatch.v1.NetworkFlow.end_reason:type_name -> netwatch.v1.EndReason
 	8,  // 8: netwatch.v1.GetMetricsResponse.metrics:type_name -> netwatch.v1.SystemMetrics
-	23, // 9: netwatch.v1.SystemMetrics.timestamp:type_name -> google.protobuf.Timestamp
-	24, // 10: netwatch.v1.SystemMetrics.interface_status:type_name -> netwatch.v1.InterfaceStatus
+	29, // 9: netwatch.v1.SystemMetrics.timestamp:type_name -> google.protobuf.Timestamp
+	30, // 10: netwatch.v1.SystemMetrics.interface_status:type_name -> netwatch.v1.InterfaceStatus
 	8,  // 11: netwatch.v1.GetMetricsHistoryResponse.metrics:type_name -> netwatch.v1.SystemMetrics
 	13, // 12: netwatch.v1.ListTopTalkersResponse.top_talkers:type_name -> netwatch.v1.TopTalker
-	23, // 13: netwatch.v1.ListTopTalkersResponse.generated_at:type_name -> google.protobuf.Timestamp
+	29, // 13: netwatch.v1.ListTopTalkersResponse.generated_at:type_name -> google.protobuf.Timestamp
 	5,  // 14: netwatch.v1.TopTalker.flows:type_name -> netwatch.v1.NetworkFlow
 	16, // 15: netwatch.v1.ListProtocolsResponse.protocols:type_name -> netwatch.v1.ProtocolShare
 	19, // 16: netwatch.v1.ListSensorsResponse.sensors:type_name -> netwatch.v1.Sensor
-	23, // 17: netwatch.v1.Sensor.connected_since:type_name -> google.protobuf.Timestamp
-	23, // 18: netwatch.v1.Sensor.last_batch_at:type_name -> google.protobuf.Timestamp
+	29, // 17: netwatch.v1.Sensor.connected_since:type_name -> google.protobuf.Timestamp
+	29, // 18: netwatch.v1.Sensor.last_batch_at:type_name -> google.protobuf.Timestamp
 	8,  // 19: netwatch.v1.Sensor.metrics:type_name -> netwatch.v1.SystemMetrics
-	23, // 20: netwatch.v1.Sensor.last_rejection_at:type_name -> google.protobuf.Timestamp
+	29, // 20: netwatch.v1.Sensor.last_rejection_at:type_name -> google.protobuf.Timestamp
 	21, // 21: netwatch.v1.ErrorResponse.error:type_name -> netwatch.v1.ErrorDetail
-	22, // 22: netwatch.v1.ErrorDetail.details:type_name -> netwatch.v1.ErrorDetail.DetailsEntry
-	23, // 23: netwatch.v1.ErrorDetail.timestamp:type_name -> google.protobuf.Timestamp
-	0,  // 24: netwatch.v1.QueryService.GetHealth:input_type -> netwatch.v1.GetHealthRequest
-	2,  // 25: netwatch.v1.QueryService.ListFlows:input_type -> netwatch.v1.ListFlowsRequest
-	6,  // 26: netwatch.v1.QueryService.GetMetrics:input_type -> netwatch.v1.GetMetricsRequest
-	9,  // 27: netwatch.v1.QueryService.GetMetricsHistory:input_type -> netwatch.v1.GetMetricsHistoryRequest
-	11, // 28: netwatch.v1.QueryService.ListTopTalkers:input_type -> netwatch.v1.ListTopTalkersRequest
-	17, // 29: netwatch.v1.QueryService.ListSensors:input_type -> netwatch.v1.ListSensorsRequest
-	14, // 30: netwatch.v1.QueryService.ListProtocols:input_type -> netwatch.v1.ListProtocolsRequest
-	1,  // 31: netwatch.v1.QueryService.GetHealth:output_type -> netwatch.v1.GetHealthResponse
-	3,  // 32: netwatch.v1.QueryService.ListFlows:output_type -> netwatch.v1.ListFlowsResponse
-	7,  // 33: netwatch.v1.QueryService.GetMetrics:output_type -> netwatch.v1.GetMetricsResponse
-	10, // 34: netwatch.v1.QueryService.GetMetricsHistory:output_type -> netwatch.v1.GetMetricsHistoryResponse
-	12, // 35: netwatch.v1.QueryService.ListTopTalkers:output_type -> netwatch.v1.ListTopTalkersResponse
-	18, // 36: netwatch.v1.QueryService.ListSensors:output_type -> netwatch.v1.ListSensorsResponse
-	15, // 37: netwatch.v1.QueryService.ListProtocols:output_type -> netwatch.v1.ListProtocolsResponse
-	31, // [31:38] is the sub-list for method output_type
-	24, // [24:31] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	28, // 22: netwatch.v1.ErrorDetail.details:type_name -> netwatch.v1.ErrorDetail.DetailsEntry
+	29, // 23: netwatch.v1.ErrorDetail.timestamp:type_name -> google.protobuf.Timestamp
+	29, // 24: netwatch.v1.GetHostResponse.generated_at:type_name -> google.protobuf.Timestamp
+	24, // 25: netwatch.v1.GetHostResponse.series:type_name -> netwatch.v1.HostPoint
+	25, // 26: netwatch.v1.GetHostResponse.peers:type_name -> netwatch.v1.HostPeer
+	26, // 27: netwatch.v1.GetHostResponse.services:type_name -> netwatch.v1.HostService
+	27, // 28: netwatch.v1.GetHostResponse.applications:type_name -> netwatch.v1.ApplicationShare
+	29, // 29: netwatch.v1.HostPoint.timestamp:type_name -> google.protobuf.Timestamp
+	0,  // 30: netwatch.v1.QueryService.GetHealth:input_type -> netwatch.v1.GetHealthRequest
+	2,  // 31: netwatch.v1.QueryService.ListFlows:input_type -> netwatch.v1.ListFlowsRequest
+	6,  // 32: netwatch.v1.QueryService.GetMetrics:input_type -> netwatch.v1.GetMetricsRequest
+	9,  // 33: netwatch.v1.QueryService.GetMetricsHistory:input_type -> netwatch.v1.GetMetricsHistoryRequest
+	11, // 34: netwatch.v1.QueryService.ListTopTalkers:input_type -> netwatch.v1.ListTopTalkersRequest
+	17, // 35: netwatch.v1.QueryService.ListSensors:input_type -> netwatch.v1.ListSensorsRequest
+	14, // 36: netwatch.v1.QueryService.ListProtocols:input_type -> netwatch.v1.ListProtocolsRequest
+	22, // 37: netwatch.v1.QueryService.GetHost:input_type -> netwatch.v1.GetHostRequest
+	1,  // 38: netwatch.v1.QueryService.GetHealth:output_type -> netwatch.v1.GetHealthResponse
+	3,  // 39: netwatch.v1.QueryService.ListFlows:output_type -> netwatch.v1.ListFlowsResponse
+	7,  // 40: netwatch.v1.QueryService.GetMetrics:output_type -> netwatch.v1.GetMetricsResponse
+	10, // 41: netwatch.v1.QueryService.GetMetricsHistory:output_type -> netwatch.v1.GetMetricsHistoryResponse
+	12, // 42: netwatch.v1.QueryService.ListTopTalkers:output_type -> netwatch.v1.ListTopTalkersResponse
+	18, // 43: netwatch.v1.QueryService.ListSensors:output_type -> netwatch.v1.ListSensorsResponse
+	15, // 44: netwatch.v1.QueryService.ListProtocols:output_type -> netwatch.v1.ListProtocolsResponse
+	23, // 45: netwatch.v1.QueryService.GetHost:output_type -> netwatch.v1.GetHostResponse
+	38, // [38:46] is the sub-list for method output_type
+	30, // [30:38] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_netwatch_v1_query_proto_init() }
@@ -2104,7 +2835,7 @@ func file_netwatch_v1_query_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_netwatch_v1_query_proto_rawDesc), len(file_netwatch_v1_query_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   23,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -26,6 +26,7 @@ const (
 	QueryService_ListTopTalkers_FullMethodName    = "/netwatch.v1.QueryService/ListTopTalkers"
 	QueryService_ListSensors_FullMethodName       = "/netwatch.v1.QueryService/ListSensors"
 	QueryService_ListProtocols_FullMethodName     = "/netwatch.v1.QueryService/ListProtocols"
+	QueryService_GetHost_FullMethodName           = "/netwatch.v1.QueryService/GetHost"
 )
 
 // QueryServiceClient is the client API for QueryService service.
@@ -50,6 +51,9 @@ type QueryServiceClient interface {
 	ListSensors(ctx context.Context, in *ListSensorsRequest, opts ...grpc.CallOption) (*ListSensorsResponse, error)
 	// Traffic by protocol of the flows seen inside a time window.
 	ListProtocols(ctx context.Context, in *ListProtocolsRequest, opts ...grpc.CallOption) (*ListProtocolsResponse, error)
+	// One host inside a time window: its names, AS and country, its traffic over the
+	// window, its peers, services (ports) and applications.
+	GetHost(ctx context.Context, in *GetHostRequest, opts ...grpc.CallOption) (*GetHostResponse, error)
 }
 
 type queryServiceClient struct {
@@ -130,6 +134,16 @@ func (c *queryServiceClient) ListProtocols(ctx context.Context, in *ListProtocol
 	return out, nil
 }
 
+func (c *queryServiceClient) GetHost(ctx context.Context, in *GetHostRequest, opts ...grpc.CallOption) (*GetHostResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetHostResponse)
+	err := c.cc.Invoke(ctx, QueryService_GetHost_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // QueryServiceServer is the server API for QueryService service.
 // All implementations must embed UnimplementedQueryServiceServer
 // for forward compatibility.
@@ -152,6 +166,9 @@ type QueryServiceServer interface {
 	ListSensors(context.Context, *ListSensorsRequest) (*ListSensorsResponse, error)
 	// Traffic by protocol of the flows seen inside a time window.
 	ListProtocols(context.Context, *ListProtocolsRequest) (*ListProtocolsResponse, error)
+	// One host inside a time window: its names, AS and country, its traffic over the
+	// window, its peers, services (ports) and applications.
+	GetHost(context.Context, *GetHostRequest) (*GetHostResponse, error)
 	mustEmbedUnimplementedQueryServiceServer()
 }
 
@@ -182,6 +199,9 @@ func (UnimplementedQueryServiceServer) ListSensors(context.Context, *ListSensors
 }
 func (UnimplementedQueryServiceServer) ListProtocols(context.Context, *ListProtocolsRequest) (*ListProtocolsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListProtocols not implemented")
+}
+func (UnimplementedQueryServiceServer) GetHost(context.Context, *GetHostRequest) (*GetHostResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetHost not implemented")
 }
 func (UnimplementedQueryServiceServer) mustEmbedUnimplementedQueryServiceServer() {}
 func (UnimplementedQueryServiceServer) testEmbeddedByValue()                      {}
@@ -330,6 +350,24 @@ func _QueryService_ListProtocols_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _QueryService_GetHost_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetHostRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(QueryServiceServer).GetHost(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: QueryService_GetHost_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(QueryServiceServer).GetHost(ctx, req.(*GetHostRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // QueryService_ServiceDesc is the grpc.ServiceDesc for QueryService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -364,6 +402,10 @@ var QueryService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListProtocols",
 			Handler:    _QueryService_ListProtocols_Handler,
+		},
+		{
+			MethodName: "GetHost",
+			Handler:    _QueryService_GetHost_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

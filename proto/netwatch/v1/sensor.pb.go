@@ -501,7 +501,10 @@ type FlowBatch struct {
 	// The sensor's own counters at the time of the batch.
 	Stats *SensorStats `protobuf:"bytes,4,opt,name=stats,proto3" json:"stats,omitempty"`
 	// What the sensor had to drop (spool full) before this batch; cumulative since boot.
-	Loss          *SpoolLoss `protobuf:"bytes,5,opt,name=loss,proto3" json:"loss,omitempty"`
+	Loss *SpoolLoss `protobuf:"bytes,5,opt,name=loss,proto3" json:"loss,omitempty"`
+	// Name/address pairs from the DNS responses captured since the previous batch,
+	// at most 8192; the same pair is sent once per export interval.
+	Dns           []*DnsObservation `protobuf:"bytes,6,rep,name=dns,proto3" json:"dns,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -571,6 +574,13 @@ func (x *FlowBatch) GetLoss() *SpoolLoss {
 	return nil
 }
 
+func (x *FlowBatch) GetDns() []*DnsObservation {
+	if x != nil {
+		return x.Dns
+	}
+	return nil
+}
+
 // SensorStats are cumulative since the sensor started (rates are computed by
 // the collector from consecutive values, so a lost batch loses no counts).
 type SensorStats struct {
@@ -598,7 +608,10 @@ type SensorStats struct {
 	RssBytes        uint64          `protobuf:"varint,11,opt,name=rss_bytes,json=rssBytes,proto3" json:"rss_bytes,omitempty"`
 	InterfaceStatus InterfaceStatus `protobuf:"varint,12,opt,name=interface_status,json=interfaceStatus,proto3,enum=netwatch.v1.InterfaceStatus" json:"interface_status,omitempty"`
 	// At most 256 bytes of printable UTF-8.
-	Interface     string `protobuf:"bytes,13,opt,name=interface,proto3" json:"interface,omitempty"`
+	Interface string `protobuf:"bytes,13,opt,name=interface,proto3" json:"interface,omitempty"`
+	// Payload inspection counters ("tls_malformed", "dns_malformed",
+	// "dns_observations_dropped"...), named like decode_errors.
+	Inspect       []*CounterValue `protobuf:"bytes,14,rep,name=inspect,proto3" json:"inspect,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -722,6 +735,13 @@ func (x *SensorStats) GetInterface() string {
 		return x.Interface
 	}
 	return ""
+}
+
+func (x *SensorStats) GetInspect() []*CounterValue {
+	if x != nil {
+		return x.Inspect
+	}
+	return nil
 }
 
 // CounterValue is one named counter.
@@ -900,14 +920,15 @@ const file_netwatch_v1_sensor_proto_rawDesc = "" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1c\n" +
 	"\tretryable\x18\x03 \x01(\bR\tretryable\"&\n" +
 	"\bBatchAck\x12\x1a\n" +
-	"\bsequence\x18\x01 \x01(\x04R\bsequence\"\xee\x01\n" +
+	"\bsequence\x18\x01 \x01(\x04R\bsequence\"\x9d\x02\n" +
 	"\tFlowBatch\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x04R\bsequence\x129\n" +
 	"\n" +
 	"created_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12.\n" +
 	"\x06deltas\x18\x03 \x03(\v2\x16.netwatch.v1.FlowDeltaR\x06deltas\x12.\n" +
 	"\x05stats\x18\x04 \x01(\v2\x18.netwatch.v1.SensorStatsR\x05stats\x12*\n" +
-	"\x04loss\x18\x05 \x01(\v2\x16.netwatch.v1.SpoolLossR\x04loss\"\x8b\x04\n" +
+	"\x04loss\x18\x05 \x01(\v2\x16.netwatch.v1.SpoolLossR\x04loss\x12-\n" +
+	"\x03dns\x18\x06 \x03(\v2\x1b.netwatch.v1.DnsObservationR\x03dns\"\xc0\x04\n" +
 	"\vSensorStats\x12\x18\n" +
 	"\apackets\x18\x01 \x01(\x04R\apackets\x12\x14\n" +
 	"\x05bytes\x18\x02 \x01(\x04R\x05bytes\x12%\n" +
@@ -923,7 +944,8 @@ const file_netwatch_v1_sensor_proto_rawDesc = "" +
 	"cpuPercent\x12\x1b\n" +
 	"\trss_bytes\x18\v \x01(\x04R\brssBytes\x12G\n" +
 	"\x10interface_status\x18\f \x01(\x0e2\x1c.netwatch.v1.InterfaceStatusR\x0finterfaceStatus\x12\x1c\n" +
-	"\tinterface\x18\r \x01(\tR\tinterface\"8\n" +
+	"\tinterface\x18\r \x01(\tR\tinterface\x123\n" +
+	"\ainspect\x18\x0e \x03(\v2\x19.netwatch.v1.CounterValueR\ainspect\"8\n" +
 	"\fCounterValue\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x04R\x05value\"\xdf\x01\n" +
@@ -964,7 +986,8 @@ var file_netwatch_v1_sensor_proto_goTypes = []any{
 	(*SpoolLoss)(nil),             // 9: netwatch.v1.SpoolLoss
 	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
 	(*FlowDelta)(nil),             // 11: netwatch.v1.FlowDelta
-	(InterfaceStatus)(0),          // 12: netwatch.v1.InterfaceStatus
+	(*DnsObservation)(nil),        // 12: netwatch.v1.DnsObservation
+	(InterfaceStatus)(0),          // 13: netwatch.v1.InterfaceStatus
 }
 var file_netwatch_v1_sensor_proto_depIdxs = []int32{
 	2,  // 0: netwatch.v1.IngestRequest.hello:type_name -> netwatch.v1.SensorHello
@@ -976,18 +999,20 @@ var file_netwatch_v1_sensor_proto_depIdxs = []int32{
 	11, // 6: netwatch.v1.FlowBatch.deltas:type_name -> netwatch.v1.FlowDelta
 	7,  // 7: netwatch.v1.FlowBatch.stats:type_name -> netwatch.v1.SensorStats
 	9,  // 8: netwatch.v1.FlowBatch.loss:type_name -> netwatch.v1.SpoolLoss
-	8,  // 9: netwatch.v1.SensorStats.decode_errors:type_name -> netwatch.v1.CounterValue
-	8,  // 10: netwatch.v1.SensorStats.non_ip:type_name -> netwatch.v1.CounterValue
-	12, // 11: netwatch.v1.SensorStats.interface_status:type_name -> netwatch.v1.InterfaceStatus
-	10, // 12: netwatch.v1.SpoolLoss.first_lost:type_name -> google.protobuf.Timestamp
-	10, // 13: netwatch.v1.SpoolLoss.last_lost:type_name -> google.protobuf.Timestamp
-	0,  // 14: netwatch.v1.SensorService.Ingest:input_type -> netwatch.v1.IngestRequest
-	1,  // 15: netwatch.v1.SensorService.Ingest:output_type -> netwatch.v1.IngestResponse
-	15, // [15:16] is the sub-list for method output_type
-	14, // [14:15] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	12, // 9: netwatch.v1.FlowBatch.dns:type_name -> netwatch.v1.DnsObservation
+	8,  // 10: netwatch.v1.SensorStats.decode_errors:type_name -> netwatch.v1.CounterValue
+	8,  // 11: netwatch.v1.SensorStats.non_ip:type_name -> netwatch.v1.CounterValue
+	13, // 12: netwatch.v1.SensorStats.interface_status:type_name -> netwatch.v1.InterfaceStatus
+	8,  // 13: netwatch.v1.SensorStats.inspect:type_name -> netwatch.v1.CounterValue
+	10, // 14: netwatch.v1.SpoolLoss.first_lost:type_name -> google.protobuf.Timestamp
+	10, // 15: netwatch.v1.SpoolLoss.last_lost:type_name -> google.protobuf.Timestamp
+	0,  // 16: netwatch.v1.SensorService.Ingest:input_type -> netwatch.v1.IngestRequest
+	1,  // 17: netwatch.v1.SensorService.Ingest:output_type -> netwatch.v1.IngestResponse
+	17, // [17:18] is the sub-list for method output_type
+	16, // [16:17] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_netwatch_v1_sensor_proto_init() }

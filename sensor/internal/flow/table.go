@@ -17,6 +17,7 @@ import (
 	"net/netip"
 	"unsafe"
 
+	"netwatch.dev/proto/flowmeta"
 	"netwatch.dev/sensor/internal/decode"
 )
 
@@ -102,6 +103,16 @@ type Delta struct {
 
 	Status    Status
 	EndReason EndReason
+
+	// ICMPType and ICMPCode are those of the flow's first ICMP or ICMPv6 packet
+	// (HasICMP), for the Community ID.
+	ICMPType, ICMPCode uint8
+	HasICMP            bool
+	// App is what payload inspection recognised (see Table.Annotate), AppNone
+	// when nothing.
+	App flowmeta.App
+	// ServerName is the TLS SNI or HTTP Host seen, "" when none.
+	ServerName string
 }
 
 // Src returns the initiator's address.
