@@ -2162,11 +2162,12 @@ func (x *GetHostResponse) GetApplications() []*ApplicationShare {
 	return nil
 }
 
+// HostPoint is what the host's flows transferred (both directions) in one bucket.
 type HostPoint struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Timestamp     *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
-	BytesSent     uint64                 `protobuf:"varint,2,opt,name=bytes_sent,json=bytesSent,proto3" json:"bytes_sent,omitempty"`
-	BytesReceived uint64                 `protobuf:"varint,3,opt,name=bytes_received,json=bytesReceived,proto3" json:"bytes_received,omitempty"`
+	Bytes         uint64                 `protobuf:"varint,2,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	Packets       uint64                 `protobuf:"varint,3,opt,name=packets,proto3" json:"packets,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2208,16 +2209,16 @@ func (x *HostPoint) GetTimestamp() *timestamppb.Timestamp {
 	return nil
 }
 
-func (x *HostPoint) GetBytesSent() uint64 {
+func (x *HostPoint) GetBytes() uint64 {
 	if x != nil {
-		return x.BytesSent
+		return x.Bytes
 	}
 	return 0
 }
 
-func (x *HostPoint) GetBytesReceived() uint64 {
+func (x *HostPoint) GetPackets() uint64 {
 	if x != nil {
-		return x.BytesReceived
+		return x.Packets
 	}
 	return 0
 }
@@ -2683,12 +2684,11 @@ const file_netwatch_v1_query_proto_rawDesc = "" +
 	"\x06series\x18\x0e \x03(\v2\x16.netwatch.v1.HostPointR\x06series\x12+\n" +
 	"\x05peers\x18\x0f \x03(\v2\x15.netwatch.v1.HostPeerR\x05peers\x124\n" +
 	"\bservices\x18\x10 \x03(\v2\x18.netwatch.v1.HostServiceR\bservices\x12A\n" +
-	"\fapplications\x18\x11 \x03(\v2\x1d.netwatch.v1.ApplicationShareR\fapplications\"\x8b\x01\n" +
+	"\fapplications\x18\x11 \x03(\v2\x1d.netwatch.v1.ApplicationShareR\fapplications\"u\n" +
 	"\tHostPoint\x128\n" +
-	"\ttimestamp\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp\x12\x1d\n" +
-	"\n" +
-	"bytes_sent\x18\x02 \x01(\x04R\tbytesSent\x12%\n" +
-	"\x0ebytes_received\x18\x03 \x01(\x04R\rbytesReceived\"\xb9\x01\n" +
+	"\ttimestamp\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp\x12\x14\n" +
+	"\x05bytes\x18\x02 \x01(\x04R\x05bytes\x12\x18\n" +
+	"\apackets\x18\x03 \x01(\x04R\apackets\"\xb9\x01\n" +
 	"\bHostPeer\x12\x0e\n" +
 	"\x02ip\x18\x01 \x01(\tR\x02ip\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x10\n" +

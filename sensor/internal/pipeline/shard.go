@@ -11,6 +11,7 @@ import (
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 	"netwatch.dev/sensor/internal/decode"
 	"netwatch.dev/sensor/internal/flow"
+	"netwatch.dev/sensor/internal/inspect"
 	"netwatch.dev/sensor/internal/output"
 )
 
@@ -29,6 +30,7 @@ type shard struct {
 	ts    [flow.BatchSize]int64
 	n     int
 	table *flow.Table
+	insp  inspect.Inspector
 	out   *outputs
 	id    int
 
