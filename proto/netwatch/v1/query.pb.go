@@ -1994,21 +1994,21 @@ type GetHostResponse struct {
 	Country     string                 `protobuf:"bytes,5,opt,name=country,proto3" json:"country,omitempty"`
 	TimeWindow  string                 `protobuf:"bytes,6,opt,name=time_window,proto3" json:"time_window,omitempty"`
 	GeneratedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=generated_at,proto3" json:"generated_at,omitempty"`
-	// Inside the window: what the host sent and received, and its flows.
-	BytesSent       uint64 `protobuf:"varint,8,opt,name=bytes_sent,json=bytesSent,proto3" json:"bytes_sent,omitempty"`
-	BytesReceived   uint64 `protobuf:"varint,9,opt,name=bytes_received,json=bytesReceived,proto3" json:"bytes_received,omitempty"`
-	PacketsSent     uint64 `protobuf:"varint,10,opt,name=packets_sent,json=packetsSent,proto3" json:"packets_sent,omitempty"`
-	PacketsReceived uint64 `protobuf:"varint,11,opt,name=packets_received,json=packetsReceived,proto3" json:"packets_received,omitempty"`
-	FlowCount       uint64 `protobuf:"varint,12,opt,name=flow_count,json=flowCount,proto3" json:"flow_count,omitempty"`
+	// Inside the window (by packet time, widened to whole buckets like top
+	// talkers): what the host's flows transferred, both directions, and how many
+	// flows transferred something.
+	Bytes     uint64 `protobuf:"varint,8,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	Packets   uint64 `protobuf:"varint,9,opt,name=packets,proto3" json:"packets,omitempty"`
+	FlowCount uint64 `protobuf:"varint,10,opt,name=flow_count,json=flowCount,proto3" json:"flow_count,omitempty"`
 	// Flows the host initiated (it was the source).
-	FlowsInitiated uint64 `protobuf:"varint,13,opt,name=flows_initiated,json=flowsInitiated,proto3" json:"flows_initiated,omitempty"`
+	FlowsInitiated uint64 `protobuf:"varint,11,opt,name=flows_initiated,json=flowsInitiated,proto3" json:"flows_initiated,omitempty"`
 	// Traffic over the window, one point per bucket (the store's bucket width), oldest first.
-	Series []*HostPoint `protobuf:"bytes,14,rep,name=series,proto3" json:"series,omitempty"`
+	Series []*HostPoint `protobuf:"bytes,12,rep,name=series,proto3" json:"series,omitempty"`
 	// The hosts it exchanged the most bytes with.
-	Peers []*HostPeer `protobuf:"bytes,15,rep,name=peers,proto3" json:"peers,omitempty"`
+	Peers []*HostPeer `protobuf:"bytes,13,rep,name=peers,proto3" json:"peers,omitempty"`
 	// The responder ports of its flows (its own services and the ones it used), by bytes.
-	Services      []*HostService      `protobuf:"bytes,16,rep,name=services,proto3" json:"services,omitempty"`
-	Applications  []*ApplicationShare `protobuf:"bytes,17,rep,name=applications,proto3" json:"applications,omitempty"`
+	Services      []*HostService      `protobuf:"bytes,14,rep,name=services,proto3" json:"services,omitempty"`
+	Applications  []*ApplicationShare `protobuf:"bytes,15,rep,name=applications,proto3" json:"applications,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2092,30 +2092,16 @@ func (x *GetHostResponse) GetGeneratedAt() *timestamppb.Timestamp {
 	return nil
 }
 
-func (x *GetHostResponse) GetBytesSent() uint64 {
+func (x *GetHostResponse) GetBytes() uint64 {
 	if x != nil {
-		return x.BytesSent
+		return x.Bytes
 	}
 	return 0
 }
 
-func (x *GetHostResponse) GetBytesReceived() uint64 {
+func (x *GetHostResponse) GetPackets() uint64 {
 	if x != nil {
-		return x.BytesReceived
-	}
-	return 0
-}
-
-func (x *GetHostResponse) GetPacketsSent() uint64 {
-	if x != nil {
-		return x.PacketsSent
-	}
-	return 0
-}
-
-func (x *GetHostResponse) GetPacketsReceived() uint64 {
-	if x != nil {
-		return x.PacketsReceived
+		return x.Packets
 	}
 	return 0
 }
@@ -2663,7 +2649,7 @@ const file_netwatch_v1_query_proto_rawDesc = "" +
 	"\x0eGetHostRequest\x12\x0e\n" +
 	"\x02ip\x18\x01 \x01(\tR\x02ip\x12\x1a\n" +
 	"\bduration\x18\x02 \x01(\tR\bduration\x12\x14\n" +
-	"\x05limit\x18\x03 \x01(\tR\x05limit\"\x90\x05\n" +
+	"\x05limit\x18\x03 \x01(\tR\x05limit\"\xac\x04\n" +
 	"\x0fGetHostResponse\x12\x0e\n" +
 	"\x02ip\x18\x01 \x01(\tR\x02ip\x12\x14\n" +
 	"\x05names\x18\x02 \x03(\tR\x05names\x12\x10\n" +
@@ -2671,20 +2657,17 @@ const file_netwatch_v1_query_proto_rawDesc = "" +
 	"\aas_name\x18\x04 \x01(\tR\x06asName\x12\x18\n" +
 	"\acountry\x18\x05 \x01(\tR\acountry\x12 \n" +
 	"\vtime_window\x18\x06 \x01(\tR\vtime_window\x12>\n" +
-	"\fgenerated_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\fgenerated_at\x12\x1d\n" +
+	"\fgenerated_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\fgenerated_at\x12\x14\n" +
+	"\x05bytes\x18\b \x01(\x04R\x05bytes\x12\x18\n" +
+	"\apackets\x18\t \x01(\x04R\apackets\x12\x1d\n" +
 	"\n" +
-	"bytes_sent\x18\b \x01(\x04R\tbytesSent\x12%\n" +
-	"\x0ebytes_received\x18\t \x01(\x04R\rbytesReceived\x12!\n" +
-	"\fpackets_sent\x18\n" +
-	" \x01(\x04R\vpacketsSent\x12)\n" +
-	"\x10packets_received\x18\v \x01(\x04R\x0fpacketsReceived\x12\x1d\n" +
-	"\n" +
-	"flow_count\x18\f \x01(\x04R\tflowCount\x12'\n" +
-	"\x0fflows_initiated\x18\r \x01(\x04R\x0eflowsInitiated\x12.\n" +
-	"\x06series\x18\x0e \x03(\v2\x16.netwatch.v1.HostPointR\x06series\x12+\n" +
-	"\x05peers\x18\x0f \x03(\v2\x15.netwatch.v1.HostPeerR\x05peers\x124\n" +
-	"\bservices\x18\x10 \x03(\v2\x18.netwatch.v1.HostServiceR\bservices\x12A\n" +
-	"\fapplications\x18\x11 \x03(\v2\x1d.netwatch.v1.ApplicationShareR\fapplications\"u\n" +
+	"flow_count\x18\n" +
+	" \x01(\x04R\tflowCount\x12'\n" +
+	"\x0fflows_initiated\x18\v \x01(\x04R\x0eflowsInitiated\x12.\n" +
+	"\x06series\x18\f \x03(\v2\x16.netwatch.v1.HostPointR\x06series\x12+\n" +
+	"\x05peers\x18\r \x03(\v2\x15.netwatch.v1.HostPeerR\x05peers\x124\n" +
+	"\bservices\x18\x0e \x03(\v2\x18.netwatch.v1.HostServiceR\bservices\x12A\n" +
+	"\fapplications\x18\x0f \x03(\v2\x1d.netwatch.v1.ApplicationShareR\fapplications\"u\n" +
 	"\tHostPoint\x128\n" +
 	"\ttimestamp\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp\x12\x14\n" +
 	"\x05bytes\x18\x02 \x01(\x04R\x05bytes\x12\x18\n" +
