@@ -212,6 +212,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (cfg config, code int, 
 	fs.DurationVar(&cfg.Capture.BlockTimeout, "ring-block-timeout", cfg.Capture.BlockTimeout, "hand a partly filled block to the sensor after this long")
 	fs.DurationVar(&cfg.Flow.IdleTimeout, "idle-timeout", cfg.Flow.IdleTimeout, "end a flow after this long without packets")
 	fs.DurationVar(&cfg.Flow.ActiveTimeout, "active-timeout", cfg.Flow.ActiveTimeout, "export a long flow as an interim record after this long")
+	cidSeed := fs.String("community-id-seed", "0", "`seed` of the flows' Community ID hash, 0 to 65535 (sensors and tools whose IDs are compared must use the same); not reloadable: a change needs a restart")
 	maxFlows := fs.String("max-flows", strconv.Itoa(cfg.Flow.MaxFlows), "flow table capacity (`flows`); beyond it a new flow evicts the longest idle of 8 sampled flows (counted)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	check := fs.Bool("check", false, "check the configuration as the real run would (files, interface, addresses) and exit")
@@ -269,6 +270,11 @@ func parseFlags(args []string, stdout, stderr io.Writer) (cfg config, code int, 
 	if cfg.Flow.MaxFlows, err = strconv.Atoi(*maxFlows); err != nil {
 		return cfg, exitUsage, set.Errorf("max-flows", "not a whole number")
 	}
+	seed, err := strconv.ParseUint(*cidSeed, 10, 16)
+	if err != nil {
+		return cfg, exitUsage, set.Errorf("community-id-seed", "not a whole number from 0 to 65535")
+	}
+	cfg.CommunityIDSeed = uint16(seed)
 	cfg.Capture.Interface = cfg.Interface
 	cfg.Export.Interface = cfg.Interface
 	if cfg.Read != "" {

@@ -239,17 +239,18 @@ func (e *Exporter) Stats() Stats {
 }
 
 // Submit numbers the deltas of one export interval as the next batch, spools it and
-// returns; it never waits for the network. The exporter keeps deltas and stats:
-// the caller must not change them afterwards. A batch larger than the message cap
-// is split into several.
-func (e *Exporter) Submit(deltas []*netwatchv1.FlowDelta, stats *netwatchv1.SensorStats) {
+// returns; it never waits for the network. dns (at most 8192, what the collector
+// accepts in a batch) goes with the deltas. The exporter keeps deltas, dns and
+// stats: the caller must not change them afterwards. A batch larger than the
+// message cap is split into several, sharing deltas and dns.
+func (e *Exporter) Submit(deltas []*netwatchv1.FlowDelta, dns []*netwatchv1.DnsObservation, stats *netwatchv1.SensorStats) {
 	now := e.now()
 	created := timestamppb.New(now)
 	var items []*item
-	for _, chunk := range e.split(deltas, stats) {
-		b := &netwatchv1.FlowBatch{CreatedAt: created, Deltas: chunk, Stats: stats}
-		it := &item{batch: b, size: int64(proto.Size(b)) + minItemSize, flows: uint64(len(chunk)), created: now} // + sequence and loss
-		for _, d := range chunk {
+	for _, c := range e.split(deltas, dns, stats) {
+		b := &netwatchv1.FlowBatch{CreatedAt: created, Deltas: c.deltas, Dns: c.dns, Stats: stats}
+		it := &item{batch: b, size: int64(proto.Size(b)) + minItemSize, flows: uint64(len(c.deltas)), created: now} // + sequence and loss
+		for _, d := range c.deltas {
 			it.packets += d.GetSrcPackets() + d.GetDstPackets()
 			it.bytes += d.GetSrcBytes() + d.GetDstBytes()
 		}
@@ -285,23 +286,33 @@ func (e *Exporter) Submit(deltas []*netwatchv1.FlowDelta, stats *netwatchv1.Sens
 	}
 }
 
-// split cuts deltas into chunks that each fit in a message with room to spare.
-func (e *Exporter) split(deltas []*netwatchv1.FlowDelta, stats *netwatchv1.SensorStats) [][]*netwatchv1.FlowDelta {
+// chunk is one message's share of a Submit.
+type chunk struct {
+	deltas []*netwatchv1.FlowDelta
+	dns    []*netwatchv1.DnsObservation
+}
+
+// split cuts deltas and dns into chunks that each fit in a message with room to
+// spare: as many as the total size needs, each with an even share of both.
+func (e *Exporter) split(deltas []*netwatchv1.FlowDelta, dns []*netwatchv1.DnsObservation, stats *netwatchv1.SensorStats) []chunk {
 	limit := e.cfg.MaxMessageBytes / 2
 	size := proto.Size(stats) + 128
+	for _, o := range dns {
+		size += proto.Size(o) + 4
+	}
 	for _, d := range deltas {
 		size += proto.Size(d) + 4
 	}
-	if size <= limit || len(deltas) <= 1 {
-		return [][]*netwatchv1.FlowDelta{deltas}
+	if size <= limit || len(deltas)+len(dns) <= 1 {
+		return []chunk{{deltas, dns}}
 	}
 	n := (size + limit - 1) / limit
-	per := (len(deltas) + n - 1) / n
-	var out [][]*netwatchv1.FlowDelta
-	for len(deltas) > 0 {
-		k := min(per, len(deltas))
-		out = append(out, deltas[:k:k])
-		deltas = deltas[k:]
+	perD, perO := (len(deltas)+n-1)/n, (len(dns)+n-1)/n
+	var out []chunk
+	for len(deltas) > 0 || len(dns) > 0 {
+		k, m := min(perD, len(deltas)), min(perO, len(dns))
+		out = append(out, chunk{deltas[:k:k], dns[:m:m]})
+		deltas, dns = deltas[k:], dns[m:]
 	}
 	return out
 }

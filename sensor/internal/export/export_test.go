@@ -25,6 +25,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"netwatch.dev/common/syncbuf"
@@ -106,7 +107,7 @@ func TestDeliveredExactlyOnceAcrossGracefulRestartAndKill9(t *testing.T) {
 	g := &gen{keys: 300, perBatch: 40}
 	submit := func(n int) {
 		for range n {
-			e.Submit(g.next(), &netwatchv1.SensorStats{Packets: g.packets, KernelDrops: 3})
+			e.Submit(g.next(), nil, &netwatchv1.SensorStats{Packets: g.packets, KernelDrops: 3})
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
@@ -156,7 +157,7 @@ func TestSpoolOverflowDropsOldestAndTheLossReachesTheCollector(t *testing.T) {
 	var perBatch []uint64
 	for range 40 {
 		before := g.packets
-		e.Submit(g.next(), nil)
+		e.Submit(g.next(), nil, nil)
 		perBatch = append(perBatch, g.packets-before)
 	}
 	st := e.Stats()
@@ -220,15 +221,15 @@ func TestBatchTheCollectorRefusesIsDroppedAsLossNotResentForever(t *testing.T) {
 	e := newExporter(t, cfg)
 	g := &gen{keys: 1 << 20, perBatch: 10}
 	for range 3 {
-		e.Submit(g.next(), nil)
+		e.Submit(g.next(), nil, nil)
 	}
 	before := g.packets
 	bad := g.next()
 	badPackets := g.packets - before // what the bad batch held before it was spoilt
 	bad[3].SrcPackets = ^uint64(0)
-	e.Submit(bad, nil)
+	e.Submit(bad, nil, nil)
 	for range 3 {
-		e.Submit(g.next(), nil)
+		e.Submit(g.next(), nil, nil)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
@@ -252,12 +253,12 @@ func TestSecondSensorWithTheSameIDIsRefused(t *testing.T) {
 	c := newCollector(t)
 	c.Start()
 	e1 := newExporter(t, testConfig(c.Addr(), "same"))
-	e1.Submit(nil, nil)
+	e1.Submit(nil, nil, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	require.NoError(t, e1.Drain(ctx))
 	e2 := newExporter(t, testConfig(c.Addr(), "same"))
-	e2.Submit(nil, nil)
+	e2.Submit(nil, nil, nil)
 	time.Sleep(500 * time.Millisecond)
 	assert.Zero(t, e2.Stats().Connects, "refused")
 	assert.Equal(t, 1, e2.Stats().SpoolBatches, "kept for when the id is free")
@@ -298,7 +299,7 @@ func TestTLSAndMutualTLS(t *testing.T) {
 	e := newExporter(t, cfg)
 	g := &gen{keys: 50, perBatch: 10}
 	for range 5 {
-		e.Submit(g.next(), nil)
+		e.Submit(g.next(), nil, nil)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -315,7 +316,7 @@ func TestTLSAndMutualTLS(t *testing.T) {
 		bad.CAFile, bad.CertFile, bad.KeyFile = cfg.CAFile, cfg.CertFile, cfg.KeyFile
 		mutate(&bad)
 		eb := newExporter(t, bad)
-		eb.Submit(nil, nil)
+		eb.Submit(nil, nil, nil)
 		sctx, scancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
 		assert.Error(t, eb.Drain(sctx), name)
 		scancel()
@@ -485,7 +486,7 @@ func TestTLSMismatchesAreExplained(t *testing.T) {
 			}
 			var log syncbuf.Buffer
 			e := newExporterLogging(t, cfg, &log)
-			e.Submit(nil, nil)
+			e.Submit(nil, nil, nil)
 			require.Eventually(t, func() bool { return strings.Contains(log.String(), tc.sensorSays) },
 				10*time.Second, 20*time.Millisecond, "the sensor says %q", tc.sensorSays)
 			assert.Equal(t, 1, strings.Count(log.String(), "cannot talk to the collector"), "said once:\n%s", log.String())
@@ -502,4 +503,38 @@ func TestTLSMismatchesAreExplained(t *testing.T) {
 			assert.Equal(t, 1, strings.Count(c.Log(), "refused TLS handshake"), "one line per peer per 30 s:\n%s", c.Log())
 		})
 	}
+}
+
+// TestSplitSharesDeltasAndDNS: a Submit larger than half the message cap is cut
+// into batches that each stay under it, the deltas and the DNS observations shared
+// between them, none lost or repeated.
+func TestSplitSharesDeltasAndDNS(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxMessageBytes = 64 << 10
+	e := &Exporter{cfg: cfg}
+	g := &gen{keys: 5000, perBatch: 1500}
+	deltas := g.next()
+	var dns []*netwatchv1.DnsObservation
+	for i := range 3000 {
+		dns = append(dns, &netwatchv1.DnsObservation{Name: strings.Repeat("n", 40) + ".example", Addr: []byte{10, 0, byte(i >> 8), byte(i)},
+			Ttl: 60, Seen: timestamppb.Now()})
+	}
+	chunks := e.split(deltas, dns, nil)
+	require.Greater(t, len(chunks), 2)
+	var gotD, gotO int
+	for _, c := range chunks {
+		b := &netwatchv1.FlowBatch{Deltas: c.deltas, Dns: c.dns, Sequence: 1, CreatedAt: timestamppb.Now()}
+		assert.LessOrEqual(t, proto.Size(b), cfg.MaxMessageBytes)
+		gotD += len(c.deltas)
+		gotO += len(c.dns)
+	}
+	assert.Equal(t, len(deltas), gotD)
+	assert.Equal(t, len(dns), gotO)
+	assert.Same(t, dns[len(dns)-1], chunks[len(chunks)-1].dns[len(chunks[len(chunks)-1].dns)-1])
+
+	// Small enough: one batch with everything.
+	one := e.split(deltas[:3], dns[:2], nil)
+	require.Len(t, one, 1)
+	assert.Len(t, one[0].deltas, 3)
+	assert.Len(t, one[0].dns, 2)
 }

@@ -35,6 +35,7 @@ func write(w *promtext.Writer, st *netwatchv1.SensorStats) {
 	w.Counter("netwatch_sensor_queue_freezes_total", "Times the kernel froze a ring's block queue (tp_freeze_q_cnt).", st.GetQueueFreezes())
 	labelled("netwatch_sensor_decode_errors_total", "Frames that could not be decoded, by kind.", "kind", st.GetDecodeErrors())
 	labelled("netwatch_sensor_non_ip_frames_total", "Frames that were not IP, by kind.", "kind", st.GetNonIp())
+	labelled("netwatch_sensor_inspect_events_total", "Payload inspection events (malformed TLS or DNS, DNS observations dropped...), by kind.", "kind", st.GetInspect())
 	w.Gauge("netwatch_sensor_flows_active", "Flows in the flow tables.", st.GetFlowsActive())
 	w.Counter("netwatch_sensor_flows_evicted_total", "Flows evicted from a full flow table.", st.GetFlowsEvicted())
 	w.Family("netwatch_sensor_interface_up", "gauge", "1 when the capture interface is up and running.")

@@ -20,6 +20,7 @@ func TestExposition(t *testing.T) {
 	st := &netwatchv1.SensorStats{
 		Packets: 10, KernelDrops: 3, FlowsActive: 2,
 		DecodeErrors:    []*netwatchv1.CounterValue{{Name: "malformed_ip", Value: 1}, {Name: `we"ird`, Value: 0}},
+		Inspect:         []*netwatchv1.CounterValue{{Name: "dns_observations_dropped", Value: 7}},
 		InterfaceStatus: netwatchv1.InterfaceStatus_INTERFACE_STATUS_UP,
 	}
 	srv := httptest.NewServer(Handler(func() *netwatchv1.SensorStats { return st }))
@@ -36,6 +37,7 @@ func TestExposition(t *testing.T) {
 		"netwatch_sensor_flows_active 2\n",
 		`netwatch_sensor_decode_errors_total{kind="malformed_ip"} 1` + "\n",
 		`netwatch_sensor_decode_errors_total{kind="we\"ird"} 0` + "\n",
+		`netwatch_sensor_inspect_events_total{kind="dns_observations_dropped"} 7` + "\n",
 		"netwatch_sensor_interface_up 1\n",
 		"# TYPE process_cpu_seconds_total counter\n",
 	} {
@@ -48,6 +50,7 @@ var full = &netwatchv1.SensorStats{
 	Packets: 10, Bytes: 1500, KernelPackets: 12, KernelDrops: 3, QueueFreezes: 1,
 	DecodeErrors: []*netwatchv1.CounterValue{{Name: "malformed_ip", Value: 1}, {Name: "we\"ird\\\n", Value: 0}},
 	NonIp:        []*netwatchv1.CounterValue{{Name: "arp", Value: 4}},
+	Inspect:      []*netwatchv1.CounterValue{{Name: "dns_observations_dropped", Value: 7}, {Name: "tls_malformed", Value: 0}},
 	FlowsActive:  2, FlowsEvicted: 5, RssBytes: 1 << 20,
 	InterfaceStatus: netwatchv1.InterfaceStatus_INTERFACE_STATUS_UP,
 }

@@ -31,7 +31,7 @@ func BenchmarkJSONL(b *testing.B) {
 		d.SrcTCPFlags, d.DstTCPFlags = 0x1b, 0x12
 		d.Status, d.EndReason = flow.StatusClosed, flow.EndFIN
 	}
-	j := NewJSONL(io.Discard, "bench-sensor")
+	j := NewJSONL(io.Discard, "bench-sensor", 0)
 	i := 0
 	for b.Loop() {
 		if err := j.Add(&deltas[i%len(deltas)]); err != nil {

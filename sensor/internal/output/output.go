@@ -10,9 +10,11 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"netwatch.dev/proto/flowmeta"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 	"netwatch.dev/proto/restjson"
 	"netwatch.dev/sensor/internal/flow"
+	"netwatch.dev/sensor/internal/inspect"
 )
 
 var statusOf = [...]netwatchv1.FlowStatus{
@@ -47,9 +49,27 @@ func EndReason(r flow.EndReason) netwatchv1.EndReason {
 	return netwatchv1.EndReason_END_REASON_UNSPECIFIED
 }
 
-// FlowDelta converts one delta for the collector. Addresses are 4 bytes for IPv4.
-func FlowDelta(d *flow.Delta) *netwatchv1.FlowDelta {
+// CommunityID appends the delta's flow's Community ID v1 with seed (nothing for a
+// flow that has none: ICMP without its type). It runs on the writer goroutine,
+// never in a capture worker: a SHA-1 a flow is more than the per-packet budget.
+func CommunityID(b []byte, d *flow.Delta, seed uint16) []byte {
+	return flowmeta.AppendCommunityID(b, seed, d.Protocol, d.Src(), d.Dst(), d.SrcPort, d.DstPort, d.ICMPType, d.ICMPCode, d.HasICMP)
+}
+
+// Application is the delta's application label: what its payload showed, else its
+// well-known port's service, else "".
+func Application(d *flow.Delta) string {
+	if d.App != flowmeta.AppNone {
+		return d.App.String()
+	}
+	return flowmeta.PortApp(d.Protocol, d.SrcPort, d.DstPort).String()
+}
+
+// FlowDelta converts one delta for the collector, with its Community ID computed
+// with seed. Addresses are 4 bytes for IPv4.
+func FlowDelta(d *flow.Delta, seed uint16) *netwatchv1.FlowDelta {
 	src, dst := d.Src(), d.Dst()
+	var cid [flowmeta.CommunityIDMaxLen]byte
 	return &netwatchv1.FlowDelta{
 		Key: &netwatchv1.FlowKey{
 			Protocol: uint32(d.Protocol),
@@ -67,6 +87,21 @@ func FlowDelta(d *flow.Delta) *netwatchv1.FlowDelta {
 		DstTcpFlags: uint32(d.DstTCPFlags),
 		Status:      Status(d.Status),
 		EndReason:   EndReason(d.EndReason),
+		CommunityId: string(CommunityID(cid[:0], d, seed)),
+		ServerName:  d.ServerName,
+		Application: Application(d),
+	}
+}
+
+// DNSObservation converts one DNS answer for the collector; nil when its address
+// is not valid. Addresses are 4 bytes for IPv4.
+func DNSObservation(a *inspect.DNSAnswer) *netwatchv1.DnsObservation {
+	if !a.Addr.IsValid() {
+		return nil
+	}
+	return &netwatchv1.DnsObservation{
+		Name: a.Name, Canonical: a.Canonical, Addr: a.Addr.Unmap().AsSlice(), Ttl: a.TTL,
+		Seen: timestamppb.New(time.Unix(0, a.Seen)),
 	}
 }
 
@@ -93,6 +128,7 @@ type record struct {
 type JSONL struct {
 	w        *bufio.Writer
 	sensorID string
+	seed     uint16
 	open     map[recordKey]*record
 	one      record
 	view     restjson.Flow
@@ -100,9 +136,10 @@ type JSONL struct {
 	written  uint64
 }
 
-// NewJSONL writes to w; sensorID goes into each line's sensorId and flowKey.
-func NewJSONL(w io.Writer, sensorID string) *JSONL {
-	return &JSONL{w: bufio.NewWriterSize(w, 256<<10), sensorID: sensorID, open: make(map[recordKey]*record)}
+// NewJSONL writes to w; sensorID goes into each line's sensorId and flowKey, seed
+// into its communityId.
+func NewJSONL(w io.Writer, sensorID string, seed uint16) *JSONL {
+	return &JSONL{w: bufio.NewWriterSize(w, 256<<10), sensorID: sensorID, seed: seed, open: make(map[recordKey]*record)}
 }
 
 // Add sums one delta into its record and writes the record if it ended.
@@ -120,7 +157,14 @@ func (j *JSONL) Add(d *flow.Delta) error {
 		r = &record{}
 		j.open[k] = r
 	}
+	app, server := r.d.App, r.d.ServerName
 	r.d = *d
+	if r.d.App == flowmeta.AppNone { // a label once seen stays
+		r.d.App = app
+	}
+	if r.d.ServerName == "" {
+		r.d.ServerName = server
+	}
 	r.srcPkts += d.SrcPackets
 	r.srcBytes += d.SrcBytes
 	r.dstPkts += d.DstPackets
@@ -146,10 +190,24 @@ func (j *JSONL) Flush() error { return j.w.Flush() }
 func (j *JSONL) write(r *record) error {
 	r.view(j.sensorID, &j.view)
 	j.buf = restjson.AppendFlow(j.buf[:0], &j.view)
-	j.buf = append(j.buf, '\n')
+	j.buf = appendIdentity(j.buf[:len(j.buf)-1], &r.d, j.seed) // before the closing brace
+	j.buf = append(j.buf, '}', '\n')
 	j.written++
 	_, err := j.w.Write(j.buf)
 	return err
+}
+
+// appendIdentity appends the line's fields after the NetworkFlow view's:
+// communityId, serverName and application ("" when unknown), computed here
+// without allocating.
+func appendIdentity(b []byte, d *flow.Delta, seed uint16) []byte {
+	b = append(b, `,"communityId":"`...)
+	b = CommunityID(b, d, seed) // base64 and "1:": nothing to escape
+	b = append(b, `","serverName":`...)
+	b = restjson.AppendString(b, d.ServerName)
+	b = append(b, `,"application":"`...)
+	b = append(b, Application(d)...) // lower-case letters and digits
+	return append(b, '"')
 }
 
 // view is the record as the contract's flow view, which restjson.AppendFlow writes as

@@ -17,6 +17,7 @@ import (
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 	"netwatch.dev/proto/restjson"
 	"netwatch.dev/sensor/internal/flow"
+	"netwatch.dev/sensor/internal/inspect"
 )
 
 func randomRecord(r *rand.Rand) *record {
@@ -79,7 +80,8 @@ func TestLineIsTheRecordsNetworkFlow(t *testing.T) {
 		rec := randomRecord(r)
 		id := []string{"sensor-1", `we"ird<id>`, "ünï\x01"}[i%3]
 		var buf bytes.Buffer
-		j := NewJSONL(&buf, id)
+		seed := uint16(r.IntN(3)) * 0x7fff
+		j := NewJSONL(&buf, id, seed)
 		d := rec.d
 		d.SrcPackets, d.SrcBytes, d.DstPackets, d.DstBytes, d.SrcTCPFlags, d.DstTCPFlags = rec.srcPkts, rec.srcBytes, rec.dstPkts, rec.dstBytes, rec.srcFlags, rec.dstFlags
 		if d.EndReason == flow.EndNone {
@@ -88,13 +90,17 @@ func TestLineIsTheRecordsNetworkFlow(t *testing.T) {
 		}
 		require.NoError(t, j.Add(&d))
 		require.NoError(t, j.Flush())
-		require.Equal(t, string(restjson.Marshal(networkFlow(id, rec)))+"\n", buf.String())
+		view := string(restjson.Marshal(networkFlow(id, rec)))
+		cid := flowmeta.CommunityID(seed, d.Protocol, d.Src(), d.Dst(), d.SrcPort, d.DstPort, d.ICMPType, d.ICMPCode, d.HasICMP)
+		app := flowmeta.PortApp(d.Protocol, d.SrcPort, d.DstPort).String()
+		want := strings.TrimSuffix(view, "}") + `,"communityId":"` + cid + `","serverName":"","application":"` + app + `"}` + "\n"
+		require.Equal(t, want, buf.String())
 	}
 }
 
 func TestJSONLWritesARecordWhenItEnds(t *testing.T) {
 	var buf bytes.Buffer
-	j := NewJSONL(&buf, "s1")
+	j := NewJSONL(&buf, "s1", 0)
 	d := randomRecord(rand.New(rand.NewPCG(1, 1))).d
 	d.EndReason, d.SrcPackets, d.SrcBytes, d.DstPackets, d.DstBytes = flow.EndNone, 2, 100, 1, 60
 	require.NoError(t, j.Add(&d))
@@ -111,4 +117,121 @@ func TestJSONLWritesARecordWhenItEnds(t *testing.T) {
 	assert.Equal(t, float64(140), got["srcBytes"])
 	assert.Equal(t, float64(200), got["bytes"])
 	assert.Equal(t, "idle-timeout", got["endReason"])
+}
+
+// identityDelta is a TCP flow with a payload label and a server name.
+func identityDelta() flow.Delta {
+	var d flow.Delta
+	d.Protocol = 6
+	d.SrcAddr = netip.MustParseAddr("192.168.1.10").As16()
+	d.DstAddr = netip.MustParseAddr("93.184.216.34").As16()
+	d.SrcPort, d.DstPort = 51000, 8443
+	d.FirstSeen, d.LastSeen = 1_764_000_000_000_000_000, 1_764_000_001_000_000_000
+	d.SrcPackets, d.SrcBytes = 3, 300
+	d.Status, d.EndReason = flow.StatusClosed, flow.EndFIN
+	d.App, d.ServerName = flowmeta.AppHTTP, `exa"mple.com`
+	return d
+}
+
+// jsonKeys returns the keys of one JSON object in order, failing on a duplicate.
+func jsonKeys(t *testing.T, line string) []string {
+	t.Helper()
+	dec := json.NewDecoder(strings.NewReader(line))
+	tok, err := dec.Token()
+	require.NoError(t, err)
+	require.Equal(t, json.Delim('{'), tok)
+	var keys []string
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		require.NoError(t, err)
+		k := tok.(string)
+		require.False(t, seen[k], "key %q twice in %s", k, line)
+		seen[k] = true
+		keys = append(keys, k)
+		var v json.RawMessage
+		require.NoError(t, dec.Decode(&v))
+	}
+	return keys
+}
+
+// TestJSONLIdentityFields: a line carries communityId (with the configured seed),
+// serverName and application after the NetworkFlow view's fields, once each; the
+// label falls back to the port's service; a label or name seen in an earlier delta
+// of the record stays.
+func TestJSONLIdentityFields(t *testing.T) {
+	d := identityDelta()
+	var buf bytes.Buffer
+	j := NewJSONL(&buf, "s1", 9)
+	open := d
+	open.EndReason = flow.EndNone
+	require.NoError(t, j.Add(&open))
+	last := d
+	last.App, last.ServerName = flowmeta.AppNone, "" // not repeated in the last delta
+	require.NoError(t, j.Add(&last))
+	other := identityDelta()
+	other.App, other.ServerName, other.FirstSeen = flowmeta.AppNone, "", d.FirstSeen+1 // port fallback
+	require.NoError(t, j.Add(&other))
+	require.NoError(t, j.Flush())
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	require.Len(t, lines, 2)
+
+	keys := jsonKeys(t, lines[0])
+	viewKeys := jsonKeys(t, string(restjson.AppendFlow(nil, &restjson.Flow{})))
+	require.Equal(t, append(viewKeys, "communityId", "serverName", "application"), keys)
+
+	var got map[string]any
+	require.NoError(t, json.Unmarshal([]byte(lines[0]), &got))
+	wantID := flowmeta.CommunityID(9, 6, d.Src(), d.Dst(), 51000, 8443, 0, 0, false)
+	assert.Equal(t, wantID, got["communityId"])
+	assert.NotEqual(t, flowmeta.CommunityID(0, 6, d.Src(), d.Dst(), 51000, 8443, 0, 0, false), wantID)
+	assert.Equal(t, `exa"mple.com`, got["serverName"])
+	assert.Equal(t, "http", got["application"])
+
+	require.NoError(t, json.Unmarshal([]byte(lines[1]), &got))
+	assert.Equal(t, "", got["serverName"])
+	assert.Equal(t, "tls", got["application"]) // 8443
+}
+
+func TestFlowDeltaIdentity(t *testing.T) {
+	d := identityDelta()
+	m := FlowDelta(&d, 0)
+	assert.Equal(t, flowmeta.CommunityID(0, 6, d.Src(), d.Dst(), 51000, 8443, 0, 0, false), m.GetCommunityId())
+	assert.Equal(t, `exa"mple.com`, m.GetServerName())
+	assert.Equal(t, "http", m.GetApplication())
+	assert.Len(t, m.GetKey().GetSrcAddr(), 4)
+
+	// ICMP: the type and code, not the ports, go into the ID; the seed matters.
+	var e flow.Delta
+	e.Protocol, e.IsIPv6 = 58, true
+	e.SrcAddr = netip.MustParseAddr("fe80::200:86ff:fe05:80da").As16()
+	e.DstAddr = netip.MustParseAddr("fe80::260:97ff:fe07:69ea").As16()
+	e.ICMPType, e.HasICMP = 135, true
+	m = FlowDelta(&e, 0)
+	assert.Equal(t, "1:dGHyGvjMfljg6Bppwm3bg0LO8TY=", m.GetCommunityId()) // the spec's baseline
+	assert.Equal(t, "1:kHa1FhMYIT6Ym2Vm2AOtoOARDzY=", FlowDelta(&e, 1).GetCommunityId())
+	assert.Equal(t, "", m.GetApplication())
+	e.HasICMP = false
+	assert.Equal(t, "", FlowDelta(&e, 0).GetCommunityId())
+
+	// A port label when the payload showed none.
+	d.App = flowmeta.AppNone
+	d.Protocol, d.DstPort = 17, 53
+	assert.Equal(t, "dns", FlowDelta(&d, 0).GetApplication())
+}
+
+func TestDNSObservation(t *testing.T) {
+	a := inspect.DNSAnswer{Name: "www.example.com", Canonical: "edge.example.net",
+		Addr: netip.MustParseAddr("::ffff:192.0.2.7"), TTL: 300, Seen: 1_764_000_000_123_000_000}
+	m := DNSObservation(&a)
+	require.NotNil(t, m)
+	assert.Equal(t, "www.example.com", m.GetName())
+	assert.Equal(t, "edge.example.net", m.GetCanonical())
+	assert.Equal(t, []byte{192, 0, 2, 7}, m.GetAddr())
+	assert.Equal(t, uint32(300), m.GetTtl())
+	assert.Equal(t, a.Seen, m.GetSeen().AsTime().UnixNano())
+	a.Addr = netip.MustParseAddr("2001:db8::1")
+	assert.Len(t, DNSObservation(&a).GetAddr(), 16)
+	a.Addr = netip.Addr{}
+	assert.Nil(t, DNSObservation(&a))
 }

@@ -49,6 +49,9 @@ type Config struct {
 	// must not keep the slice. Exports then carry the deltas of the flows that go on,
 	// as they do for a collector.
 	Deltas func([]flow.Delta)
+	// CommunityIDSeed seeds the flows' Community IDs (FlowDelta.community_id and
+	// the JSON lines' communityId); 0 is the spec's default.
+	CommunityIDSeed uint16
 
 	// Capture: live, the interface, its rings and workers; both modes: Filter (--bpf).
 	Capture capture.Config
@@ -120,8 +123,9 @@ func New(cfg Config, log *slog.Logger, stdout io.Writer) (_ *Pipeline, err error
 	}
 	p.out = newOutputs(workers, iface)
 	p.out.deltas = cfg.Deltas
+	p.out.seed, p.out.keepDNS = cfg.CommunityIDSeed, cfg.Export.Collector != ""
 	if cfg.Output == "jsonl" {
-		p.out.jsonl = output.NewJSONL(stdout, cfg.Export.SensorID)
+		p.out.jsonl = output.NewJSONL(stdout, cfg.Export.SensorID, cfg.CommunityIDSeed)
 	}
 	if cfg.Export.Collector != "" {
 		if p.exp, err = export.New(cfg.Export, log, time.Now); err != nil {

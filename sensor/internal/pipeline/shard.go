@@ -18,7 +18,7 @@ import (
 // exporter is what the sensor hands each export interval's deltas to (the collector
 // link). Submit must not block capture.
 type exporter interface {
-	Submit(deltas []*netwatchv1.FlowDelta, stats *netwatchv1.SensorStats)
+	Submit(deltas []*netwatchv1.FlowDelta, dns []*netwatchv1.DnsObservation, stats *netwatchv1.SensorStats)
 }
 
 // shard is one worker's decoder and flow table; only its own goroutine touches them.
@@ -86,35 +86,76 @@ func (s *shard) maybeExport(now int64) {
 func (s *shard) export(now int64) {
 	s.sync()
 	s.lastExport = now
-	s.out.publish(s.id, s.dec.Counters, s.table.Stats())
+	s.out.publish(s.id, s.dec.Counters, s.table.Stats(), &s.insp)
 	b := s.out.buffer()
 	if s.wholeRecords {
 		s.table.ExportEnded(now, b.add)
 	} else {
 		s.table.Export(now, b.add)
 	}
+	s.drainDNS(b)
 	s.out.work <- b
 }
+
+// drainDNS moves the DNS answers the inspector collected into b, for the next
+// batch to the collector; without a collector they are dropped (uncounted:
+// nothing would take them).
+func (s *shard) drainDNS(b *deltaBatch) {
+	if s.out.keepDNS {
+		s.insp.DrainDNS(b.addDNS)
+	} else {
+		s.insp.DrainDNS(discardDNS)
+	}
+}
+
+func discardDNS(*inspect.DNSAnswer) {}
 
 // flush ends every flow (sensor stopped or end of file) and releases the table: it
 // is the shard's last use.
 func (s *shard) flush() {
 	s.sync()
 	st := s.table.Stats()
-	s.out.publish(s.id, s.dec.Counters, st)
+	s.out.publish(s.id, s.dec.Counters, st, &s.insp)
 	b := s.out.buffer()
 	b.deltas = slices.Grow(b.deltas, st.Flows) // one delta a flow: no regrowing copies
 	s.table.Flush(flow.EndSensorStopped, b.add)
+	s.drainDNS(b)
 	s.out.work <- b
 	if err := s.table.Close(); err != nil {
 		s.out.setErr(err)
 	}
 }
 
-// deltaBatch is one export of one shard: the deltas copied out of the table.
-type deltaBatch struct{ deltas []flow.Delta }
+// MaxDNSPerBatch bounds the DNS observations of one FlowBatch (what the collector
+// accepts); one export of a shard gives one batch, and the answers beyond it are
+// dropped and counted (dns_observations_dropped in SensorStats.inspect).
+const MaxDNSPerBatch = 8192
+
+// deltaBatch is one export of one shard: the deltas copied out of the table, and
+// the DNS answers drained from the inspector.
+type deltaBatch struct {
+	deltas     []flow.Delta
+	dns        []inspect.DNSAnswer
+	dnsDropped uint64
+}
 
 func (b *deltaBatch) add(d *flow.Delta) { b.deltas = append(b.deltas, *d) }
+
+func (b *deltaBatch) addDNS(a *inspect.DNSAnswer) {
+	if len(b.dns) >= MaxDNSPerBatch {
+		b.dnsDropped++
+		return
+	}
+	b.dns = append(b.dns, *a)
+}
+
+// reset empties b for reuse (dropping its references to names).
+func (b *deltaBatch) reset() {
+	b.deltas = b.deltas[:0]
+	clear(b.dns)
+	b.dns = b.dns[:0]
+	b.dnsDropped = 0
+}
 
 // outputs fans deltas out to the JSON-lines writer and the collector link, and keeps
 // the shards' latest counters for the sensor's stats.
@@ -134,8 +175,17 @@ type outputs struct {
 	iface    string
 	dec      []decode.Counters
 	tables   []flow.Stats
-	cpu      procstat.Sampler
-	err      error
+	insp     [][]inspect.Counter // each shard's inspector counters
+	// dnsDropped: DNS answers beyond MaxDNSPerBatch in a shard's export.
+	dnsDropped uint64
+	cpu        procstat.Sampler
+	err        error
+
+	// seed is the Community ID seed (Config.CommunityIDSeed); keepDNS: the
+	// shards hand their DNS answers over (there is a collector to send them to).
+	// Both are set before the shards start.
+	seed    uint16
+	keepDNS bool
 
 	work    chan *deltaBatch
 	free    chan *deltaBatch
@@ -150,7 +200,7 @@ type captureCounters struct {
 
 func newOutputs(shards int, iface string) *outputs {
 	return &outputs{
-		dec: make([]decode.Counters, shards), tables: make([]flow.Stats, shards), iface: iface,
+		dec: make([]decode.Counters, shards), tables: make([]flow.Stats, shards), insp: make([][]inspect.Counter, shards), iface: iface,
 		work: make(chan *deltaBatch, 4), free: make(chan *deltaBatch, 4+shards), stopped: make(chan struct{}),
 	}
 }
@@ -160,8 +210,8 @@ func (o *outputs) start() {
 	go func() {
 		defer close(o.stopped)
 		for b := range o.work {
-			o.write(b.deltas)
-			b.deltas = b.deltas[:0]
+			o.write(b)
+			b.reset()
 			select {
 			case o.free <- b:
 			default:
@@ -185,14 +235,24 @@ func (o *outputs) buffer() *deltaBatch {
 	}
 }
 
-func (o *outputs) publish(id int, dec decode.Counters, tab flow.Stats) {
+// publish keeps a shard's counters; it runs on the shard's goroutine (the only one
+// that may call its inspector).
+func (o *outputs) publish(id int, dec decode.Counters, tab flow.Stats, insp *inspect.Inspector) {
 	o.mu.Lock()
 	o.dec[id], o.tables[id] = dec, tab
+	o.insp[id] = insp.Counters(o.insp[id][:0])
 	o.mu.Unlock()
 }
 
-// write runs on the writer goroutine.
-func (o *outputs) write(deltas []flow.Delta) {
+// write runs on the writer goroutine: it computes what the capture workers leave
+// out (the Community IDs, the messages) and hands the batch on.
+func (o *outputs) write(b *deltaBatch) {
+	deltas := b.deltas
+	if b.dnsDropped > 0 {
+		o.mu.Lock()
+		o.dnsDropped += b.dnsDropped
+		o.mu.Unlock()
+	}
 	var protos []*netwatchv1.FlowDelta
 	if o.exporter != nil {
 		protos = make([]*netwatchv1.FlowDelta, 0, len(deltas)) // the exporter owns it after Submit
@@ -205,11 +265,20 @@ func (o *outputs) write(deltas []flow.Delta) {
 			}
 		}
 		if o.exporter != nil {
-			protos = append(protos, output.FlowDelta(d))
+			protos = append(protos, output.FlowDelta(d, o.seed))
 		}
 	}
 	if o.exporter != nil {
-		o.exporter.Submit(protos, o.statsNow(time.Now(), true))
+		var dns []*netwatchv1.DnsObservation
+		if len(b.dns) > 0 {
+			dns = make([]*netwatchv1.DnsObservation, 0, len(b.dns))
+			for i := range b.dns {
+				if m := output.DNSObservation(&b.dns[i]); m != nil {
+					dns = append(dns, m)
+				}
+			}
+		}
+		o.exporter.Submit(protos, dns, o.statsNow(time.Now(), true))
 	}
 	if o.deltas != nil {
 		o.deltas(deltas)
@@ -262,6 +331,13 @@ func (o *outputs) statsNow(now time.Time, sampleCPU bool) *netwatchv1.SensorStat
 	st.Packets = frames
 	st.DecodeErrors = counters(byResult)
 	st.NonIp = counters(nonIP)
+	insp := map[string]uint64{"dns_observations_dropped": o.dnsDropped}
+	for _, cs := range o.insp {
+		for _, c := range cs {
+			insp[c.Name] += c.Value
+		}
+	}
+	st.Inspect = counters(insp)
 	if o.captured != nil {
 		c := o.captured()
 		st.KernelPackets, st.KernelDrops, st.QueueFreezes = c.kernelPackets, c.kernelDrops, c.freezes
