@@ -65,6 +65,23 @@ func Application(d *flow.Delta) string {
 	return flowmeta.PortApp(d.Protocol, d.SrcPort, d.DstPort).String()
 }
 
+// ServerName is the delta's server name as the contract bounds it (at most 253
+// bytes of [a-z0-9.-_:]), "" for one outside (the collector would refuse the
+// batch for it).
+func ServerName(d *flow.Delta) string {
+	s := d.ServerName
+	if len(s) > 253 {
+		return ""
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '.' || c == '-' || c == '_' || c == ':') {
+			return ""
+		}
+	}
+	return s
+}
+
 // FlowDelta converts one delta for the collector, with its Community ID computed
 // with seed. Addresses are 4 bytes for IPv4.
 func FlowDelta(d *flow.Delta, seed uint16) *netwatchv1.FlowDelta {
@@ -88,7 +105,7 @@ func FlowDelta(d *flow.Delta, seed uint16) *netwatchv1.FlowDelta {
 		Status:      Status(d.Status),
 		EndReason:   EndReason(d.EndReason),
 		CommunityId: string(CommunityID(cid[:0], d, seed)),
-		ServerName:  d.ServerName,
+		ServerName:  ServerName(d),
 		Application: Application(d),
 	}
 }
@@ -203,9 +220,9 @@ func (j *JSONL) write(r *record) error {
 func appendIdentity(b []byte, d *flow.Delta, seed uint16) []byte {
 	b = append(b, `,"communityId":"`...)
 	b = CommunityID(b, d, seed) // base64 and "1:": nothing to escape
-	b = append(b, `","serverName":`...)
-	b = restjson.AppendString(b, d.ServerName)
-	b = append(b, `,"application":"`...)
+	b = append(b, `","serverName":"`...)
+	b = append(b, ServerName(d)...) // nothing to escape in what it lets through
+	b = append(b, `","application":"`...)
 	b = append(b, Application(d)...) // lower-case letters and digits
 	return append(b, '"')
 }

@@ -129,7 +129,7 @@ func identityDelta() flow.Delta {
 	d.FirstSeen, d.LastSeen = 1_764_000_000_000_000_000, 1_764_000_001_000_000_000
 	d.SrcPackets, d.SrcBytes = 3, 300
 	d.Status, d.EndReason = flow.StatusClosed, flow.EndFIN
-	d.App, d.ServerName = flowmeta.AppHTTP, `exa"mple.com`
+	d.App, d.ServerName = flowmeta.AppHTTP, "www.example.com:8443"
 	return d
 }
 
@@ -185,7 +185,7 @@ func TestJSONLIdentityFields(t *testing.T) {
 	wantID := flowmeta.CommunityID(9, 6, d.Src(), d.Dst(), 51000, 8443, 0, 0, false)
 	assert.Equal(t, wantID, got["communityId"])
 	assert.NotEqual(t, flowmeta.CommunityID(0, 6, d.Src(), d.Dst(), 51000, 8443, 0, 0, false), wantID)
-	assert.Equal(t, `exa"mple.com`, got["serverName"])
+	assert.Equal(t, "www.example.com:8443", got["serverName"])
 	assert.Equal(t, "http", got["application"])
 
 	require.NoError(t, json.Unmarshal([]byte(lines[1]), &got))
@@ -197,7 +197,7 @@ func TestFlowDeltaIdentity(t *testing.T) {
 	d := identityDelta()
 	m := FlowDelta(&d, 0)
 	assert.Equal(t, flowmeta.CommunityID(0, 6, d.Src(), d.Dst(), 51000, 8443, 0, 0, false), m.GetCommunityId())
-	assert.Equal(t, `exa"mple.com`, m.GetServerName())
+	assert.Equal(t, "www.example.com:8443", m.GetServerName())
 	assert.Equal(t, "http", m.GetApplication())
 	assert.Len(t, m.GetKey().GetSrcAddr(), 4)
 
@@ -218,6 +218,31 @@ func TestFlowDeltaIdentity(t *testing.T) {
 	d.App = flowmeta.AppNone
 	d.Protocol, d.DstPort = 17, 53
 	assert.Equal(t, "dns", FlowDelta(&d, 0).GetApplication())
+}
+
+// TestServerNameOutsideTheContractIsLeftOut: a name the collector would refuse
+// the batch for (too long, upper case, a quote) is sent and written as "".
+func TestServerNameOutsideTheContractIsLeftOut(t *testing.T) {
+	d := identityDelta()
+	for name, want := range map[string]string{
+		"a-b_c.example:443":      "a-b_c.example:443",
+		strings.Repeat("a", 253): strings.Repeat("a", 253),
+		strings.Repeat("a", 254): "",
+		"Example.com":            "",
+		`exa"mple.com`:           "",
+		"caf\u00e9.example":      "",
+		"":                       "",
+	} {
+		d.ServerName = name
+		assert.Equal(t, want, FlowDelta(&d, 0).GetServerName(), "%q", name)
+		var buf bytes.Buffer
+		j := NewJSONL(&buf, "s1", 0)
+		require.NoError(t, j.Add(&d))
+		require.NoError(t, j.Flush())
+		var got map[string]any
+		require.NoError(t, json.Unmarshal(buf.Bytes(), &got))
+		assert.Equal(t, want, got["serverName"], "%q", name)
+	}
 }
 
 func TestDNSObservation(t *testing.T) {
