@@ -239,3 +239,30 @@ func TestHostPredicatesRunOncePerAddress(t *testing.T) {
 	assert.True(t, s.hosts.pin.TryLock(), "unpinned after a Stream that stopped")
 	s.hosts.pin.Unlock()
 }
+
+// TestConcurrentLabelsAndHostFilters: names taken up, replaced, released and swept
+// while queries compile bitmaps over them and the host view reads (run with -race).
+func TestConcurrentLabelsAndHostFilters(t *testing.T) {
+	s := New(configWith(func(c *Config) { c.MaxFlows = 2000; c.Retention = time.Minute; c.MaxServerNames = 50 }))
+	host := netip.MustParseAddr("10.255.0.1")
+	whileIngesting(s, func(w, i int) (string, dl) {
+		return fmt.Sprintf("s%d", w), dl{src: fmt.Sprintf("10.%d.%d.%d", w, i>>8&255, i&255), dst: "10.255.0.1", sport: uint32(i % 7), dport: 443,
+			first: t0, last: t0.Add(time.Duration(i%120) * time.Second), srcPk: 1, srcB: 100,
+			name: fmt.Sprintf("h%d.example.com", i%97), app: []string{"tls", "http", ""}[i%3]}
+	}, func(i int) {
+		f := Filter{Protocol: -1, Port: -1, ServerName: "example.com", Application: "tls",
+			Hosts: []func(netip.Addr) bool{func(a netip.Addr) bool { return a == host }}}
+		page, total := s.Query(f, Order{ByBytes, true}, 0, 50)
+		require.LessOrEqual(t, len(page), total)
+		for _, fl := range page {
+			require.Equal(t, "tls", fl.Application)
+			require.True(t, strings.HasSuffix(fl.ServerName, ".example.com"), fl.ServerName)
+		}
+		s.HostWindow(host, t0, t0.Add(5*time.Minute), func(hf HostFlow) { require.NotZero(t, hf.Bytes) })
+		s.HostSeries(host, t0, t0.Add(5*time.Minute))
+		s.Expire(t0.Add(time.Duration(i) * time.Millisecond))
+	})
+	st := s.Stats()
+	assert.LessOrEqual(t, st.ServerNames, 50)
+	assert.NotZero(t, st.NamesRefused)
+}

@@ -29,6 +29,7 @@ type dl struct {
 	status           netwatchv1.FlowStatus
 	end              netwatchv1.EndReason
 	srcFlag, dstFlag uint32
+	name, app        string // server name, application
 }
 
 func (d dl) delta() *netwatchv1.FlowDelta {
@@ -44,6 +45,7 @@ func (d dl) delta() *netwatchv1.FlowDelta {
 		SrcPackets: d.srcPk, SrcBytes: d.srcB, DstPackets: d.dstPk, DstBytes: d.dstB,
 		FirstSeen: timestamppb.New(d.first), LastSeen: timestamppb.New(d.last),
 		Status: d.status, EndReason: d.end, SrcTcpFlags: d.srcFlag, DstTcpFlags: d.dstFlag,
+		ServerName: d.name, Application: d.app,
 	}
 }
 
