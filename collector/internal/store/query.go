@@ -186,8 +186,8 @@ func (c *compiled) matchAt(sh *shard, slot uint32, r *record) bool {
 func (c *compiled) match(r *record) bool {
 	return r.meta&metaLive != 0 &&
 		(!c.cidOn || r.cid == c.cid) &&
-		(!c.nameOn || bitSet(c.names, r.name)) &&
-		(!c.appOn || bitSet(c.apps, uint32(r.app))) &&
+		(!c.nameOn || bitSet(c.names, r.name())) &&
+		(!c.appOn || bitSet(c.apps, r.app())) &&
 		(c.proto < 0 || int(r.proto) == c.proto) &&
 		(c.port < 0 || int(r.srcPort) == c.port || int(r.dstPort) == c.port) &&
 		(c.start == 0 || r.lastSeen >= c.start) &&

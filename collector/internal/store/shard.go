@@ -112,7 +112,7 @@ func (k *compactKey) hash() uint64 {
 		uint64(k.srcPort)<<48|uint64(k.dstPort)<<32|uint64(k.sensor)<<16|uint64(k.proto)<<8|uint64(k.family))
 }
 
-// record is one stored flow: 152 bytes, no pointers (the GC does not scan it).
+// record is one stored flow: 144 bytes, no pointers (the GC does not scan it).
 type record struct {
 	src, dst                                   addr128
 	firstSeen, lastSeen                        int64
@@ -125,12 +125,22 @@ type record struct {
 	sensor, vlan                               uint16
 	proto, srcFlags, dstFlags, meta            uint8
 	// cid is the Community ID's SHA-1 (all zero: none), re-encoded in Flow copies;
-	// name and app are interned ids in the store's server-name and application
-	// tables (0: none).
-	cid  [communityIDBytes]byte
-	name uint32
-	app  uint16
+	// labels holds interned ids in the store's server-name table (low labelNameBits)
+	// and application table (the rest), 0: none.
+	cid    [communityIDBytes]byte
+	labels uint32
 }
+
+// The split of record.labels: at most 2^20-1 server names, 2^12-1 applications.
+const (
+	labelNameBits = 20
+	labelNameMask = 1<<labelNameBits - 1
+)
+
+func (r *record) name() uint32      { return r.labels & labelNameMask }
+func (r *record) app() uint32       { return r.labels >> labelNameBits }
+func (r *record) setName(id uint32) { r.labels = r.labels&^labelNameMask | id }
+func (r *record) setApp(id uint32)  { r.labels = r.labels&labelNameMask | id<<labelNameBits }
 
 func (r *record) key() compactKey {
 	return compactKey{src: r.src, dst: r.dst, firstSeen: r.firstSeen, srcPort: r.srcPort, dstPort: r.dstPort,
@@ -184,7 +194,7 @@ func (e *entry) bytes() uint64 { return e.bytesGen >> genBits }
 func (e *entry) gen() uint32   { return uint32(e.bytesGen & genMask) }
 
 // slotMeta is what a window question needs of a slot besides its bucket entries:
-// 12 bytes per slot, next to each other, instead of a 120-byte record each.
+// 12 bytes per slot, next to each other, instead of a 144-byte record each.
 type slotMeta struct {
 	gen      uint32 // the record's gen, | slotLive while the slot holds a flow
 	src, dst HostID
@@ -288,16 +298,16 @@ func (sh *shard) apply(k *compactKey, h uint64, u *update, restoring bool) (slot
 	if u.cid != ([communityIDBytes]byte{}) {
 		r.cid = u.cid
 	}
-	if u.serverName != "" && sh.names.name(r.name) != u.serverName {
+	if u.serverName != "" && sh.names.name(r.name()) != u.serverName {
 		if id := sh.names.intern(u.serverName); id != 0 {
-			sh.names.release(r.name)
-			r.name = id
+			sh.names.release(r.name())
+			r.setName(id)
 		}
 	}
-	if u.app != "" && sh.apps.name(uint32(r.app)) != u.app {
+	if u.app != "" && sh.apps.name(r.app()) != u.app {
 		if id := sh.apps.intern(u.app); id != 0 {
-			sh.apps.release(uint32(r.app))
-			r.app = uint16(id)
+			sh.apps.release(r.app())
+			r.setApp(id)
 		}
 	}
 	r.received = u.received
@@ -341,8 +351,8 @@ func (sh *shard) remove(slot uint32) {
 	}
 	m := sh.meta(slot)
 	sh.hosts.releasePair(m.src, m.dst)
-	sh.names.release(r.name)
-	sh.apps.release(uint32(r.app))
+	sh.names.release(r.name())
+	sh.apps.release(r.app())
 	gen := (r.gen + 1) & genMask
 	*m = slotMeta{gen: gen}
 	*r = record{gen: gen, next: sh.free, prev: nilSlot}
@@ -611,7 +621,7 @@ func (sh *shard) flow(r *record, sensors *sensorTable) Flow {
 		LastSeen:    r.lastSeen,
 		SrcTCPFlags: r.srcFlags, DstTCPFlags: r.dstFlags,
 		Status: r.status(), EndReason: r.endReason(), ReceivedAt: r.received,
-		CommunityID: encodeCommunityID(&r.cid), ServerName: sh.names.name(r.name), Application: sh.apps.name(uint32(r.app)),
+		CommunityID: encodeCommunityID(&r.cid), ServerName: sh.names.name(r.name()), Application: sh.apps.name(r.app()),
 	}
 }
 

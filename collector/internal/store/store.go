@@ -4,7 +4,7 @@
 // Layout, chosen for millions of flows (see BenchmarkHeapPerFlow for the measured cost):
 //   - the store is split into shards by a hash of the flow key, each with its own
 //     lock, so a query scanning one shard holds up ingest of that shard only;
-//   - a shard keeps fixed-size records (no pointers, 152 bytes: 16-byte addresses, an
+//   - a shard keeps fixed-size records (no pointers, 144 bytes: 16-byte addresses, an
 //     interned sensor id, the totals, the LRU links, a bucket hint, the Community
 //     ID's 20 raw bytes and interned server name and application ids) in chunks, an
 //     open-addressing index of 8-byte entries, and a free list threaded through the
@@ -69,7 +69,7 @@ const (
 	DefaultMaxServerNames = 1 << 18
 	// MaxApplications bounds the distinct application labels (flowmeta.App labels:
 	// a few dozen), as MaxServerNames does server names.
-	MaxApplications = 4096
+	MaxApplications = 1<<(32-labelNameBits) - 1
 	// MaxWindow is the longest window question the buckets answer, whatever the
 	// retention: buckets are kept for max(Retention, MaxWindow) of packet time.
 	MaxWindow = 60 * time.Minute
@@ -91,8 +91,8 @@ func (c Config) Check() error {
 		return flagconfig.Fieldf("BucketWidth", "%v is not a whole number of seconds dividing one minute", c.BucketWidth)
 	case c.MaxSensorIDs < 1 || c.MaxSensorIDs > DefaultMaxSensorIDs:
 		return flagconfig.Fieldf("MaxSensorIDs", "%d is outside [1, %d]", c.MaxSensorIDs, DefaultMaxSensorIDs)
-	case c.MaxServerNames < 1 || c.MaxServerNames > math.MaxUint32/2:
-		return flagconfig.Fieldf("MaxServerNames", "%d is outside [1, %d]", c.MaxServerNames, math.MaxUint32/2)
+	case c.MaxServerNames < 1 || c.MaxServerNames > labelNameMask:
+		return flagconfig.Fieldf("MaxServerNames", "%d is outside [1, %d]", c.MaxServerNames, labelNameMask)
 	}
 	return nil
 }
