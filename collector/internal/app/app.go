@@ -391,6 +391,9 @@ func (c *Collector) StartContext(start context.Context) error {
 			Name: "netwatch_collector_batches_rejected_total", Help: "Sensor batches refused as invalid (INVALID_ARGUMENT; not logged, not applied), all sensors.",
 			Value: c.ingest.RejectedBatches,
 		}, {
+			Name: "netwatch_collector_dns_observations_invalid_total", Help: "DNS observations of applied batches dropped as invalid (bad name, address or time), all sensors.",
+			Value: c.ingest.DNSObservationsInvalid,
+		}, {
 			Name: "netwatch_collector_replay_batches_skipped_total", Help: "Batch records of the durable log skipped at start because they fail validation (written by an older collector).",
 			Value: c.ingest.ReplaySkipped,
 		}, {

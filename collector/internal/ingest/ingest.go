@@ -77,6 +77,13 @@ type Config struct {
 	// HelloTimeout: a stream that has not sent its hello this long after it opened
 	// is closed (a stream holds a connection, and so a file descriptor). Default 10 s.
 	HelloTimeout time.Duration
+	// DNS, when not nil, is given each applied batch's valid DNS observations
+	// (ValidDNS; the invalid ones are dropped and counted in DNSObservationsInvalid),
+	// after the batch is applied to the store: live, and again when the durable log
+	// is replayed at start, so the names a batch carried survive a restart. It runs
+	// on the committer goroutine (or the replay's) and must not block for long;
+	// obs is not modified afterwards and may be kept.
+	DNS func(sensorID string, obs []*netwatchv1.DnsObservation)
 }
 
 // DefaultConfig is the documented default.
@@ -174,6 +181,8 @@ type sensorEntry struct {
 	rejected        uint64
 	lastRejection   string
 	lastRejectionAt time.Time
+	// dnsInvalid counts the DNS observations of its batches dropped as invalid.
+	dnsInvalid uint64
 }
 
 // session is one live stream.
@@ -219,11 +228,28 @@ type Service struct {
 	// rejectedBatches counts batches refused as invalid (all sensors), and
 	// replaySkipped the log records replay skipped because they fail validation.
 	rejectedBatches, replaySkipped atomic.Uint64
-	rejectLog                      *ratelog.Limiter[string] // one line per sensor a minute
+	// dnsInvalid counts the DNS observations dropped as invalid (all sensors).
+	dnsInvalid atomic.Uint64
+	rejectLog  *ratelog.Limiter[string] // one line per sensor a minute
 }
 
 // RejectedBatches is how many batches were refused as invalid since start.
 func (s *Service) RejectedBatches() uint64 { return s.rejectedBatches.Load() }
+
+// DNSObservationsInvalid is how many DNS observations of applied batches (all
+// sensors, replay included) were dropped as invalid since start (see ValidDNS).
+func (s *Service) DNSObservationsInvalid() uint64 { return s.dnsInvalid.Load() }
+
+// SensorDNSObservationsInvalid is DNSObservationsInvalid for one sensor of the
+// registry (0 for one it does not hold).
+func (s *Service) SensorDNSObservationsInvalid(sensorID string) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.sensors[sensorID]; e != nil {
+		return e.dnsInvalid
+	}
+	return 0
+}
 
 // ReplaySkipped is how many batch records of the log the replay at start skipped
 // because they fail validation (written by an older collector that did not check).
@@ -517,8 +543,16 @@ func (s *Service) applyBatch(sensorID, bootID string, b *netwatchv1.FlowBatch, a
 	if c := b.GetCreatedAt(); c != nil {
 		e.lagMs = at.Sub(c.AsTime()).Milliseconds()
 	}
+	dns, invalid := ValidDNS(b.GetDns(), at)
+	if invalid > 0 {
+		e.dnsInvalid += uint64(invalid)
+		s.dnsInvalid.Add(uint64(invalid))
+	}
 	s.mu.Unlock()
 	s.store.Apply(sensorID, b.GetDeltas(), at)
+	if s.cfg.DNS != nil && len(dns) > 0 {
+		s.cfg.DNS(sensorID, dns)
+	}
 }
 
 // capture is the snapshot of the state, taken on the committer goroutine.

@@ -96,6 +96,7 @@ func flowDelta(f *store.Flow) *netwatchv1.FlowDelta {
 		LastSeen:    timestamppb.New(time.Unix(0, f.LastSeen)),
 		SrcTcpFlags: uint32(f.SrcTCPFlags), DstTcpFlags: uint32(f.DstTCPFlags),
 		Status: f.Status, EndReason: f.EndReason,
+		CommunityId: f.CommunityID, ServerName: f.ServerName, Application: f.Application,
 	}
 }
 

@@ -1,7 +1,9 @@
 package ingest
 
 import (
+	"encoding/base64"
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -47,7 +49,90 @@ const (
 	// does not say it (SensorHello.spool_batches 0): a default sensor's 64 MiB spool
 	// over the 64 bytes each spooled batch counts at least.
 	DefaultSpoolBatches = 1 << 20
+	// MaxDNSObservations bounds FlowBatch.dns; a batch with more is refused.
+	MaxDNSObservations = 8192
+	// MaxServerNameBytes bounds FlowDelta.server_name (of serverNameChars) and a DNS
+	// observation's name and canonical name (DNS name characters); MaxAppBytes
+	// FlowDelta.application (of appChars).
+	MaxServerNameBytes = 253
+	MaxAppBytes        = 32
 )
+
+// communityIDLen is the length of a Community ID v1: "1:" and the base64 of a
+// 20-byte SHA-1.
+var communityIDLen = 2 + base64.StdEncoding.EncodedLen(20)
+
+// validCommunityID: "1:" and 28 characters of standard base64 that decode to 20
+// bytes.
+func validCommunityID(s string) bool {
+	if len(s) != communityIDLen || s[:2] != "1:" {
+		return false
+	}
+	var buf [21]byte
+	n, err := base64.StdEncoding.Decode(buf[:], []byte(s[2:]))
+	return err == nil && n == 20
+}
+
+// lowerChars reports whether s is made of lower-case letters, digits and the bytes
+// of extra.
+func lowerChars(s, extra string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && strings.IndexByte(extra, c) < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// validDNSName: 1 to 253 bytes of lower-case letters, digits, '-' and '_', in
+// labels of 1 to 63 bytes separated by dots (no final dot).
+func validDNSName(s string) bool {
+	if len(s) == 0 || len(s) > MaxServerNameBytes || !lowerChars(s, "-_.") {
+		return false
+	}
+	label := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] != '.' {
+			if label++; label > 63 {
+				return false
+			}
+			continue
+		}
+		if label == 0 {
+			return false
+		}
+		label = 0
+	}
+	return label > 0
+}
+
+// ValidDNS returns the observations of obs fit to keep (received at now) and how
+// many are not: a name and canonical name (empty, or the same rules) of DNS name
+// characters in lower case (validDNSName), an address of 4 or 16 bytes, a seen time
+// within a batch's bounds (checkTime). obs is not modified; the result shares its
+// elements.
+func ValidDNS(obs []*netwatchv1.DnsObservation, now time.Time) (valid []*netwatchv1.DnsObservation, invalid int) {
+	for i, o := range obs {
+		ok := validDNSName(o.GetName()) && (o.GetCanonical() == "" || validDNSName(o.GetCanonical())) &&
+			(len(o.GetAddr()) == 4 || len(o.GetAddr()) == 16) && o.Seen != nil && checkTime("seen", -1, o.GetSeen(), now) == nil
+		if ok {
+			if valid == nil && invalid == 0 {
+				continue // all valid so far: obs[:i+1] will do
+			}
+			valid = append(valid, o)
+			continue
+		}
+		if invalid == 0 {
+			valid = append(make([]*netwatchv1.DnsObservation, 0, len(obs)-1), obs[:i]...)
+		}
+		invalid++
+	}
+	if invalid == 0 {
+		return obs, 0
+	}
+	return valid, invalid
+}
 
 // minTime is the earliest timestamp accepted: old captures replayed with --read are
 // normal input, a date before 1990 is a broken clock or a broken message.
@@ -132,6 +217,11 @@ func ValidateBatch(b *netwatchv1.FlowBatch, now time.Time) error {
 			return err
 		}
 	}
+	// Each observation is checked when the batch is applied (ValidDNS): a bad one
+	// is dropped and counted, not a reason to refuse the batch; too many are.
+	if n := len(b.GetDns()); n > MaxDNSObservations {
+		return bad("dns", -1, "%d observations, more than %d", n, MaxDNSObservations)
+	}
 	return nil
 }
 
@@ -157,6 +247,12 @@ func checkDelta(i int, d *netwatchv1.FlowDelta, now time.Time) error {
 		return bad(field("src_tcp_flags"), i, "%d is above 255", d.GetSrcTcpFlags())
 	case d.GetDstTcpFlags() > 255:
 		return bad(field("dst_tcp_flags"), i, "%d is above 255", d.GetDstTcpFlags())
+	case d.GetCommunityId() != "" && !validCommunityID(d.GetCommunityId()):
+		return bad(field("community_id"), i, "%q is not a Community ID v1 (\"1:\" and the base64 of 20 bytes)", clip(d.GetCommunityId()))
+	case len(d.GetServerName()) > MaxServerNameBytes || !lowerChars(d.GetServerName(), ".-_:"):
+		return bad(field("server_name"), i, "must be at most %d bytes of [a-z0-9._:-], got %d bytes %q", MaxServerNameBytes, len(d.GetServerName()), clip(d.GetServerName()))
+	case len(d.GetApplication()) > MaxAppBytes || !lowerChars(d.GetApplication(), "._-"):
+		return bad(field("application"), i, "must be at most %d bytes of [a-z0-9._-], got %d bytes %q", MaxAppBytes, len(d.GetApplication()), clip(d.GetApplication()))
 	}
 	for _, dir := range [...]struct {
 		name           string

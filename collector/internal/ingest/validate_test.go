@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"math"
 	"net/netip"
@@ -91,6 +92,36 @@ func TestValidateBatchNamesTheFieldAndTheDelta(t *testing.T) {
 		{"counter name", func(b *netwatchv1.FlowBatch, _ *netwatchv1.FlowDelta) {
 			b.Stats.DecodeErrors = []*netwatchv1.CounterValue{{Name: "ok"}, {Name: "<script>"}}
 		}, "stats.decode_errors[1].name: must be 1 to 64 bytes of [A-Za-z0-9._:-]"},
+		{"community id without its version", func(_ *netwatchv1.FlowBatch, d *netwatchv1.FlowDelta) { d.CommunityId = testCID[2:] },
+			"deltas[2].community_id: "},
+		{"community id of version 2", func(_ *netwatchv1.FlowBatch, d *netwatchv1.FlowDelta) { d.CommunityId = "2:" + testCID[2:] },
+			"deltas[2].community_id: "},
+		{"community id not base64", func(_ *netwatchv1.FlowBatch, d *netwatchv1.FlowDelta) { d.CommunityId = "1:" + strings.Repeat("!", 28) },
+			"deltas[2].community_id: "},
+		{"community id of 21 bytes", func(_ *netwatchv1.FlowBatch, d *netwatchv1.FlowDelta) {
+			d.CommunityId = "1:" + base64.StdEncoding.EncodeToString(make([]byte, 21))
+		}, "deltas[2].community_id: "},
+		{"community id unpadded", func(_ *netwatchv1.FlowBatch, d *netwatchv1.FlowDelta) {
+			d.CommunityId = strings.TrimSuffix(testCID, "=")
+		},
+			"deltas[2].community_id: "},
+		{"server name in upper case", func(_ *netwatchv1.FlowBatch, d *netwatchv1.FlowDelta) { d.ServerName = "WWW.example.com" },
+			"deltas[2].server_name: must be at most 253 bytes of [a-z0-9._:-], got 15 bytes"},
+		{"server name of 254 bytes", func(_ *netwatchv1.FlowBatch, d *netwatchv1.FlowDelta) { d.ServerName = strings.Repeat("a", 254) },
+			"deltas[2].server_name: "},
+		{"server name with a slash", func(_ *netwatchv1.FlowBatch, d *netwatchv1.FlowDelta) { d.ServerName = "a/b" },
+			"deltas[2].server_name: "},
+		{"server name with a NUL", func(_ *netwatchv1.FlowBatch, d *netwatchv1.FlowDelta) { d.ServerName = "a\x00b" },
+			"deltas[2].server_name: "},
+		{"application with a colon", func(_ *netwatchv1.FlowBatch, d *netwatchv1.FlowDelta) { d.Application = "tls:1" },
+			"deltas[2].application: must be at most 32 bytes of [a-z0-9._-]"},
+		{"application of 33 bytes", func(_ *netwatchv1.FlowBatch, d *netwatchv1.FlowDelta) { d.Application = strings.Repeat("a", 33) },
+			"deltas[2].application: "},
+		{"application in upper case", func(_ *netwatchv1.FlowBatch, d *netwatchv1.FlowDelta) { d.Application = "TLS" },
+			"deltas[2].application: "},
+		{"too many dns observations", func(b *netwatchv1.FlowBatch, _ *netwatchv1.FlowDelta) {
+			b.Dns = make([]*netwatchv1.DnsObservation, MaxDNSObservations+1)
+		}, "dns: 8193 observations, more than 8192"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := batch(1, 4)
@@ -124,6 +155,10 @@ func TestValidateBatchAcceptsTheEdges(t *testing.T) {
 	b.Deltas[2].LastSeen = timestamppb.New(validateNow.Add(24 * time.Hour))
 	b.CreatedAt = timestamppb.New(validateNow.Add(24 * time.Hour))
 	b.Stats.Interface = strings.Repeat("é", 128) // 256 bytes
+	b.Deltas[0].CommunityId, b.Deltas[0].ServerName, b.Deltas[0].Application = testCID, strings.Repeat("a.-_:9", 42)+"z", strings.Repeat("a._-9", 6)+"zz"
+	require.Len(t, b.Deltas[0].ServerName, 253)
+	require.Len(t, b.Deltas[0].Application, 32)
+	b.Dns = make([]*netwatchv1.DnsObservation, MaxDNSObservations) // invalid ones are dropped when applied, not refused
 	assert.NoError(t, ValidateBatch(b, validateNow))
 }
 

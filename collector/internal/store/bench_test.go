@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/base64"
 	"encoding/binary"
 	"fmt"
 	"net/netip"
@@ -26,10 +27,45 @@ var benchNow = time.Date(2026, 11, 25, 13, 0, 0, 0, time.UTC)
 // reused batch so only the store's memory remains afterwards. With longEvery > 0,
 // every longEvery-th flow is long-lived: it also gets a delta in each of the 59
 // minutes before benchNow, so it holds 60 bucket entries.
-func fill(s *Store, n, longEvery int) { fillHosts(s, n, longEvery, 0) }
+func fill(s *Store, n, longEvery int) { fillHosts(s, n, longEvery, 0, false) }
 
-// fillHosts is fill with the sources drawn from srcHosts addresses (0: one per flow).
-func fillHosts(s *Store, n, longEvery, srcHosts int) {
+// Labels of the labelled benchmarks: a Community ID per flow (1,024 distinct, as
+// distinct as a million for the store: 20 raw bytes each), one of 5,000 server
+// names for TLS and HTTP flows, an application label from a handful.
+var (
+	benchCIDs  [1024]string
+	benchNames [5000]string
+	benchApps  = [...]string{"tls", "tls", "http", "dns", "http-alt", "ssh"}
+)
+
+func init() {
+	for i := range benchCIDs {
+		var h [20]byte
+		binary.BigEndian.PutUint64(h[:], uint64(i)*0x9E3779B97F4A7C15)
+		binary.BigEndian.PutUint64(h[8:], uint64(i))
+		benchCIDs[i] = "1:" + base64.StdEncoding.EncodeToString(h[:])
+	}
+	for i := range benchNames {
+		benchNames[i] = fmt.Sprintf("host-%d.service-%d.example.com", i, i%97)
+	}
+}
+
+// label sets delta i's labels (labels false: none).
+func label(d *netwatchv1.FlowDelta, i int, labels bool) {
+	d.CommunityId, d.ServerName, d.Application = "", "", ""
+	if !labels {
+		return
+	}
+	d.CommunityId = benchCIDs[i%len(benchCIDs)]
+	d.Application = benchApps[i%len(benchApps)]
+	if d.Application == "tls" || d.Application == "http" {
+		d.ServerName = benchNames[i%len(benchNames)]
+	}
+}
+
+// fillHosts is fill with the sources drawn from srcHosts addresses (0: one per flow),
+// labelled or not.
+func fillHosts(s *Store, n, longEvery, srcHosts int, labels bool) {
 	const batch = 1024
 	deltas := make([]*netwatchv1.FlowDelta, batch)
 	for i := range deltas {
@@ -66,6 +102,7 @@ func fillHosts(s *Store, n, longEvery, srcHosts int) {
 			d.SrcPackets, d.SrcBytes = 1+x>>30%100, 60+x>>35%100000
 			d.DstPackets, d.DstBytes = x>>40%100, x>>45%1000000
 			d.Status = netwatchv1.FlowStatus(1 + x>>50%3)
+			label(d, i, labels)
 		}
 		sensor := fmt.Sprintf("sensor-%d", start/batch%4)
 		s.Apply(sensor, deltas[:m], benchNow)
@@ -113,12 +150,14 @@ func BenchmarkHeapPerFlow(b *testing.B) {
 	for _, long := range []struct {
 		name         string
 		every, hosts int
-	}{{"short_flows", 0, 0}, {"5pct_hour_long", 20, 0}, {"short_flows_50k_hosts", 0, 50_000}} {
+		labels       bool
+	}{{"short_flows", 0, 0, false}, {"5pct_hour_long", 20, 0, false}, {"short_flows_50k_hosts", 0, 50_000, false},
+		{"short_flows_labelled", 0, 0, true}} {
 		b.Run(long.name, func(b *testing.B) {
 			for b.Loop() {
 				before := heapAlloc()
 				s := New(DefaultConfig())
-				fillHosts(s, n, long.every, long.hosts)
+				fillHosts(s, n, long.every, long.hosts, long.labels)
 				after := heapAlloc()
 				b.ReportMetric(float64(after-before)/float64(s.Len()), "B/flow")
 				b.ReportMetric(float64(s.Stats().BucketEntries)/float64(s.Len()), "entries/flow")
@@ -132,10 +171,17 @@ func BenchmarkHeapPerFlow(b *testing.B) {
 }
 
 // BenchmarkApply measures ingest: batches of 256 deltas, 3/4 updates of flows already
-// stored, 1/4 new flows.
+// stored, 1/4 new flows; labelled: every delta carries a Community ID and an
+// application, half of them a server name (the worst case: a sensor sends them in
+// every delta of a flow).
 func BenchmarkApply(b *testing.B) {
+	b.Run("plain", func(b *testing.B) { benchApply(b, false) })
+	b.Run("labelled", func(b *testing.B) { benchApply(b, true) })
+}
+
+func benchApply(b *testing.B, labels bool) {
 	s := New(DefaultConfig())
-	fill(s, 200_000, 0)
+	fillHosts(s, 200_000, 0, 0, labels)
 	const batch = 256
 	deltas := make([]*netwatchv1.FlowDelta, batch)
 	first := benchNow.Add(-time.Minute)
@@ -157,6 +203,7 @@ func BenchmarkApply(b *testing.B) {
 			}
 			binary.BigEndian.PutUint32(d.Key.SrcAddr, 10<<24|id)
 			d.Key.SrcPort = id % 65536
+			label(d, int(id), labels)
 		}
 		s.Apply("bench", deltas, benchNow)
 		n++

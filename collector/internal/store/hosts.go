@@ -149,13 +149,16 @@ func (t *hostTable) release(id HostID) {
 	}
 }
 
-// sweep makes the ids no flow uses any more reusable, unless a query holds a pin
-// (the next sweep will).
-func (t *hostTable) sweep() {
+// sweep makes the ids no flow uses any more reusable, those of names too, unless a
+// query holds a pin (the next sweep will).
+func (t *hostTable) sweep(names ...*nameTable) {
 	if !t.pin.TryLock() {
 		return
 	}
 	defer t.pin.Unlock()
+	for _, n := range names {
+		n.sweep()
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, id := range t.zero {
@@ -212,4 +215,42 @@ func (s *Store) Hosts() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.inUse
+}
+
+// matching is a bitmap over the host ids (bit id) whose address keep accepts; nil
+// when none does. keep is called once per address, without the table's lock (the
+// addresses are copied out a chunk at a time), so it may take its time. Hold the pin
+// (PinHosts) while the bitmap is used: an id then keeps naming its address.
+func (t *hostTable) matching(keep func(netip.Addr) bool) []uint64 {
+	var bm []uint64
+	var addrs [hostsPerChunk]netip.Addr
+	for base := 0; ; base += hostsPerChunk {
+		t.mu.Lock()
+		ids := t.ids
+		if base >= ids {
+			t.mu.Unlock()
+			break
+		}
+		n := min(hostsPerChunk, ids-base)
+		ch := t.hosts[base/hostsPerChunk]
+		for i := range n {
+			if h := &ch[i]; h.refs > 0 {
+				addrs[i] = h.netip()
+			} else {
+				addrs[i] = netip.Addr{}
+			}
+		}
+		t.mu.Unlock()
+		for i := range n {
+			if addrs[i].IsValid() && keep(addrs[i]) {
+				if bm == nil {
+					bm = make([]uint64, (ids+63)/64)
+				}
+				if id := base + i; id/64 < len(bm) {
+					bm[id/64] |= 1 << (id % 64)
+				}
+			}
+		}
+	}
+	return bm
 }

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -100,9 +101,19 @@ type compiled struct {
 	sensor        int // -1: any
 	status        uint8
 	receivedSince int64
-	none          bool // an unknown sensor: nothing matches
+	none          bool // an unknown sensor, community id, name or application: nothing matches
+
+	cidOn, nameOn, appOn bool
+	cid                  [communityIDBytes]byte
+	names, apps          []uint64   // bitmaps over the name and application ids that match
+	hosts                [][]uint64 // per Filter.Hosts predicate, a bitmap over the HostIDs it accepts
+	unpin                func()     // nil unless the filter holds the host table's pin
 }
 
+// compile makes f ready to test records. A filter on names, applications or hosts
+// is compiled into bitmaps over the ids of the store's tables, each name and each
+// address tested once; it holds the host table's pin (no id changes meaning) until
+// release.
 func (s *Store) compile(f *Filter) compiled {
 	c := compiled{
 		src: compilePrefix(f.Src), dst: compilePrefix(f.Dst), proto: f.Protocol, port: f.Port,
@@ -112,11 +123,71 @@ func (s *Store) compile(f *Filter) compiled {
 		id, ok := s.sensors.lookup(f.Sensor)
 		c.sensor, c.none = int(id), !ok
 	}
+	if f.CommunityID != "" {
+		var ok bool
+		c.cidOn = true
+		if c.cid, ok = parseCommunityID(f.CommunityID); !ok {
+			c.none = true
+		}
+	}
+	if c.none || (f.ServerName == "" && f.Application == "" && len(f.Hosts) == 0) {
+		return c
+	}
+	c.unpin = s.PinHosts()
+	if f.ServerName != "" {
+		want := strings.ToLower(f.ServerName)
+		c.nameOn = true
+		c.names = s.names.matching(func(n string) bool {
+			return n == want || (len(n) > len(want) && strings.HasSuffix(n, want) && n[len(n)-len(want)-1] == '.')
+		})
+		c.none = c.none || c.names == nil
+	}
+	if f.Application != "" {
+		c.appOn = true
+		c.apps = s.apps.matching(func(a string) bool { return a == f.Application })
+		c.none = c.none || c.apps == nil
+	}
+	for _, p := range f.Hosts {
+		if c.none {
+			break
+		}
+		bm := s.hosts.matching(p)
+		c.hosts = append(c.hosts, bm)
+		c.none = bm == nil
+	}
 	return c
 }
 
+// release gives back what compile holds.
+func (c *compiled) release() {
+	if c.unpin != nil {
+		c.unpin()
+		c.unpin = nil
+	}
+}
+
+// matchAt is match, with the host predicates (which need the slot's host ids).
+func (c *compiled) matchAt(sh *shard, slot uint32, r *record) bool {
+	if !c.match(r) {
+		return false
+	}
+	if len(c.hosts) > 0 {
+		m := sh.meta(slot)
+		for _, bm := range c.hosts {
+			if !bitSet(bm, uint32(m.src)) && !bitSet(bm, uint32(m.dst)) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// match tests r against everything but the host predicates (see matchAt).
 func (c *compiled) match(r *record) bool {
 	return r.meta&metaLive != 0 &&
+		(!c.cidOn || r.cid == c.cid) &&
+		(!c.nameOn || bitSet(c.names, r.name())) &&
+		(!c.appOn || bitSet(c.apps, r.app())) &&
 		(c.proto < 0 || int(r.proto) == c.proto) &&
 		(c.port < 0 || int(r.srcPort) == c.port || int(r.dstPort) == c.port) &&
 		(c.start == 0 || r.lastSeen >= c.start) &&
@@ -277,6 +348,7 @@ func (s *Store) Query(f Filter, o Order, offset, limit int) (page []Flow, total 
 		return nil, s.count(f)
 	}
 	c := s.compile(&f)
+	defer c.release()
 	if c.none {
 		return nil, 0
 	}
@@ -328,7 +400,7 @@ func (sh *shard) scan(c *compiled, o Order, top *topK) (matched int) {
 		chunk := ch[:min(chunkSize, n-base)]
 		for j := range chunk {
 			r := &chunk[j]
-			if !c.match(r) {
+			if !c.matchAt(sh, base+uint32(j), r) {
 				continue
 			}
 			matched++
@@ -344,6 +416,7 @@ func (sh *shard) scan(c *compiled, o Order, top *topK) (matched int) {
 
 func (s *Store) count(f Filter) (n int) {
 	c := s.compile(&f)
+	defer c.release()
 	if c.none {
 		return 0
 	}
@@ -351,7 +424,7 @@ func (s *Store) count(f Filter) (n int) {
 		sh := &s.shards[i]
 		sh.mu.RLock()
 		for slot := uint32(0); slot < sh.nslots; slot++ {
-			if c.match(sh.rec(slot)) {
+			if c.matchAt(sh, slot, sh.rec(slot)) {
 				n++
 			}
 		}
@@ -384,6 +457,7 @@ func (s *Store) Scan(match func(*Flow) bool, fn func(Flow)) {
 // no particular order. fn runs under a shard's read lock: it must not call the store.
 func (s *Store) Select(f Filter, fn func(Flow)) {
 	c := s.compile(&f)
+	defer c.release()
 	if c.none {
 		return
 	}
@@ -391,7 +465,7 @@ func (s *Store) Select(f Filter, fn func(Flow)) {
 		sh := &s.shards[i]
 		sh.mu.RLock()
 		for slot := uint32(0); slot < sh.nslots; slot++ {
-			if r := sh.rec(slot); c.match(r) {
+			if r := sh.rec(slot); c.matchAt(sh, slot, r) {
 				fn(sh.flow(r, &s.sensors))
 			}
 		}
@@ -479,6 +553,7 @@ func (s *Store) Window(from, to time.Time, fn func(WindowFlow)) {
 func (s *Store) Stream(f Filter, o Order, chunk int, fn func([]Flow) error) error {
 	c := s.compile(&f)
 	if c.none {
+		c.release()
 		return nil
 	}
 	var (
@@ -494,7 +569,7 @@ func (s *Store) Stream(f Filter, o Order, chunk int, fn func([]Flow) error) erro
 			sh.mu.RLock()
 			for slot := uint32(0); slot < sh.nslots; slot++ {
 				r := sh.rec(slot)
-				if !c.match(r) {
+				if !c.matchAt(sh, slot, r) {
 					continue
 				}
 				key := sortKey(r, o.By)
@@ -510,6 +585,7 @@ func (s *Store) Stream(f Filter, o Order, chunk int, fn func([]Flow) error) erro
 		}(&s.shards[i])
 	}
 	wg.Wait()
+	c.release() // the matches are picked: ids need not keep their meaning while fn runs
 	slices.SortFunc(all, candCmp)
 	chunk = max(chunk, 1)
 	buf := make([]Flow, 0, min(chunk, len(all)))

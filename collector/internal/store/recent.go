@@ -18,6 +18,7 @@ func (s *Store) RecentMatching(since int64, filters []Filter, fn func(f Flow, hi
 	cs := make([]compiled, len(filters))
 	for i := range filters {
 		cs[i] = s.compile(&filters[i])
+		defer cs[i].release()
 	}
 	hits := make([]bool, len(cs))
 	for i := range s.shards {
@@ -37,7 +38,7 @@ func (s *Store) RecentMatching(since int64, filters []Filter, fn func(f Flow, hi
 				continue
 			}
 			for j := range cs {
-				hits[j] = !cs[j].none && cs[j].match(r)
+				hits[j] = !cs[j].none && cs[j].matchAt(sh, slot, r)
 			}
 			fn(sh.flow(r, &s.sensors), hits)
 			slot = r.prev

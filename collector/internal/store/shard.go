@@ -2,6 +2,7 @@ package store
 
 import (
 	"cmp"
+	"encoding/base64"
 	"encoding/binary"
 	"math"
 	"math/bits"
@@ -111,7 +112,7 @@ func (k *compactKey) hash() uint64 {
 		uint64(k.srcPort)<<48|uint64(k.dstPort)<<32|uint64(k.sensor)<<16|uint64(k.proto)<<8|uint64(k.family))
 }
 
-// record is one stored flow: 120 bytes, no pointers (the GC does not scan it).
+// record is one stored flow: 144 bytes, no pointers (the GC does not scan it).
 type record struct {
 	src, dst                                   addr128
 	firstSeen, lastSeen                        int64
@@ -123,7 +124,23 @@ type record struct {
 	srcPort, dstPort                           uint16
 	sensor, vlan                               uint16
 	proto, srcFlags, dstFlags, meta            uint8
+	// cid is the Community ID's SHA-1 (all zero: none), re-encoded in Flow copies;
+	// labels holds interned ids in the store's server-name table (low labelNameBits)
+	// and application table (the rest), 0: none.
+	cid    [communityIDBytes]byte
+	labels uint32
 }
+
+// The split of record.labels: at most 2^20-1 server names, 2^12-1 applications.
+const (
+	labelNameBits = 20
+	labelNameMask = 1<<labelNameBits - 1
+)
+
+func (r *record) name() uint32      { return r.labels & labelNameMask }
+func (r *record) app() uint32       { return r.labels >> labelNameBits }
+func (r *record) setName(id uint32) { r.labels = r.labels&^labelNameMask | id }
+func (r *record) setApp(id uint32)  { r.labels = r.labels&labelNameMask | id<<labelNameBits }
 
 func (r *record) key() compactKey {
 	return compactKey{src: r.src, dst: r.dst, firstSeen: r.firstSeen, srcPort: r.srcPort, dstPort: r.dstPort,
@@ -152,6 +169,8 @@ type update struct {
 	srcFlags, dstFlags                         uint8
 	status                                     netwatchv1.FlowStatus
 	end                                        netwatchv1.EndReason
+	cid                                        [communityIDBytes]byte // all zero: none
+	serverName, app                            string                 // "": none
 }
 
 // entry is what one flow transferred inside one bucket (both directions). bytesGen
@@ -175,7 +194,7 @@ func (e *entry) bytes() uint64 { return e.bytesGen >> genBits }
 func (e *entry) gen() uint32   { return uint32(e.bytesGen & genMask) }
 
 // slotMeta is what a window question needs of a slot besides its bucket entries:
-// 12 bytes per slot, next to each other, instead of a 120-byte record each.
+// 12 bytes per slot, next to each other, instead of a 144-byte record each.
 type slotMeta struct {
 	gen      uint32 // the record's gen, | slotLive while the slot holds a flow
 	src, dst HostID
@@ -195,8 +214,10 @@ type shard struct {
 	chunks []*[chunkSize]record   // 15 pages each
 	metas  []*[chunkSize]slotMeta // apart from the records, so a window question reads 12 bytes a slot
 	hosts  *hostTable
-	nslots uint32 // slots handed out so far
-	free   uint32 // free-list head
+	names  *nameTable // server names
+	apps   *nameTable // application labels
+	nslots uint32     // slots handed out so far
+	free   uint32     // free-list head
 	index  []uint64
 	used   int // live records
 
@@ -220,8 +241,8 @@ type shard struct {
 	cache         *bucket
 }
 
-func (sh *shard) init(id uint8, hosts *hostTable) {
-	sh.id, sh.hosts = id, hosts
+func (sh *shard) init(id uint8, hosts *hostTable, names, apps *nameTable) {
+	sh.id, sh.hosts, sh.names, sh.apps = id, hosts, names, apps
 	sh.free, sh.head, sh.tail = nilSlot, nilSlot, nilSlot
 	sh.headReceived.Store(math.MaxInt64)
 	sh.index = make([]uint64, 1024)
@@ -274,6 +295,21 @@ func (sh *shard) apply(k *compactKey, h uint64, u *update, restoring bool) (slot
 	if u.end != 0 && u.end <= 7 {
 		r.meta = r.meta&^(7<<metaEndShift) | uint8(u.end)<<metaEndShift
 	}
+	if u.cid != ([communityIDBytes]byte{}) {
+		r.cid = u.cid
+	}
+	if u.serverName != "" && sh.names.name(r.name()) != u.serverName {
+		if id := sh.names.intern(u.serverName); id != 0 {
+			sh.names.release(r.name())
+			r.setName(id)
+		}
+	}
+	if u.app != "" && sh.apps.name(r.app()) != u.app {
+		if id := sh.apps.intern(u.app); id != 0 {
+			sh.apps.release(r.app())
+			r.setApp(id)
+		}
+	}
 	r.received = u.received
 	if restoring && !found {
 		sh.appendRestored(slot, r)
@@ -315,6 +351,8 @@ func (sh *shard) remove(slot uint32) {
 	}
 	m := sh.meta(slot)
 	sh.hosts.releasePair(m.src, m.dst)
+	sh.names.release(r.name())
+	sh.apps.release(r.app())
 	gen := (r.gen + 1) & genMask
 	*m = slotMeta{gen: gen}
 	*r = record{gen: gen, next: sh.free, prev: nilSlot}
@@ -583,5 +621,34 @@ func (sh *shard) flow(r *record, sensors *sensorTable) Flow {
 		LastSeen:    r.lastSeen,
 		SrcTCPFlags: r.srcFlags, DstTCPFlags: r.dstFlags,
 		Status: r.status(), EndReason: r.endReason(), ReceivedAt: r.received,
+		CommunityID: encodeCommunityID(&r.cid), ServerName: sh.names.name(r.name()), Application: sh.apps.name(r.app()),
 	}
+}
+
+// communityIDBytes is the size of a Community ID v1's hash (SHA-1).
+const communityIDBytes = 20
+
+// parseCommunityID decodes "1:" + base64 of 20 bytes; anything else (ingest
+// refuses it) is none.
+func parseCommunityID(s string) (h [communityIDBytes]byte, ok bool) {
+	if len(s) != 2+base64.StdEncoding.EncodedLen(communityIDBytes) || s[:2] != "1:" {
+		return h, false
+	}
+	var buf [communityIDBytes + 2]byte
+	if n, err := base64.StdEncoding.Decode(buf[:], []byte(s[2:])); err != nil || n != communityIDBytes {
+		return h, false
+	}
+	copy(h[:], buf[:])
+	return h, true
+}
+
+// encodeCommunityID is parseCommunityID's inverse ("" for none).
+func encodeCommunityID(h *[communityIDBytes]byte) string {
+	if *h == ([communityIDBytes]byte{}) {
+		return ""
+	}
+	var buf [2 + 28]byte
+	copy(buf[:], "1:")
+	base64.StdEncoding.Encode(buf[2:], h[:])
+	return string(buf[:])
 }

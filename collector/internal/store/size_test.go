@@ -9,7 +9,7 @@ import (
 
 // The layout the package comment and the memory budget count on.
 func TestRecordSizes(t *testing.T) {
-	assert.Equal(t, uintptr(120), unsafe.Sizeof(record{}))
+	assert.Equal(t, uintptr(144), unsafe.Sizeof(record{}))
 	assert.Equal(t, uintptr(16), unsafe.Sizeof(entry{}))
 	assert.Equal(t, uintptr(12), unsafe.Sizeof(slotMeta{}))
 	assert.Equal(t, uintptr(20), unsafe.Sizeof(host{}))

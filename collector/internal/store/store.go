@@ -4,8 +4,9 @@
 // Layout, chosen for millions of flows (see BenchmarkHeapPerFlow for the measured cost):
 //   - the store is split into shards by a hash of the flow key, each with its own
 //     lock, so a query scanning one shard holds up ingest of that shard only;
-//   - a shard keeps fixed-size records (no pointers, 120 bytes: 16-byte addresses, an
-//     interned sensor id, the totals, the LRU links and a bucket hint) in chunks, an
+//   - a shard keeps fixed-size records (no pointers, 144 bytes: 16-byte addresses, an
+//     interned sensor id, the totals, the LRU links, a bucket hint, the Community
+//     ID's 20 raw bytes and interned server name and application ids) in chunks, an
 //     open-addressing index of 8-byte entries, and a free list threaded through the
 //     free records;
 //   - records are linked in order of the collector's receive time (oldest first), so
@@ -52,14 +53,23 @@ type Config struct {
 	// uint16 each; ids are not reused while the process runs). Default and most
 	// 65,536.
 	MaxSensorIDs int
+	// MaxServerNames bounds the distinct server names (TLS SNI, HTTP Host) the
+	// stored flows hold; a flow whose name does not fit keeps the one it had (or
+	// none), counted in Stats.NamesRefused. Default 262,144 (at most some 100 MB of
+	// 253-byte names; typically a tenth of it).
+	MaxServerNames int
 }
 
 // Defaults.
 const (
-	DefaultRetention    = 60 * time.Minute
-	DefaultMaxFlows     = 10_000_000
-	DefaultBucketWidth  = time.Minute
-	DefaultMaxSensorIDs = math.MaxUint16 + 1
+	DefaultRetention      = 60 * time.Minute
+	DefaultMaxFlows       = 10_000_000
+	DefaultBucketWidth    = time.Minute
+	DefaultMaxSensorIDs   = math.MaxUint16 + 1
+	DefaultMaxServerNames = 1 << 18
+	// MaxApplications bounds the distinct application labels (flowmeta.App labels:
+	// a few dozen), as MaxServerNames does server names.
+	MaxApplications = 1<<(32-labelNameBits) - 1
 	// MaxWindow is the longest window question the buckets answer, whatever the
 	// retention: buckets are kept for max(Retention, MaxWindow) of packet time.
 	MaxWindow = 60 * time.Minute
@@ -67,7 +77,7 @@ const (
 
 // DefaultConfig is the documented default.
 func DefaultConfig() Config {
-	return Config{Retention: DefaultRetention, MaxFlows: DefaultMaxFlows, BucketWidth: DefaultBucketWidth, MaxSensorIDs: DefaultMaxSensorIDs}
+	return Config{Retention: DefaultRetention, MaxFlows: DefaultMaxFlows, BucketWidth: DefaultBucketWidth, MaxSensorIDs: DefaultMaxSensorIDs, MaxServerNames: DefaultMaxServerNames}
 }
 
 // Check explains what is wrong with c, naming the field (a *flagconfig.FieldError).
@@ -81,6 +91,8 @@ func (c Config) Check() error {
 		return flagconfig.Fieldf("BucketWidth", "%v is not a whole number of seconds dividing one minute", c.BucketWidth)
 	case c.MaxSensorIDs < 1 || c.MaxSensorIDs > DefaultMaxSensorIDs:
 		return flagconfig.Fieldf("MaxSensorIDs", "%d is outside [1, %d]", c.MaxSensorIDs, DefaultMaxSensorIDs)
+	case c.MaxServerNames < 1 || c.MaxServerNames > labelNameMask:
+		return flagconfig.Fieldf("MaxServerNames", "%d is outside [1, %d]", c.MaxServerNames, labelNameMask)
 	}
 	return nil
 }
@@ -137,6 +149,12 @@ type Stats struct {
 	BucketEntries int
 	// Hosts is the number of distinct addresses of the stored flows (the host table).
 	Hosts int
+	// ServerNames and Applications are the distinct server names and application
+	// labels the stored flows hold; NamesRefused counts the times a flow's name or
+	// label could not be stored because its table was full (MaxServerNames,
+	// MaxApplications): the flow kept the one it had, or none.
+	ServerNames, Applications int
+	NamesRefused              uint64
 }
 
 // numShards is a power of two; the top bits of a key's hash pick its shard.
@@ -152,6 +170,8 @@ type Store struct {
 	shards  [numShards]shard
 	sensors sensorTable
 	hosts   hostTable
+	names   *nameTable // server names
+	apps    *nameTable // application labels
 
 	flows    atomic.Int64
 	evictMu  sync.Mutex // one evictor at a time, so concurrent Applys do not over-evict
@@ -169,10 +189,10 @@ func New(cfg Config) *Store {
 	if err := cfg.Check(); err != nil {
 		panic("store.New: " + err.Error())
 	}
-	s := &Store{cfg: cfg, width: int64(cfg.BucketWidth)}
+	s := &Store{cfg: cfg, width: int64(cfg.BucketWidth), names: newNameTable(cfg.MaxServerNames), apps: newNameTable(MaxApplications)}
 	s.sensors.max = cfg.MaxSensorIDs
 	for i := range s.shards {
-		s.shards[i].init(uint8(i), &s.hosts)
+		s.shards[i].init(uint8(i), &s.hosts, s.names, s.apps)
 	}
 	return s
 }
@@ -230,11 +250,28 @@ func (s *Store) decode(sensor uint16, d *netwatchv1.FlowDelta, nowNs int64, kept
 	if ls := d.GetLastSeen(); ls != nil {
 		u.lastSeen = ls.AsTime().UnixNano()
 	}
+	if c := d.GetCommunityId(); c != "" {
+		u.cid, _ = parseCommunityID(c)
+	}
+	// Ingest checks the bounds; a restored snapshot is not checked again, so the
+	// store keeps its own (an unusable value is none).
+	if n := d.GetServerName(); len(n) <= maxServerNameBytes {
+		u.serverName = n
+	}
+	if a := d.GetApplication(); len(a) <= maxApplicationBytes {
+		u.app = a
+	}
 	if b := s.bucketOf(u.lastSeen); kept.has(b) {
 		u.bucket = b
 	}
 	return k, k.hash(), u, true
 }
+
+// The longest server name and application label the store keeps (FlowDelta's bounds).
+const (
+	maxServerNameBytes  = 253
+	maxApplicationBytes = 32
+)
 
 // bucketRange is the buckets [lo, hi] the store keeps for data received at one time.
 type bucketRange struct{ lo, hi uint32 }
@@ -414,7 +451,7 @@ func (s *Store) Expire(now time.Time) (removed int) {
 		sh.mu.Unlock()
 		removed += n
 	}
-	s.hosts.sweep()
+	s.hosts.sweep(s.names, s.apps)
 	if s.flows.Add(int64(-removed)) > int64(s.cfg.MaxFlows) {
 		s.evict() // after a Restore beyond MaxFlows
 	}
@@ -438,6 +475,10 @@ func (s *Store) Stats() Stats {
 		sh.mu.RUnlock()
 	}
 	st.Hosts = s.Hosts()
+	var f1, f2 uint64
+	st.ServerNames, f1 = s.names.stats()
+	st.Applications, f2 = s.apps.stats()
+	st.NamesRefused = sat.Add(f1, f2)
 	return st
 }
 

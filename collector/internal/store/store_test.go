@@ -29,6 +29,7 @@ type dl struct {
 	status           netwatchv1.FlowStatus
 	end              netwatchv1.EndReason
 	srcFlag, dstFlag uint32
+	name, app        string // server name, application
 }
 
 func (d dl) delta() *netwatchv1.FlowDelta {
@@ -44,6 +45,7 @@ func (d dl) delta() *netwatchv1.FlowDelta {
 		SrcPackets: d.srcPk, SrcBytes: d.srcB, DstPackets: d.dstPk, DstBytes: d.dstB,
 		FirstSeen: timestamppb.New(d.first), LastSeen: timestamppb.New(d.last),
 		Status: d.status, EndReason: d.end, SrcTcpFlags: d.srcFlag, DstTcpFlags: d.dstFlag,
+		ServerName: d.name, Application: d.app,
 	}
 }
 
@@ -360,6 +362,8 @@ func TestConfigCheck(t *testing.T) {
 		{"zero bucket width is not the default", func(c *Config) { c.BucketWidth = 0 }, "BucketWidth: "},
 		{"zero sensor ids is not the default", func(c *Config) { c.MaxSensorIDs = 0 }, "MaxSensorIDs: "},
 		{"more sensor ids than a uint16 numbers", func(c *Config) { c.MaxSensorIDs = DefaultMaxSensorIDs + 1 }, "MaxSensorIDs: "},
+		{"zero server names is not the default", func(c *Config) { c.MaxServerNames = 0 }, "MaxServerNames: "},
+		{"more server names than a record's 20 bits number", func(c *Config) { c.MaxServerNames = 1 << 20 }, "MaxServerNames: "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := configWith(tc.set).Check()

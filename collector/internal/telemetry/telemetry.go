@@ -106,6 +106,8 @@ func write(w *promtext.Writer, src Sources) {
 		w.Gauge("netwatch_collector_store_max_flows", "Flows the store holds at most (--max-flows).", uint64(src.Store.Config().MaxFlows))
 		w.Gauge("netwatch_collector_store_bucket_entries", "Per-bucket traffic entries held for window questions.", uint64(st.BucketEntries))
 		w.Gauge("netwatch_collector_store_hosts", "Distinct addresses of the stored flows (the host table: about 28 bytes each).", uint64(st.Hosts))
+		w.Gauge("netwatch_collector_store_server_names", "Distinct server names (TLS SNI, HTTP Host) the stored flows hold (at most the store's MaxServerNames, 262,144).", uint64(st.ServerNames))
+		w.Counter("netwatch_collector_store_names_refused_total", "Server names and application labels not stored because their table was full (the flow kept the one it had, or none).", st.NamesRefused)
 		w.Counter("netwatch_collector_store_evictions_total", "Flows evicted because the store was at --max-flows.", st.Evicted)
 		w.Counter("netwatch_collector_store_expired_total", "Flows dropped past the retention window.", st.Expired)
 	}
