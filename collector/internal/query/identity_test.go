@@ -70,8 +70,8 @@ func testEnricher() fakeEnricher {
 func TestIdentityParametersParse(t *testing.T) {
 	type want struct {
 		communityID, application, serverName, host, country string
-		asn                                                  uint32
-		hasASN                                               bool
+		asn                                                 uint32
+		hasASN                                              bool
 	}
 	for _, tc := range []struct {
 		name string

@@ -1,8 +1,8 @@
 package query
 
 import (
-	"fmt"
 	"encoding/base64"
+	"fmt"
 	"math"
 	"net/netip"
 	"slices"
