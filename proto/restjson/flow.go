@@ -32,6 +32,15 @@ type Flow struct {
 	SrcTCPFlags, DstTCPFlags uint8
 	Status                   netwatchv1.FlowStatus
 	EndReason                netwatchv1.EndReason
+	// CommunityID (Community ID v1), ServerName (TLS SNI or HTTP Host) and
+	// Application (a flowmeta.App label) are the flow's own; "" when unknown.
+	CommunityID, ServerName, Application string
+	// What the collector knows of each address (its enricher): the latest DNS
+	// name, the autonomous system and the country; zero when unknown.
+	SrcName, DstName       string
+	SrcASN, DstASN         uint32
+	SrcASName, DstASName   string
+	SrcCountry, DstCountry string
 }
 
 // ID is the flow's flowKey (flowmeta.ID).
@@ -72,6 +81,17 @@ func (f *Flow) Proto() *netwatchv1.NetworkFlow {
 		VlanId:       uint32(f.VLAN),
 		SrcTcpFlags:  flowmeta.TCPFlags(f.SrcTCPFlags),
 		DstTcpFlags:  flowmeta.TCPFlags(f.DstTCPFlags),
+		CommunityId:  f.CommunityID,
+		ServerName:   f.ServerName,
+		Application:  f.Application,
+		SrcName:      f.SrcName,
+		DstName:      f.DstName,
+		SrcAsn:       f.SrcASN,
+		SrcAsName:    f.SrcASName,
+		SrcCountry:   f.SrcCountry,
+		DstAsn:       f.DstASN,
+		DstAsName:    f.DstASName,
+		DstCountry:   f.DstCountry,
 	}
 }
 
@@ -89,6 +109,10 @@ func FlowFromProto(m *netwatchv1.NetworkFlow) (f Flow, ok bool) {
 		SrcPort: uint16(m.SrcPort), DstPort: uint16(m.DstPort), VLAN: uint16(m.VlanId),
 		SrcPackets: m.SrcPackets, SrcBytes: m.SrcBytes, DstPackets: m.DstPackets, DstBytes: m.DstBytes,
 		Status: m.Status, EndReason: m.EndReason,
+		CommunityID: m.CommunityId, ServerName: m.ServerName, Application: m.Application,
+		SrcName: m.SrcName, DstName: m.DstName,
+		SrcASN: m.SrcAsn, SrcASName: m.SrcAsName, SrcCountry: m.SrcCountry,
+		DstASN: m.DstAsn, DstASName: m.DstAsName, DstCountry: m.DstCountry,
 	}
 	var okA, okB, okC, okD bool
 	f.Src, okA = canonicalAddr(m.SrcIp)
@@ -179,7 +203,29 @@ func AppendFlow(b []byte, f *Flow) []byte {
 	b = flowmeta.AppendTCPFlags(b, f.SrcTCPFlags) // letters
 	b = append(b, `","dstTcpFlags":"`...)
 	b = flowmeta.AppendTCPFlags(b, f.DstTCPFlags)
-	return append(b, `"}`...)
+	b = append(b, `","communityId":`...)
+	b = appendString(b, f.CommunityID)
+	b = append(b, `,"serverName":`...)
+	b = appendString(b, f.ServerName)
+	b = append(b, `,"application":`...)
+	b = appendString(b, f.Application)
+	b = append(b, `,"srcName":`...)
+	b = appendString(b, f.SrcName)
+	b = append(b, `,"dstName":`...)
+	b = appendString(b, f.DstName)
+	b = append(b, `,"srcAsn":`...)
+	b = strconv.AppendUint(b, uint64(f.SrcASN), 10)
+	b = append(b, `,"srcAsName":`...)
+	b = appendString(b, f.SrcASName)
+	b = append(b, `,"srcCountry":`...)
+	b = appendString(b, f.SrcCountry)
+	b = append(b, `,"dstAsn":`...)
+	b = strconv.AppendUint(b, uint64(f.DstASN), 10)
+	b = append(b, `,"dstAsName":`...)
+	b = appendString(b, f.DstASName)
+	b = append(b, `,"dstCountry":`...)
+	b = appendString(b, f.DstCountry)
+	return append(b, '}')
 }
 
 // appendAddr writes a as the JSON string of a.String(): without a zone there is

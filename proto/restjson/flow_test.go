@@ -93,6 +93,18 @@ func randomFlow(r *rand.Rand) Flow {
 	if r.IntN(10) == 0 {
 		f.Status, f.EndReason = netwatchv1.FlowStatus(1000+r.IntN(1000)), netwatchv1.EndReason(-1000-r.IntN(1000))
 	}
+	if r.IntN(3) > 0 { // identity and enrichment: names from the wire and DNS, so odd text too
+		text := func() string {
+			if r.IntN(2) == 0 {
+				return []string{"", "www.example.com", "tls", "1:LQU9qZlK+B5F3KDmev6m5PMibrg=", "US", "CLOUDFLARENET"}[r.IntN(6)]
+			}
+			return oddSensorIDs[r.IntN(len(oddSensorIDs))]
+		}
+		asn := func() uint32 { return []uint32{0, 13335, math.MaxUint32, r.Uint32()}[r.IntN(4)] }
+		f.CommunityID, f.ServerName, f.Application = text(), text(), text()
+		f.SrcName, f.DstName, f.SrcASName, f.DstASName = text(), text(), text(), text()
+		f.SrcCountry, f.DstCountry, f.SrcASN, f.DstASN = text(), text(), asn(), asn()
+	}
 	return f
 }
 
@@ -195,10 +207,17 @@ func TestFlowCSV(t *testing.T) {
 		names = append(names, fields.Get(i).JSONName())
 	}
 	assert.Equal(t, strings.Join(names, ",")+"\n", string(AppendFlowCSVHeader(nil)))
+	// The identity and enrichment columns come last, in this order (tools read
+	// columns by name, older ones stay where they were).
+	assert.Equal(t, []string{"communityId", "serverName", "application", "srcName", "dstName", "srcAsn", "srcAsName",
+		"srcCountry", "dstAsn", "dstAsName", "dstCountry"}, names[len(names)-11:])
+	assert.Equal(t, "dstTcpFlags", names[len(names)-12])
 
 	f := Flow{SensorID: "=HYPERLINK(\"http://x\",\"y\")", Src: netip.MustParseAddr("10.0.0.1"), Dst: netip.MustParseAddr("::1"),
 		FirstSeen: 1e9, LastSeen: 2e9 + 5e6, Protocol: 6, SrcPort: 1, DstPort: 2, SrcTCPFlags: 0x12,
-		Status: netwatchv1.FlowStatus_FLOW_STATUS_ACTIVE}
+		Status: netwatchv1.FlowStatus_FLOW_STATUS_ACTIVE, CommunityID: "1:LQU9qZlK+B5F3KDmev6m5PMibrg=",
+		ServerName: "=evil.example", Application: "tls", SrcName: "laptop.lan", DstName: "a,b.example",
+		SrcASN: 0, DstASN: 4294967295, DstASName: "CLOUDFLARENET", SrcCountry: "", DstCountry: "US"}
 	rows, err := csv.NewReader(bytes.NewReader(AppendFlowCSV(AppendFlowCSVHeader(nil), &f))).ReadAll()
 	require.NoError(t, err)
 	require.Len(t, rows, 2)
@@ -213,6 +232,15 @@ func TestFlowCSV(t *testing.T) {
 	assert.Equal(t, "", row["endReason"])
 	assert.Equal(t, "AS", row["srcTcpFlags"])
 	assert.Equal(t, f.ID(), row["flowKey"])
+	assert.Equal(t, map[string]string{
+		"communityId": f.CommunityID, "serverName": "'=evil.example", "application": "tls", "srcName": "laptop.lan",
+		"dstName": "a,b.example", "srcAsn": "0", "srcAsName": "", "srcCountry": "", "dstAsn": "4294967295",
+		"dstAsName": "CLOUDFLARENET", "dstCountry": "US",
+	}, map[string]string{
+		"communityId": row["communityId"], "serverName": row["serverName"], "application": row["application"],
+		"srcName": row["srcName"], "dstName": row["dstName"], "srcAsn": row["srcAsn"], "srcAsName": row["srcAsName"],
+		"srcCountry": row["srcCountry"], "dstAsn": row["dstAsn"], "dstAsName": row["dstAsName"], "dstCountry": row["dstCountry"],
+	})
 }
 
 // TestCSVCell: a cell beginning with = + - @, a tab or a carriage return that is not
@@ -243,12 +271,12 @@ func TestCSVCell(t *testing.T) {
 func FuzzFlowEncoding(f *testing.F) {
 	f.Add("sensor-1", uint8(6), []byte{10, 0, 0, 1}, []byte{0x20, 1, 0xd, 0xb8, 15: 1}, "", uint16(51000), uint16(443), uint16(0),
 		int64(1_764_000_000_123_456_789), int64(1_764_000_001_000_000_000), uint64(3), uint64(180), uint64(2), uint64(1500),
-		uint8(0x1b), uint8(0x12), int32(1), int32(2))
+		uint8(0x1b), uint8(0x12), int32(1), int32(2), "1:LQU9qZlK+B5F3KDmev6m5PMibrg=", "www.example.com", uint32(13335))
 	f.Add(`=we"ird<id>`+"\xff", uint8(255), []byte{}, []byte{1, 2, 3}, "eth\"0", uint16(0), uint16(65535), uint16(4095),
 		int64(math.MinInt64), int64(math.MaxInt64), uint64(math.MaxUint64), uint64(math.MaxUint64), uint64(1), uint64(1),
-		uint8(0xff), uint8(0), int32(-7), int32(99))
+		uint8(0xff), uint8(0), int32(-7), int32(99), "=cmd|' /C calc'!A0", "a,b\n\"c\"\xff", uint32(math.MaxUint32))
 	f.Fuzz(func(t *testing.T, sensor string, protocol uint8, src, dst []byte, zone string, srcPort, dstPort, vlan uint16,
-		first, last int64, sp, sb, dp, db uint64, sf, df uint8, status, reason int32) {
+		first, last int64, sp, sb, dp, db uint64, sf, df uint8, status, reason int32, id, name string, asn uint32) {
 		addr := func(b []byte) netip.Addr {
 			a, _ := netip.AddrFromSlice(b) // other lengths: the invalid address
 			if a.Is6() {
@@ -258,7 +286,9 @@ func FuzzFlowEncoding(f *testing.F) {
 		}
 		checkFlow(t, Flow{SensorID: sensor, Protocol: protocol, Src: addr(src), Dst: addr(dst), SrcPort: srcPort, DstPort: dstPort,
 			VLAN: vlan, FirstSeen: first, LastSeen: last, SrcPackets: sp, SrcBytes: sb, DstPackets: dp, DstBytes: db,
-			SrcTCPFlags: sf, DstTCPFlags: df, Status: netwatchv1.FlowStatus(status), EndReason: netwatchv1.EndReason(reason)})
+			SrcTCPFlags: sf, DstTCPFlags: df, Status: netwatchv1.FlowStatus(status), EndReason: netwatchv1.EndReason(reason),
+			CommunityID: id, ServerName: name, Application: zone, SrcName: name, DstName: sensor,
+			SrcASN: asn, SrcASName: id, SrcCountry: zone, DstASN: ^asn, DstASName: name, DstCountry: id})
 	})
 }
 
@@ -311,7 +341,9 @@ func TestMarshalOfAFlowAllocatesNothing(t *testing.T) {
 	f := Flow{SensorID: "s1", Protocol: 6, Src: netip.MustParseAddr("10.0.0.1"), Dst: netip.MustParseAddr("2001:db8::1"),
 		SrcPort: 51000, DstPort: 443, FirstSeen: 1_764_000_000_123_456_789, LastSeen: 1_764_000_001_000_000_000,
 		SrcPackets: 3, SrcBytes: 180, SrcTCPFlags: 0x12, Status: netwatchv1.FlowStatus_FLOW_STATUS_CLOSED,
-		EndReason: netwatchv1.EndReason_END_REASON_FIN}
+		EndReason: netwatchv1.EndReason_END_REASON_FIN, CommunityID: "1:LQU9qZlK+B5F3KDmev6m5PMibrg=",
+		ServerName: "www.example.com", Application: "tls", SrcName: "laptop.lan", DstName: "www.example.com",
+		DstASN: 13335, DstASName: "CLOUDFLARENET", DstCountry: "US"}
 	m := f.Proto()
 	buf := make([]byte, 0, 4096)
 	assert.Zero(t, testing.AllocsPerRun(100, func() { buf = Append(buf[:0], m) }))

@@ -69,6 +69,23 @@ func AppendFlowCSV(b []byte, f *Flow) []byte {
 	b = flowmeta.AppendTCPFlags(b, f.SrcTCPFlags) // letters
 	b = append(b, ',')
 	b = flowmeta.AppendTCPFlags(b, f.DstTCPFlags)
+	b = append(b, ',')
+	// The columns added with flow identity and enrichment, at the end (tools read
+	// by name): names and labels come from the wire or DNS, so each is defused.
+	b = csvString(b, f.CommunityID)
+	b = csvString(b, f.ServerName)
+	b = csvString(b, f.Application)
+	b = csvString(b, f.SrcName)
+	b = csvString(b, f.DstName)
+	b = strconv.AppendUint(b, uint64(f.SrcASN), 10)
+	b = append(b, ',')
+	b = csvString(b, f.SrcASName)
+	b = csvString(b, f.SrcCountry)
+	b = strconv.AppendUint(b, uint64(f.DstASN), 10)
+	b = append(b, ',')
+	b = csvString(b, f.DstASName)
+	start := len(b)
+	b = csvCell(append(b, f.DstCountry...), start)
 	return append(b, '\n')
 }
 

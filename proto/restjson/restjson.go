@@ -56,8 +56,10 @@ var (
 	networkFlowName = (&netwatchv1.NetworkFlow{}).ProtoReflect().Descriptor().FullName()
 )
 
-// flowJSONSize is about the length of a NetworkFlow's JSON (IPv4, recent times).
-const flowJSONSize = 480
+// flowJSONSize is about the length of a NetworkFlow's JSON (IPv4, recent times,
+// empty names: the identity and enrichment fields add some 200 bytes to the 480 of
+// the others).
+const flowJSONSize = 700
 
 func appendMessage(b []byte, m protoreflect.Message) []byte {
 	if !m.IsValid() {

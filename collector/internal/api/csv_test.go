@@ -88,3 +88,22 @@ func TestCSVOfNoFlowsIsTheHeader(t *testing.T) {
 	assert.Empty(t, rows)
 	assert.Equal(t, "flowKey", header[0])
 }
+
+// TestCSVIdentityColumnsComeLast: the community id, server name, application and
+// each end's name, AS and country are the last columns, in this order, after the
+// columns a download always had; a server name or DNS name that is a formula is
+// defused like any other text.
+func TestCSVIdentityColumnsComeLast(t *testing.T) {
+	f := restjson.Flow{SensorID: "s1", Src: netip.MustParseAddr("10.0.0.1"), Dst: netip.MustParseAddr("2001:db8::1"), Protocol: 6,
+		FirstSeen: 1e9, LastSeen: 2e9, CommunityID: "1:LQU9qZlK+B5F3KDmev6m5PMibrg=", ServerName: "@evil.example",
+		Application: "tls", SrcName: "laptop.lan", DstName: "=cmd", SrcASN: 0, SrcASName: "", SrcCountry: "",
+		DstASN: 13335, DstASName: "CLOUDFLARENET, INC", DstCountry: "US"}
+	header, rows := download(t, f)
+	n := len(header)
+	require.Greater(t, n, 11)
+	assert.Equal(t, "dstTcpFlags", header[n-12], "the columns before stay where they were")
+	assert.Equal(t, []string{"communityId", "serverName", "application", "srcName", "dstName", "srcAsn", "srcAsName",
+		"srcCountry", "dstAsn", "dstAsName", "dstCountry"}, header[n-11:])
+	assert.Equal(t, []string{"1:LQU9qZlK+B5F3KDmev6m5PMibrg=", "'@evil.example", "tls", "laptop.lan", "'=cmd", "0", "", "",
+		"13335", "CLOUDFLARENET, INC", "US"}, rows[0][n-11:])
+}

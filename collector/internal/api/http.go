@@ -178,8 +178,8 @@ func instrument(l *telemetry.Latency, routes map[string][]string, next http.Hand
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		next.ServeHTTP(w, r)
-		name := r.URL.Path
-		if _, ok := routes[name]; !ok {
+		name, ok := route(routes, r.URL.Path)
+		if !ok {
 			name = "other"
 		} else if name == "/api/v1/flows" && r.URL.Query().Get("format") == "csv" {
 			name += "?format=csv"

@@ -32,6 +32,9 @@ func routeParams() map[string][]string {
 		fields := m.Input().Fields()
 		for j := range fields.Len() {
 			f := fields.Get(j)
+			if strings.Contains(path, "{"+string(f.Name())+"}") {
+				continue // a path parameter (/api/v1/hosts/{ip})
+			}
 			names = append(names, string(f.Name()))
 			if f.JSONName() != string(f.Name()) {
 				names = append(names, f.JSONName())
@@ -41,6 +44,37 @@ func routeParams() map[string][]string {
 		out[path] = names
 	}
 	return out
+}
+
+// route is the GET path of routes that path is: itself, or a template whose
+// {parameters} each stand for one non-empty segment ("/api/v1/hosts/{ip}").
+func route(routes map[string][]string, path string) (string, bool) {
+	if _, ok := routes[path]; ok {
+		return path, true
+	}
+	for tmpl := range routes {
+		if strings.Contains(tmpl, "{") && matchTemplate(tmpl, path) {
+			return tmpl, true
+		}
+	}
+	return "", false
+}
+
+func matchTemplate(tmpl, path string) bool {
+	t, p := strings.Split(tmpl, "/"), strings.Split(path, "/")
+	if len(t) != len(p) {
+		return false
+	}
+	for i := range t {
+		if strings.HasPrefix(t[i], "{") && strings.HasSuffix(t[i], "}") {
+			if p[i] == "" {
+				return false
+			}
+		} else if t[i] != p[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // RouteRequests maps each GET path of the query service to its request message, for
@@ -62,7 +96,8 @@ func RouteRequests() map[string]protoreflect.MessageDescriptor {
 // Paths that are not query-service routes pass through untouched.
 func checkParams(routes map[string][]string, eh errorHandler, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		known, ok := routes[r.URL.Path]
+		path, ok := route(routes, r.URL.Path)
+		known := routes[path]
 		if !ok {
 			next.ServeHTTP(w, r)
 			return

@@ -322,18 +322,25 @@ func TestEveryDocumentedParameterIsAccepted(t *testing.T) {
 		"limit": "5", "offset": "0", "sort_by": "bytes", "sort_order": "asc", "q": "protocol:tcp",
 		"format": "json", "interval": "5s", "by": "src", "sensor": "s1",
 		"/api/v1/top-talkers duration": "15m", "/api/v1/metrics/history duration": "15m", "/api/v1/protocols duration": "15m",
+		"community_id": "1:LQU9qZlK+B5F3KDmev6m5PMibrg=", "application": "tls", "server_name": "example.com",
+		"host": "example.com", "asn": "AS13335", "country": "US", "/api/v1/hosts/{ip} duration": "15m",
 	}
 	require.NotEmpty(t, doc.Paths)
 	checked := 0
-	for path, ops := range doc.Paths {
+	for tmpl, ops := range doc.Paths {
 		op, ok := ops["get"]
-		require.True(t, ok, "%s has a GET", path)
+		require.True(t, ok, "%s has a GET", tmpl)
+		path := strings.ReplaceAll(tmpl, "{ip}", "10.0.0.1") // the path parameters
 		code, body, _ := get(t, base+path, nil)
 		assert.Equal(t, http.StatusOK, code, "%s without parameters: %v", path, body)
 		all := url.Values{}
 		for _, p := range op.Parameters {
+			if p.In == "path" {
+				require.Contains(t, tmpl, "{"+p.Name+"}")
+				continue
+			}
 			require.Equal(t, "query", p.In, "%s %s", path, p.Name)
-			v, ok := sample[path+" "+p.Name]
+			v, ok := sample[tmpl+" "+p.Name]
 			if !ok {
 				v, ok = sample[p.Name]
 			}

@@ -234,17 +234,20 @@ func parseFilter(raw map[string]json.RawMessage) (*query.FlowQuery, string, erro
 			s = n.String()
 		}
 		switch k {
-		case "src_ip", "dst_ip", "protocol", "port", "time_start", "time_end", "sensor", "status", "q":
+		case "src_ip", "dst_ip", "protocol", "port", "time_start", "time_end", "sensor", "status", "q",
+			"community_id", "application", "server_name", "host", "asn", "country":
 			vals[k] = s
 		case "limit", "offset", "sort_by", "sort_order", "format":
 		default:
-			return nil, k, fmt.Errorf("%s: unknown filter field (use src_ip, dst_ip, protocol, port, time_start, time_end, sensor, status, q)", k)
+			return nil, k, fmt.Errorf("%s: unknown filter field (use src_ip, dst_ip, protocol, port, time_start, time_end, sensor, status, community_id, application, server_name, host, asn, country, q)", k)
 		}
 	}
 	fq, err := query.ParseFlowQuery(&netwatchv1.ListFlowsRequest{
 		SrcIp: vals["src_ip"], DstIp: vals["dst_ip"], Protocol: vals["protocol"], Port: vals["port"],
 		TimeStart: vals["time_start"], TimeEnd: vals["time_end"], Sensor: vals["sensor"],
 		Status: vals["status"], Q: vals["q"],
+		CommunityId: vals["community_id"], Application: vals["application"], ServerName: vals["server_name"],
+		Host: vals["host"], Asn: vals["asn"], Country: vals["country"],
 	})
 	if err != nil {
 		return nil, fieldOf(err), errors.New(status.Convert(err).Message())

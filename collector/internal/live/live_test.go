@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"netwatch.dev/collector/internal/enrich"
 	"netwatch.dev/collector/internal/query"
 	"netwatch.dev/collector/internal/store"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
@@ -239,6 +240,14 @@ func TestBadFilterNamesTheField(t *testing.T) {
 		{map[string]any{"colour": "red"}, "colour"},
 		{map[string]any{"q": "nope:1"}, "q"},
 		{map[string]any{"status": true}, "status"},
+		{map[string]any{"community_id": "1:short"}, "community_id"},
+		{map[string]any{"application": "tls!"}, "application"},
+		{map[string]any{"server_name": "a..example"}, "server_name"},
+		{map[string]any{"host": "host/evil"}, "host"},
+		{map[string]any{"asn": "AS4294967296"}, "asn"},
+		{map[string]any{"asn": -1}, "asn"},
+		{map[string]any{"country": "USA"}, "country"},
+		{map[string]any{"q": "country:U1"}, "country"},
 	} {
 		send(t, c, map[string]any{"type": "subscribe", "filter": tc.filter})
 		m := until(t, c, "error")
@@ -493,4 +502,47 @@ func TestStopClosesClients(t *testing.T) {
 		_, rerr = read(t, c, 2*time.Second)
 	}
 	require.True(t, websocket.CloseStatus(rerr) == websocket.StatusGoingAway || errors.Is(rerr, net.ErrClosed), "%v", rerr)
+}
+
+// fakeEnricher names the addresses it holds.
+type fakeEnricher map[netip.Addr]enrich.Host
+
+func (f fakeEnricher) Lookup(a netip.Addr) enrich.Host { return f[a] }
+func (f fakeEnricher) Names(a netip.Addr) []string {
+	if n := f[a].Name; n != "" {
+		return []string{n}
+	}
+	return nil
+}
+func (f fakeEnricher) NameMatcher(suffix string) func(netip.Addr) bool {
+	return func(a netip.Addr) bool { n := f[a].Name; return n == suffix || strings.HasSuffix(n, "."+suffix) }
+}
+
+// TestFlowsMessageCarriesEnrichment: a subscription's flows carry the names, AS and
+// country of each end (the query service's enricher), in the REST flow view, and a
+// subscription filter takes the new fields.
+func TestFlowsMessageCarriesEnrichment(t *testing.T) {
+	f := newFixture(t, nil, false)
+	f.hub.deps.Query.SetEnricher(fakeEnricher{
+		netip.MustParseAddr("10.0.0.1"): {Name: "laptop.lan"},
+		netip.MustParseAddr("10.0.0.2"): {Name: "dns.example.com", ASN: 13335, ASName: "CLOUDFLARENET", Country: "US"},
+	})
+	c, _, err := f.dial(nil)
+	require.NoError(t, err)
+	send(t, c, map[string]any{"type": "subscribe", "filter": map[string]any{"protocol": "udp", "application": "DNS", "asn": "as13335", "country": "us", "host": "example.com"}})
+	m := until(t, c, "subscribed")
+	require.Contains(t, string(m.Data), `"asn":"as13335"`, "the filter as sent")
+	d := delta(17, "10.0.0.1", "10.0.0.2", 1001, 53, 200)
+	d.Application = "dns"
+	f.store.Apply("s1", []*netwatchv1.FlowDelta{d}, time.Now())
+	m = until(t, c, "flows")
+	var data struct{ Flows []map[string]any }
+	require.NoError(t, json.Unmarshal(m.Data, &data))
+	require.Len(t, data.Flows, 1, "%s", m.Data)
+	for k, v := range map[string]any{
+		"srcName": "laptop.lan", "srcAsn": 0.0, "srcCountry": "", "dstName": "dns.example.com", "dstAsn": 13335.0,
+		"dstAsName": "CLOUDFLARENET", "dstCountry": "US", "communityId": "", "serverName": "",
+	} {
+		require.Equal(t, v, data.Flows[0][k], k)
+	}
 }

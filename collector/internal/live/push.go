@@ -56,14 +56,15 @@ func (h *Hub) tick(now time.Time) {
 	set(typeSensors, envelope(typeSensors, now, restjson.Marshal(&netwatchv1.ListSensorsResponse{Sensors: sensors})))
 
 	// Each subscription's filter is the store filter of a flow query at now (the
-	// retention bound included), tested by the store as it walks the recent flows.
+	// retention bound included; host, asn and country through the query service's
+	// enricher), tested by the store as it walks the recent flows.
 	var subs []*client
 	var filters []store.Filter
-	retention := st.Config().Retention
+	retention, enricher := st.Config().Retention, q.Enricher()
 	for _, c := range clients {
 		if fq := c.filter.Load(); fq != nil {
 			subs = append(subs, c)
-			filters = append(filters, fq.Filter(now, retention))
+			filters = append(filters, fq.Filter(now, retention, enricher))
 		}
 	}
 	changed, hits := h.changedFlows(now, filters)
@@ -155,7 +156,7 @@ func (h *Hub) flowsMessage(now time.Time, changed []store.Flow, enc [][]byte, ma
 			continue
 		}
 		if enc[i] == nil {
-			enc[i] = restjson.AppendFlow(nil, new(query.FlowView(&changed[i])))
+			enc[i] = restjson.AppendFlow(nil, new(h.deps.Query.View(&changed[i])))
 		}
 		if n > 0 {
 			b = append(b, ',')

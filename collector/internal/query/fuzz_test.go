@@ -19,7 +19,8 @@ import (
 
 // flowParams are the query parameters of GET /api/v1/flows (ListFlowsRequest).
 var flowParams = []string{"src_ip", "dst_ip", "protocol", "port", "time_start", "time_end", "sensor", "status",
-	"limit", "offset", "sort_by", "sort_order", "q", "format"}
+	"limit", "offset", "sort_by", "sort_order", "q", "format",
+	"community_id", "application", "server_name", "host", "asn", "country"}
 
 // flowRequest fills a ListFlowsRequest from a raw query string the way the REST
 // gateway does (first value of each known name; unknown names are the API layer's
@@ -40,6 +41,8 @@ func flowRequest(raw string) *netwatchv1.ListFlowsRequest {
 		TimeStart: g("time_start"), TimeEnd: g("time_end"), Sensor: g("sensor"), Status: g("status"),
 		Limit: g("limit"), Offset: g("offset"), SortBy: g("sort_by"), SortOrder: g("sort_order"),
 		Q: g("q"), Format: g("format"),
+		CommunityId: g("community_id"), Application: g("application"), ServerName: g("server_name"),
+		Host: g("host"), Asn: g("asn"), Country: g("country"),
 	}
 }
 
@@ -98,6 +101,8 @@ func FuzzParseFlowQuery(f *testing.F) {
 		"status=active&format=csv&sensor=s1", "q=src_ip:192.168.1.0/24+protocol:tcp+port:443",
 		"q=port:1+port:2", "limit=-1", "port=%zz", "time_end=9999-12-31", "time_start=0001-01-01",
 		"src_ip=::ffff:10.0.0.1", "protocol=256", "q=src_ip:fe80::1%25eth0",
+		"community_id=1:LQU9qZlK%2BB5F3KDmev6m5PMibrg%3D&application=tls&server_name=Example.COM.",
+		"host=a.example&asn=AS13335&country=us", "asn=4294967296", "country=U1", "q=asn:as0+host:x-.y",
 	} {
 		f.Add(s)
 	}
@@ -125,6 +130,7 @@ func FuzzParseFlowQuery(f *testing.F) {
 		case fq.Start != 0 && fq.End != 0 && fq.End < fq.Start:
 			t.Fatalf("%q: time_end %d before time_start %d", raw, fq.End, fq.Start)
 		}
+		checkIdentity(t, raw, fq)
 		for _, p := range []netip.Prefix{fq.Src, fq.Dst} {
 			if p.IsValid() && p != p.Masked() {
 				t.Fatalf("%q: prefix %v is not masked", raw, p)
@@ -140,6 +146,23 @@ func FuzzParseFlowQuery(f *testing.F) {
 			t.Fatalf("%q: page of %d flows, limit %d, offset %d, total %d", raw, n, fq.Limit, fq.Offset, resp.GetPagination().GetTotalCount())
 		}
 	})
+}
+
+// checkIdentity: the identity and host filters ParseFlowQuery keeps are in their
+// canonical spelling (what the store and enricher compare with).
+func checkIdentity(t *testing.T, raw string, fq *FlowQuery) {
+	t.Helper()
+	if v := fq.CommunityID; v != "" && (len(v) != 30 || !strings.HasPrefix(v, "1:")) {
+		t.Fatalf("%q: community_id %q", raw, v)
+	}
+	for _, v := range []string{fq.Application, fq.ServerName, fq.Host} {
+		if v != strings.ToLower(v) || strings.HasSuffix(v, ".") || strings.IndexFunc(v, unicode.IsSpace) >= 0 {
+			t.Fatalf("%q: name or label %q not canonical", raw, v)
+		}
+	}
+	if v := fq.Country; v != "" && (len(v) != 2 || v != strings.ToUpper(v)) {
+		t.Fatalf("%q: country %q", raw, v)
+	}
 }
 
 // checkTimeOrder: when time_start and time_end both parse, their order as times is
@@ -178,10 +201,12 @@ func FuzzParseSearch(f *testing.F) {
 		"src_ip:192.168.1.0/24 protocol:tcp port:443", "dst_ip:2001:db8::/32", "status:closed sensor:edge-1",
 		"time_start:2026-11-25T12:00:00Z time_end:2026-11-25T13:00:00Z", "port:", ":443", "color:red",
 		"port:1 port:2", "src_ip:fe80::1%eth0", "sensor:\u00e9\u00e8", "\t\nport:80\u00a0", "sensor:\xff\xfe",
+		"community_id:1:LQU9qZlK+B5F3KDmev6m5PMibrg= application:tls", "host:example.com asn:AS13335 country:de",
+		"server_name:www.example.com", "asn:-1", "country:\u00c9u",
 	} {
 		f.Add(s)
 	}
-	known := []string{"src_ip", "dst_ip", "protocol", "port", "time_start", "time_end", "sensor", "status"}
+	known := searchFields
 	f.Fuzz(func(t *testing.T, q string) {
 		terms, err := ParseSearch(q)
 		if err != nil {

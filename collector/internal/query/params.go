@@ -1,9 +1,11 @@
 package query
 
 import (
+	"encoding/base64"
 	"fmt"
 	"math"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -55,6 +57,24 @@ type FlowQuery struct {
 	SortBy        string
 	Desc          bool
 	CSV           bool
+	// Flow identity: "" does not filter. Application is a label (flowmeta.App),
+	// ServerName a lower-case DNS name matched exactly or as a label-boundary suffix.
+	CommunityID, Application, ServerName string
+	// Host filters, each held by at least one end of a flow through the enricher:
+	// Host a lower-case DNS name (exact or label-boundary suffix), ASN an autonomous
+	// system when HasASN (0: the addresses with no known AS), Country an upper-case
+	// ISO 3166-1 alpha-2 code. "" / !HasASN do not filter.
+	Host    string
+	ASN     uint32
+	HasASN  bool
+	Country string
+}
+
+// searchFields are the fields of the search syntax (and of the ListFlows filter
+// parameters), in the order error messages list them.
+var searchFields = []string{
+	"src_ip", "dst_ip", "protocol", "port", "time_start", "time_end", "sensor", "status",
+	"community_id", "application", "server_name", "host", "asn", "country",
 }
 
 const (
@@ -80,6 +100,8 @@ func ParseFlowQuery(req *netwatchv1.ListFlowsRequest) (*FlowQuery, error) {
 		"src_ip": req.GetSrcIp(), "dst_ip": req.GetDstIp(), "protocol": req.GetProtocol(),
 		"port": req.GetPort(), "time_start": req.GetTimeStart(), "time_end": req.GetTimeEnd(),
 		"sensor": req.GetSensor(), "status": req.GetStatus(),
+		"community_id": req.GetCommunityId(), "application": req.GetApplication(), "server_name": req.GetServerName(),
+		"host": req.GetHost(), "asn": req.GetAsn(), "country": req.GetCountry(),
 	} {
 		if v != "" {
 			params[k] = v
@@ -119,6 +141,9 @@ func ParseFlowQuery(req *netwatchv1.ListFlowsRequest) (*FlowQuery, error) {
 			return nil, paramError("status", "%q is not one of active, idle, closed", v)
 		}
 		fq.Status = netwatchv1.FlowStatus(n)
+	}
+	if err := fq.parseIdentity(params); err != nil {
+		return nil, err
 	}
 	if v := req.GetLimit(); v != "" {
 		if fq.Limit, err = parseInt("limit", v, 1, maxLimit); err != nil {
@@ -227,10 +252,8 @@ func ParseSearch(q string) (map[string]string, error) {
 		if !ok || value == "" {
 			return nil, paramError("q", "term %q is not field:value", term)
 		}
-		switch field {
-		case "src_ip", "dst_ip", "protocol", "port", "time_start", "time_end", "sensor", "status":
-		default:
-			return nil, paramError("q", "unknown field %q (use src_ip, dst_ip, protocol, port, time_start, time_end, sensor, status)", field)
+		if !slices.Contains(searchFields, field) {
+			return nil, paramError("q", "unknown field %q (use %s)", field, strings.Join(searchFields, ", "))
 		}
 		if _, dup := out[field]; dup {
 			return nil, paramError("q", "field %q given twice", field)
@@ -239,3 +262,110 @@ func ParseSearch(q string) (map[string]string, error) {
 	}
 	return out, nil
 }
+
+// parseIdentity reads the flow identity and host filters of params.
+func (fq *FlowQuery) parseIdentity(params map[string]string) error {
+	var err error
+	if v := params["community_id"]; v != "" {
+		if fq.CommunityID, err = ParseCommunityID(v); err != nil {
+			return err
+		}
+	}
+	if v := params["application"]; v != "" {
+		if fq.Application, err = ParseApplication(v); err != nil {
+			return err
+		}
+	}
+	if v := params["server_name"]; v != "" {
+		if fq.ServerName, err = ParseDNSName("server_name", v); err != nil {
+			return err
+		}
+	}
+	if v := params["host"]; v != "" {
+		if fq.Host, err = ParseDNSName("host", v); err != nil {
+			return err
+		}
+	}
+	if v := params["asn"]; v != "" {
+		if fq.ASN, err = ParseASN("asn", v); err != nil {
+			return err
+		}
+		fq.HasASN = true
+	}
+	if v := params["country"]; v != "" {
+		if fq.Country, err = ParseCountry("country", v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ParseCommunityID accepts a Community ID v1: "1:" and the 28 base64 characters of
+// a SHA-1 digest.
+func ParseCommunityID(v string) (string, error) {
+	rest, ok := strings.CutPrefix(v, "1:")
+	if ok && len(rest) == 28 {
+		if d, err := base64.StdEncoding.Strict().DecodeString(rest); err == nil && len(d) == 20 {
+			return v, nil
+		}
+	}
+	return "", paramError("community_id", "%q is not a Community ID v1 (\"1:\" and 28 base64 characters)", v)
+}
+
+// ParseApplication accepts an application label: a known one (tls, http, dns...) or
+// 1 to 32 of a-z 0-9 . _ - (labels a newer sensor may send); upper case is folded.
+func ParseApplication(v string) (string, error) {
+	l := strings.ToLower(v)
+	if _, ok := flowmeta.ParseApp(l); ok {
+		return l, nil
+	}
+	if len(l) >= 1 && len(l) <= 32 && strings.Trim(l, "abcdefghijklmnopqrstuvwxyz0123456789._-") == "" {
+		return l, nil
+	}
+	return "", paramError("application", "%q is not an application label (tls, http, dns, ssh, quic, ntp...: 1 to 32 of a-z 0-9 . _ -)", v)
+}
+
+// ParseDNSName accepts a DNS name (a suffix filter): labels of 1 to 63 letters,
+// digits, '-' or '_', not beginning or ending with '-', at most 253 characters; a
+// trailing dot is dropped and upper case folded.
+func ParseDNSName(param, v string) (string, error) {
+	n := strings.ToLower(strings.TrimSuffix(v, "."))
+	ok := len(n) >= 1 && len(n) <= 253
+	for label := range strings.SplitSeq(n, ".") {
+		if !ok {
+			break
+		}
+		ok = len(label) >= 1 && len(label) <= 63 && label[0] != '-' && label[len(label)-1] != '-' &&
+			strings.Trim(label, "abcdefghijklmnopqrstuvwxyz0123456789-_") == ""
+	}
+	if !ok {
+		return "", paramError(param, "%q is not a DNS name (e.g. example.com)", v)
+	}
+	return n, nil
+}
+
+// ParseASN accepts an autonomous system number, 13335 or AS13335 (any case), from 0
+// to 4294967295.
+func ParseASN(param, v string) (uint32, error) {
+	digits := v
+	if len(v) > 2 && strings.EqualFold(v[:2], "as") {
+		digits = v[2:]
+	}
+	if digits != "" && strings.Trim(digits, "0123456789") == "" {
+		if n, err := strconv.ParseUint(digits, 10, 32); err == nil {
+			return uint32(n), nil
+		}
+	}
+	return 0, paramError(param, "%q is not an AS number (13335 or AS13335, 0 to 4294967295)", v)
+}
+
+// ParseCountry accepts an ISO 3166-1 alpha-2 code (two letters, any case) and
+// returns it upper case.
+func ParseCountry(param, v string) (string, error) {
+	if len(v) == 2 && isLetter(v[0]) && isLetter(v[1]) {
+		return strings.ToUpper(v), nil
+	}
+	return "", paramError(param, "%q is not a two-letter country code (e.g. US)", v)
+}
+
+func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }

@@ -29,7 +29,7 @@ func (s *Service) Protocols(window time.Duration) *netwatchv1.ListProtocolsRespo
 	now := s.now()
 	fq := FlowQuery{Protocol: -1, Port: -1, Start: now.Add(-window).UnixNano()}
 	var sums [256]struct{ bytes, packets, flows uint64 }
-	s.store.Select(fq.Filter(now, s.store.Config().Retention), func(f store.Flow) {
+	s.store.Select(fq.Filter(now, s.store.Config().Retention, nil), func(f store.Flow) {
 		p := &sums[f.Protocol]
 		p.bytes += f.SrcBytes + f.DstBytes
 		p.packets += f.SrcPackets + f.DstPackets

@@ -3,11 +3,14 @@ package query
 
 import (
 	"context"
+	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"netwatch.dev/collector/internal/enrich"
 	"netwatch.dev/collector/internal/store"
 	"netwatch.dev/common/procstat"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
@@ -27,6 +30,30 @@ type Service struct {
 	sampler  sampler
 	// topCache, when set, keeps top-talkers answers briefly (CacheTopTalkers).
 	topCache *topCache
+	// enricher names addresses (SetEnricher); nil: nothing is known.
+	enricher atomic.Pointer[enricherBox]
+}
+
+type enricherBox struct{ e enrich.Enricher }
+
+// SetEnricher makes e the source of the names, AS and country of the flows' and
+// hosts' addresses, and of the host, asn and country filters. Nil (the default)
+// leaves those fields empty and makes those filters match nothing (they are still
+// validated).
+func (s *Service) SetEnricher(e enrich.Enricher) {
+	if e == nil {
+		s.enricher.Store(nil)
+		return
+	}
+	s.enricher.Store(&enricherBox{e})
+}
+
+// Enricher is what SetEnricher set (nil if nothing).
+func (s *Service) Enricher() enrich.Enricher {
+	if b := s.enricher.Load(); b != nil {
+		return b.e
+	}
+	return nil
 }
 
 // New builds a Service; now is the clock (time.Now in production).
@@ -48,7 +75,7 @@ func (s *Service) ListFlows(_ context.Context, req *netwatchv1.ListFlowsRequest)
 	if err != nil {
 		return nil, err
 	}
-	page, total := s.store.Query(fq.Filter(s.now(), s.store.Config().Retention), fq.Order(), fq.Offset, fq.Limit)
+	page, total := s.store.Query(s.FlowFilter(fq, s.now()), fq.Order(), fq.Offset, fq.Limit)
 	resp := &netwatchv1.ListFlowsResponse{
 		Flows: make([]*netwatchv1.NetworkFlow, 0, len(page)),
 		Pagination: &netwatchv1.Pagination{
@@ -56,8 +83,10 @@ func (s *Service) ListFlows(_ context.Context, req *netwatchv1.ListFlowsRequest)
 			Limit: uint32(fq.Limit), Offset: uint64(fq.Offset),
 		},
 	}
+	e := s.Enricher()
 	for i := range page {
-		resp.Flows = append(resp.Flows, ToNetworkFlow(&page[i]))
+		v := EnrichedView(&page[i], e)
+		resp.Flows = append(resp.Flows, v.Proto())
 	}
 	return resp, nil
 }
@@ -124,12 +153,44 @@ func fillPoint(m *netwatchv1.SystemMetrics, p MetricsPoint) {
 
 // Filter is q's filters for the store, the one test of every flow query (ListFlows,
 // the CSV download, live subscriptions); flows received before now minus the
-// retention are left out even if Expire has not run yet.
-func (q *FlowQuery) Filter(now time.Time, retention time.Duration) store.Filter {
-	return store.Filter{
+// retention are left out even if Expire has not run yet. The host, asn and country
+// filters become predicates on addresses answered by e; with a nil e they match
+// nothing.
+func (q *FlowQuery) Filter(now time.Time, retention time.Duration, e enrich.Enricher) store.Filter {
+	f := store.Filter{
 		Src: q.Src, Dst: q.Dst, Protocol: q.Protocol, Port: q.Port, Start: q.Start, End: q.End,
 		Sensor: q.Sensor, Status: q.Status, ReceivedSince: now.Add(-retention).UnixNano(),
+		CommunityID: q.CommunityID, Application: q.Application, ServerName: q.ServerName,
 	}
+	if q.Host == "" && !q.HasASN && q.Country == "" {
+		return f
+	}
+	if e == nil {
+		return append1(f, func(netip.Addr) bool { return false })
+	}
+	if q.Host != "" {
+		f = append1(f, e.NameMatcher(q.Host))
+	}
+	if q.HasASN {
+		asn := q.ASN
+		f = append1(f, func(a netip.Addr) bool { return e.Lookup(a).ASN == asn })
+	}
+	if q.Country != "" {
+		cc := q.Country
+		f = append1(f, func(a netip.Addr) bool { return e.Lookup(a).Country == cc })
+	}
+	return f
+}
+
+func append1(f store.Filter, p func(netip.Addr) bool) store.Filter {
+	f.Hosts = append(f.Hosts, p)
+	return f
+}
+
+// FlowFilter is fq's store filter at now with the service's retention and enricher:
+// what ListFlows, the CSV download and live subscriptions select.
+func (s *Service) FlowFilter(fq *FlowQuery, now time.Time) store.Filter {
+	return fq.Filter(now, s.store.Config().Retention, s.Enricher())
 }
 
 // Order is q's sort order for the store.
@@ -158,10 +219,34 @@ func FlowView(f *store.Flow) restjson.Flow {
 		SrcPackets: f.SrcPackets, SrcBytes: f.SrcBytes, DstPackets: f.DstPackets, DstBytes: f.DstBytes,
 		SrcTCPFlags: f.SrcTCPFlags, DstTCPFlags: f.DstTCPFlags,
 		Status: f.Status, EndReason: f.EndReason,
+		CommunityID: f.CommunityID, ServerName: f.ServerName, Application: f.Application,
 	}
 }
 
-// ToNetworkFlow is the API message of a stored flow.
+// EnrichedView is FlowView with what e knows of each address (name, AS, country);
+// a nil e leaves those empty.
+func EnrichedView(f *store.Flow, e enrich.Enricher) restjson.Flow {
+	v := FlowView(f)
+	if e != nil {
+		src, dst := e.Lookup(f.Src), e.Lookup(f.Dst)
+		v.SrcName, v.SrcASN, v.SrcASName, v.SrcCountry = src.Name, src.ASN, src.ASName, src.Country
+		v.DstName, v.DstASN, v.DstASName, v.DstCountry = dst.Name, dst.ASN, dst.ASName, dst.Country
+	}
+	return v
+}
+
+// View is the flow view of f with the service's enricher: what every API answer
+// carries.
+func (s *Service) View(f *store.Flow) restjson.Flow { return EnrichedView(f, s.Enricher()) }
+
+// NetworkFlow is the API message of a stored flow, enriched (View).
+func (s *Service) NetworkFlow(f *store.Flow) *netwatchv1.NetworkFlow {
+	v := s.View(f)
+	return v.Proto()
+}
+
+// ToNetworkFlow is the API message of a stored flow without enrichment (the
+// flow's own fields only); Service.NetworkFlow adds names, AS and country.
 func ToNetworkFlow(f *store.Flow) *netwatchv1.NetworkFlow {
 	v := FlowView(f)
 	return v.Proto()
@@ -177,10 +262,11 @@ func (s *Service) StreamFlows(req *netwatchv1.ListFlowsRequest, chunk int, fn fu
 		return err
 	}
 	out := make([]restjson.Flow, 0, chunk)
-	return s.store.Stream(fq.Filter(s.now(), s.store.Config().Retention), fq.Order(), chunk, func(flows []store.Flow) error {
+	e := s.Enricher()
+	return s.store.Stream(s.FlowFilter(fq, s.now()), fq.Order(), chunk, func(flows []store.Flow) error {
 		out = out[:0]
 		for i := range flows {
-			out = append(out, FlowView(&flows[i]))
+			out = append(out, EnrichedView(&flows[i], e))
 		}
 		return fn(out)
 	})

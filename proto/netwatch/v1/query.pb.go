@@ -204,7 +204,19 @@ type ListFlowsRequest struct {
 	// Free text in the search syntax: "src_ip:192.168.1.0/24 protocol:tcp port:443".
 	Q string `protobuf:"bytes,13,opt,name=q,proto3" json:"q,omitempty"`
 	// "json" (default) or "csv" (REST only: a download of all matching rows).
-	Format        string `protobuf:"bytes,14,opt,name=format,proto3" json:"format,omitempty"`
+	Format string `protobuf:"bytes,14,opt,name=format,proto3" json:"format,omitempty"`
+	// Community ID v1, exactly ("1:" and 28 base64 characters).
+	CommunityId string `protobuf:"bytes,15,opt,name=community_id,proto3" json:"community_id,omitempty"`
+	// Application label, exactly (tls, http, dns, ssh, quic, ntp...).
+	Application string `protobuf:"bytes,16,opt,name=application,proto3" json:"application,omitempty"`
+	// Server name (TLS SNI or HTTP Host): the name or a subdomain of it.
+	ServerName string `protobuf:"bytes,17,opt,name=server_name,proto3" json:"server_name,omitempty"`
+	// Either end has a DNS name equal to this or ending in "." and this.
+	Host string `protobuf:"bytes,18,opt,name=host,proto3" json:"host,omitempty"`
+	// Either end is in this autonomous system: 13335 or AS13335.
+	Asn string `protobuf:"bytes,19,opt,name=asn,proto3" json:"asn,omitempty"`
+	// Either end is in this country: ISO 3166-1 alpha-2 code (us, US).
+	Country       string `protobuf:"bytes,20,opt,name=country,proto3" json:"country,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -333,6 +345,48 @@ func (x *ListFlowsRequest) GetQ() string {
 func (x *ListFlowsRequest) GetFormat() string {
 	if x != nil {
 		return x.Format
+	}
+	return ""
+}
+
+func (x *ListFlowsRequest) GetCommunityId() string {
+	if x != nil {
+		return x.CommunityId
+	}
+	return ""
+}
+
+func (x *ListFlowsRequest) GetApplication() string {
+	if x != nil {
+		return x.Application
+	}
+	return ""
+}
+
+func (x *ListFlowsRequest) GetServerName() string {
+	if x != nil {
+		return x.ServerName
+	}
+	return ""
+}
+
+func (x *ListFlowsRequest) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *ListFlowsRequest) GetAsn() string {
+	if x != nil {
+		return x.Asn
+	}
+	return ""
+}
+
+func (x *ListFlowsRequest) GetCountry() string {
+	if x != nil {
+		return x.Country
 	}
 	return ""
 }
@@ -2480,7 +2534,7 @@ const file_netwatch_v1_query_proto_rawDesc = "" +
 	"\n" +
 	"incomplete\x18\b \x01(\bR\n" +
 	"incomplete\x12\x18\n" +
-	"\areasons\x18\t \x03(\tR\areasons\"\xec\x02\n" +
+	"\areasons\x18\t \x03(\tR\areasons\"\x94\x04\n" +
 	"\x10ListFlowsRequest\x12\x16\n" +
 	"\x06src_ip\x18\x01 \x01(\tR\x06src_ip\x12\x16\n" +
 	"\x06dst_ip\x18\x02 \x01(\tR\x06dst_ip\x12\x1a\n" +
@@ -2500,7 +2554,13 @@ const file_netwatch_v1_query_proto_rawDesc = "" +
 	"sort_order\x18\f \x01(\tR\n" +
 	"sort_order\x12\f\n" +
 	"\x01q\x18\r \x01(\tR\x01q\x12\x16\n" +
-	"\x06format\x18\x0e \x01(\tR\x06format\"|\n" +
+	"\x06format\x18\x0e \x01(\tR\x06format\x12\"\n" +
+	"\fcommunity_id\x18\x0f \x01(\tR\fcommunity_id\x12 \n" +
+	"\vapplication\x18\x10 \x01(\tR\vapplication\x12 \n" +
+	"\vserver_name\x18\x11 \x01(\tR\vserver_name\x12\x12\n" +
+	"\x04host\x18\x12 \x01(\tR\x04host\x12\x10\n" +
+	"\x03asn\x18\x13 \x01(\tR\x03asn\x12\x18\n" +
+	"\acountry\x18\x14 \x01(\tR\acountry\"|\n" +
 	"\x11ListFlowsResponse\x12.\n" +
 	"\x05flows\x18\x01 \x03(\v2\x18.netwatch.v1.NetworkFlowR\x05flows\x127\n" +
 	"\n" +
