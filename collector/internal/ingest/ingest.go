@@ -77,6 +77,9 @@ type Config struct {
 	// HelloTimeout: a stream that has not sent its hello this long after it opened
 	// is closed (a stream holds a connection, and so a file descriptor). Default 10 s.
 	HelloTimeout time.Duration
+	// DNS, when set, is given the DNS observations of each batch applied (after
+	// the store), on the committer goroutine. nil: they are ignored.
+	DNS func(sensorID string, obs []*netwatchv1.DnsObservation)
 }
 
 // DefaultConfig is the documented default.
@@ -519,6 +522,9 @@ func (s *Service) applyBatch(sensorID, bootID string, b *netwatchv1.FlowBatch, a
 	}
 	s.mu.Unlock()
 	s.store.Apply(sensorID, b.GetDeltas(), at)
+	if s.cfg.DNS != nil && len(b.GetDns()) > 0 {
+		s.cfg.DNS(sensorID, b.GetDns())
+	}
 }
 
 // capture is the snapshot of the state, taken on the committer goroutine.

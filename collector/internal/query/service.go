@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"netwatch.dev/collector/internal/enrich"
 	"netwatch.dev/collector/internal/store"
 	"netwatch.dev/common/procstat"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
@@ -27,6 +28,8 @@ type Service struct {
 	sampler  sampler
 	// topCache, when set, keeps top-talkers answers briefly (CacheTopTalkers).
 	topCache *topCache
+	// enricher names addresses (nil until SetEnricher: nothing known).
+	enricher enrich.Enricher
 }
 
 // New builds a Service; now is the clock (time.Now in production).
