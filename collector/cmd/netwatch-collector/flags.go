@@ -50,6 +50,9 @@ var fieldFlags = map[string]string{
 	"GRPCConns.PerIP":           "grpc-max-conns-per-ip",
 	"GRPCConns.Loopback":        "grpc-max-conns-loopback",
 	"Ingest.HelloTimeout":       "sensor-hello-timeout",
+	"GeoIP.ASNDB":               "geoip-asn-db",
+	"GeoIP.CountryDB":           "geoip-country-db",
+	"DNSNamesMax":               "dns-names-max",
 }
 
 const usageHeader = `Usage: netwatch-collector [flags]
@@ -133,6 +136,9 @@ func parse(args []string, stdout, stderr io.Writer) (s settings, code int) {
 	fs.DurationVar(&cfg.Live.IdleTimeout, "ws-idle-timeout", cfg.Live.IdleTimeout, "close a live client that reads nothing for this long")
 	fs.Uint64Var(&cfg.Live.Alerts.BandwidthBits, "alert-bandwidth-bps", cfg.Live.Alerts.BandwidthBits, "raise a high-bandwidth alert above this ingest rate, in `bits` per second (0: off)")
 	fs.Float64Var(&cfg.Live.Alerts.CPUPercent, "alert-cpu", cfg.Live.Alerts.CPUPercent, "raise an alert when a sensor uses more CPU than this, in `percent` of one core")
+	fs.StringVar(&cfg.GeoIP.ASNDB, "geoip-asn-db", "", "MaxMind DB `file` in the GeoLite2-ASN layout giving hosts their autonomous system (reloaded when the file changes, and on SIGHUP)")
+	fs.StringVar(&cfg.GeoIP.CountryDB, "geoip-country-db", "", "MaxMind DB `file` in the GeoLite2-Country or -City layout giving hosts their country (reloaded when the file changes, and on SIGHUP)")
+	fs.IntVar(&cfg.DNSNamesMax, "dns-names-max", cfg.DNSNamesMax, "`addresses` the table of names from captured DNS responses holds at most, about 280 bytes each (0: no table)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	check := fs.Bool("check", false, "check the configuration as the real run would (files, data directory, addresses) and exit")
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn or error")

@@ -62,6 +62,8 @@ func TestBadSettingsNameTheField(t *testing.T) {
 		{name: "max flows", args: []string{"--max-flows", "0"}, want: "--max-flows=0 (command line): 0 is outside [1, "},
 		{name: "max sensors", args: []string{"--max-sensors", "0"}, want: "--max-sensors=0 (command line): 0 must be at least 1"},
 		{name: "snapshot interval from the file", file: "snapshot-interval: 1ms\n", want: "--snapshot-interval=1ms (config file "},
+		{name: "dns names max", args: []string{"--dns-names-max", "5"}, want: "--dns-names-max=5 (command line): 5 is outside [16, 100000000] (0 turns the DNS name table off)"},
+		{name: "dns names max not a number", args: []string{"--dns-names-max", "many"}, want: "dns-names-max"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for k, v := range tc.env {
@@ -114,6 +116,8 @@ func TestCheckFailsLikeTheRun(t *testing.T) {
 		{"cors origin", []string{"--cors-origin", "example.com"}, `--cors-origin=example.com (command line): "example.com" is not an origin (scheme://host[:port])`, true},
 		{"log level", []string{"--log-level", "loud"}, "--log-level=loud (command line): not one of debug, info, warn, error", true},
 		{"unknown flag", []string{"--colour", "red"}, "unknown flag --colour (see --help)", true},
+		{"missing geoip asn db", []string{"--geoip-asn-db", nope}, "--geoip-asn-db=" + nope + " (command line): stat " + nope + ": no such file or directory", true},
+		{"geoip country db not a database", []string{"--geoip-country-db", aFile}, "--geoip-country-db=" + aFile + " (command line): " + aFile + ": not a MaxMind DB file", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := tc.args

@@ -14,7 +14,9 @@ import (
 // token files may have changed; the command line and the environment cannot) and
 // puts in force what can change while serving: the API token (--api-token,
 // --api-token-file, NETWATCH_AUTH_TOKEN), the sensors' token file and the log
-// level. Any other changed setting is named as needing a restart.
+// level; and it reloads the GeoIP database files that changed (they are also
+// polled; their paths need a restart). Any other changed setting is named as
+// needing a restart.
 type reloader struct {
 	args  []string
 	cur   settings
@@ -54,6 +56,16 @@ func (r *reloader) reload() {
 		r.cur.cfg.SensorTokenFile = next.cfg.SensorTokenFile
 	default:
 		rep.Unchanged("sensor tokens")
+	}
+	reloaded, unchanged, geoErrs := r.c.ReloadGeoIP()
+	for _, what := range reloaded {
+		rep.Applied(what)
+	}
+	for _, what := range unchanged {
+		rep.Unchanged(what)
+	}
+	for _, err := range geoErrs {
+		rep.Failed(err.Error())
 	}
 	rep.LogLevel(levelName(r.cur.logLevel), levelName(next.logLevel))
 	r.cur.logLevel = next.logLevel

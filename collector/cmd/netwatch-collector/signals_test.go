@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"netwatch.dev/collector/internal/geoip/geoiptest"
 	"netwatch.dev/common/syncbuf"
 	"netwatch.dev/common/testproc"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
@@ -203,4 +204,35 @@ func TestSignalsDuringTheLogReplay(t *testing.T) {
 	assert.Equal(t, 0, p.exitCode(t))
 	assert.Contains(t, p.log.String(), "stopped during the replay of the durable log")
 	assert.NotContains(t, p.log.String(), "collector started")
+}
+
+// TestSIGHUPReloadsTheGeoIPDatabases: a replaced GeoIP file is put in force (by
+// the SIGHUP, or by the poll if it saw it first); a bad one is refused, the
+// reload saying so, and the collector goes on with the database it had.
+func TestSIGHUPReloadsTheGeoIPDatabases(t *testing.T) {
+	bin := buildCollector(t)
+	dir := t.TempDir()
+	asn := func(org string) string {
+		return geoiptest.WriteFile(t, dir, "asn.mmdb", geoiptest.ASNBytes(t, map[string]geoiptest.AS{"192.0.2.0/24": {Number: 64500, Org: org}}))
+	}
+	path := asn("Old Net")
+	p := startProc(t, bin, "--data-dir", "", "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--geoip-asn-db", path)
+	p.waitLog(t, 0, `msg="collector started"`)
+
+	mark := p.signal(t, syscall.SIGHUP)
+	line := p.waitLog(t, mark, `msg="reloaded: [^"]*"`)
+	assert.Contains(t, line, "reloaded: nothing; unchanged: api token, sensor tokens, geoip asn database, log level info")
+
+	mark = len(p.log.String())
+	asn("New Net")
+	p.signal(t, syscall.SIGHUP)
+	p.waitLog(t, mark, `msg="geoip database reloaded" db=asn file=\S+asn.mmdb type=GeoLite2-ASN`)
+
+	require.NoError(t, os.WriteFile(path, []byte("not a database"), 0o644))
+	mark = p.signal(t, syscall.SIGHUP)
+	line = p.waitLog(t, mark, `level=ERROR msg="reloaded: [^"]*".*`)
+	assert.Contains(t, line, `failed="asn database: `+path+`: not a MaxMind DB file`)
+	assert.True(t, p.alive())
+	p.signal(t, syscall.SIGTERM)
+	assert.Equal(t, 0, p.exitCode(t))
 }

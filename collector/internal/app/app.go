@@ -26,8 +26,11 @@ import (
 
 	"netwatch.dev/collector/internal/api"
 	"netwatch.dev/collector/internal/connlimit"
+	"netwatch.dev/collector/internal/enrich"
+	"netwatch.dev/collector/internal/geoip"
 	"netwatch.dev/collector/internal/ingest"
 	"netwatch.dev/collector/internal/live"
+	"netwatch.dev/collector/internal/names"
 	"netwatch.dev/collector/internal/peerlog"
 	"netwatch.dev/collector/internal/query"
 	"netwatch.dev/collector/internal/store"
@@ -70,8 +73,8 @@ type Config struct {
 	// and Ingest.HelloTimeout (a sensor stream that has not said hello this long
 	// after it opened is closed; the collector allows 1 s to 5 min). New sets
 	// Ingest.Retention from Store.Retention, Ingest.Version from Version and
-	// Ingest.Tokens from SensorTokenFile: what this Config holds in those three is
-	// not used.
+	// Ingest.Tokens from SensorTokenFile, and Ingest.DNS to the DNS name table:
+	// what this Config holds in those four is not used.
 	Ingest ingest.Config
 	// CleanupInterval is how often flows past retention are removed (memory is freed
 	// then; queries never show them). Default 1 s; 1 s to 1 min.
@@ -98,7 +101,31 @@ type Config struct {
 	// closed at once (and logged, rate-limited). Defaults: 64 per remote address,
 	// 512 per loopback address (a reverse proxy on this host carries many clients).
 	HTTPConns, GRPCConns connlimit.Limits
+	// GeoIP are the MaxMind-format databases that give hosts their autonomous
+	// system and country (files; empty: not used). New loads them (a missing or bad
+	// file is an error naming the field); while serving they are reloaded when
+	// their file changes (polled every 5 s) and on ReloadGeoIP (SIGHUP), a bad new
+	// file keeping the database in use.
+	GeoIP GeoIPFiles
+	// DNSNamesMax caps the addresses of the DNS name table (the names captured DNS
+	// responses gave, about names.BytesPerEntry bytes each); its entries age out
+	// past Store.Retention. 0: no table, the observations sensors send are ignored.
+	// Default 1,000,000; at most 100,000,000.
+	DNSNamesMax int
 }
+
+// GeoIPFiles are the GeoIP database files.
+type GeoIPFiles struct {
+	// ASNDB is a GeoLite2-ASN layout database (autonomous_system_number,
+	// autonomous_system_organization).
+	ASNDB string
+	// CountryDB is a GeoLite2-Country or -City layout database (country.iso_code,
+	// else registered_country.iso_code).
+	CountryDB string
+}
+
+// maxDNSNames bounds DNSNamesMax (some 28 GB of names).
+const maxDNSNames = 100_000_000
 
 // defaultConns are the default per-address connection caps of both listeners.
 var defaultConns = connlimit.Limits{PerIP: 64, Loopback: 512}
@@ -117,6 +144,7 @@ func DefaultConfig() Config {
 		RateLimit:       api.RateLimit{Remote: 100, Local: 1000},
 		HTTPConns:       defaultConns,
 		GRPCConns:       defaultConns,
+		DNSNamesMax:     names.DefaultMaxEntries,
 	}
 }
 
@@ -149,6 +177,8 @@ func (c Config) Check() error {
 		return flagconfig.Fieldf("RateLimit.Remote", "%d per minute: must not be negative (0 turns the limit off)", c.RateLimit.Remote)
 	case c.RateLimit.Local < 0:
 		return flagconfig.Fieldf("RateLimit.Local", "%d per minute: must not be negative (0 turns the limit off)", c.RateLimit.Local)
+	case c.DNSNamesMax != 0 && (c.DNSNamesMax < 16 || c.DNSNamesMax > maxDNSNames):
+		return flagconfig.Fieldf("DNSNamesMax", "%d is outside [16, %d] (0 turns the DNS name table off)", c.DNSNamesMax, maxDNSNames)
 	case c.Ingest.HelloTimeout < time.Second || c.Ingest.HelloTimeout > 5*time.Minute:
 		// The collector's bounds; the ingest service only needs it positive.
 		return flagconfig.Fieldf("Ingest.HelloTimeout", "%v is outside [1s, 5m]", c.Ingest.HelloTimeout)
@@ -192,6 +222,11 @@ type Collector struct {
 	grpc   *grpc.Server
 	http   *http.Server
 	live   *live.Hub
+	// names, asnDB and countryDB are what enrich names addresses with (each may be
+	// nil: not configured).
+	names            *names.Table
+	asnDB, countryDB *geoip.DB
+	enrich           *enrich.Tables
 
 	latency *telemetry.Latency
 	token   *api.Token   // the API token: REST, gRPC queries, live push
@@ -228,7 +263,14 @@ func New(cfg Config, log *slog.Logger) (*Collector, error) {
 		}
 		c.sensorTokens = toks
 	}
-	in, err := ingest.New(cfg.ingestConfig(c.sensorTokens), st, log, time.Now)
+	if err := c.openEnrichment(); err != nil {
+		return nil, err
+	}
+	ic := cfg.ingestConfig(c.sensorTokens)
+	if c.names != nil {
+		ic.DNS = c.names.Observe
+	}
+	in, err := ingest.New(ic, st, log, time.Now)
 	if err != nil {
 		return nil, flagconfig.Under("Ingest", err)
 	}
@@ -271,6 +313,54 @@ func New(cfg Config, log *slog.Logger) (*Collector, error) {
 	// query service's rules (queryGuard).
 	reflection.Register(c.grpc)
 	return c, nil
+}
+
+// openEnrichment loads the GeoIP databases and makes the DNS name table, and gives
+// them to the query service.
+func (c *Collector) openEnrichment() error {
+	var err error
+	if f := c.cfg.GeoIP.ASNDB; f != "" {
+		if c.asnDB, err = geoip.Open(geoip.ASN, f, c.log); err != nil {
+			return &flagconfig.FieldError{Field: "GeoIP.ASNDB", Err: err}
+		}
+		c.log.Info("geoip ASN database loaded", "file", f, "type", c.asnDB.Type())
+	}
+	if f := c.cfg.GeoIP.CountryDB; f != "" {
+		if c.countryDB, err = geoip.Open(geoip.Country, f, c.log); err != nil {
+			return &flagconfig.FieldError{Field: "GeoIP.CountryDB", Err: err}
+		}
+		c.log.Info("geoip country database loaded", "file", f, "type", c.countryDB.Type())
+	}
+	if c.cfg.DNSNamesMax > 0 {
+		c.names = names.New(names.Config{MaxEntries: c.cfg.DNSNamesMax, Retention: c.cfg.Store.Retention}, time.Now)
+	}
+	c.enrich = &enrich.Tables{DNS: c.names, ASN: c.asnDB, Country: c.countryDB}
+	c.query.SetEnricher(c.enrich)
+	return nil
+}
+
+// ReloadGeoIP loads the GeoIP database files that changed since they were loaded
+// (SIGHUP; they are also polled). It returns the databases reloaded, those
+// unchanged and the errors, each naming its database; a database that fails to
+// load stays as it was.
+func (c *Collector) ReloadGeoIP() (reloaded, unchanged []string, errs []error) {
+	for _, d := range []struct {
+		name string
+		db   *geoip.DB
+	}{{"geoip asn database", c.asnDB}, {"geoip country database", c.countryDB}} {
+		if d.db == nil {
+			continue
+		}
+		switch changed, err := d.db.Reload(); {
+		case err != nil:
+			errs = append(errs, err)
+		case changed:
+			reloaded = append(reloaded, d.name)
+		default:
+			unchanged = append(unchanged, d.name)
+		}
+	}
+	return reloaded, unchanged, errs
 }
 
 // SetAPIToken replaces the API token of the REST API, the gRPC query service and
@@ -397,10 +487,34 @@ func (c *Collector) StartContext(start context.Context) error {
 			Name: "netwatch_collector_replay_batches_skipped_total", Help: "Batch records of the durable log skipped at start because they fail validation (written by an older collector).",
 			Value: c.ingest.ReplaySkipped,
 		}, {
+			Name: "netwatch_collector_dns_observations_total", Help: "DNS observations (a name and an address from a captured response) received from sensors.",
+			Value: func() uint64 { return c.names.Stats().Observations },
+		}, {
+			Name: "netwatch_collector_dns_observations_ignored_total", Help: "DNS observations not kept: no usable name or address, or captured longer ago than the retention.",
+			Value: func() uint64 { return c.names.Stats().Ignored },
+		}, {
+			Name: "netwatch_collector_dns_names_evicted_total", Help: "Addresses dropped from the DNS name table because it held --dns-names-max (the least recently observed).",
+			Value: func() uint64 { return c.names.Stats().Evicted },
+		}, {
+			Name: "netwatch_collector_dns_names_expired_total", Help: "Addresses dropped from the DNS name table past the retention.",
+			Value: func() uint64 { return c.names.Stats().Expired },
+		}, {
+			Name: "netwatch_collector_geoip_reloads_total", Help: "GeoIP databases (ASN and country) replaced by a changed file.",
+			Value: func() uint64 { return c.asnDB.Reloads() + c.countryDB.Reloads() },
+		}, {
+			Name: "netwatch_collector_geoip_reload_errors_total", Help: "Changed GeoIP database files that could not be loaded (the database in use stayed).",
+			Value: func() uint64 { return c.asnDB.Errors() + c.countryDB.Errors() },
+		}, {
 			Name: "netwatch_collector_log_write_errors_total", Help: "Failed writes (and retries) of the durable log; while they fail nothing is acknowledged.",
 			Value: c.ingest.LogWriteErrors,
 		}},
 		Gauges: []telemetry.Counter{{
+			Name: "netwatch_collector_dns_names", Help: "Addresses held by the DNS name table.",
+			Value: func() uint64 { return c.names.Stats().Entries },
+		}, {
+			Name: "netwatch_collector_dns_names_max", Help: "Addresses the DNS name table holds at most (--dns-names-max; 0: off).",
+			Value: func() uint64 { return uint64(c.cfg.DNSNamesMax) },
+		}, {
 			Name: "netwatch_collector_log_write_failing", Help: "1 while the durable log cannot write (full disk, I/O error): batches are not acknowledged.",
 			Value: func() uint64 { return b2u(c.ingest.LogWriteFailing()) },
 		}, {
@@ -474,6 +588,15 @@ func (c *Collector) StartContext(start context.Context) error {
 		defer c.wg.Done()
 		c.housekeeping(ctx)
 	}()
+	for _, db := range []*geoip.DB{c.asnDB, c.countryDB} {
+		if db != nil {
+			c.wg.Add(1)
+			go func() {
+				defer c.wg.Done()
+				db.Run(ctx, geoip.DefaultPollInterval)
+			}()
+		}
+	}
 	c.log.Info("collector started", "grpc", c.grpcLis.Addr().String(), "http", "http://"+c.httpLis.Addr().String()+"/", "version", c.cfg.Version)
 	return nil
 }
@@ -560,6 +683,7 @@ func (c *Collector) housekeeping(ctx context.Context) {
 			if n := c.store.Expire(now); n > 0 {
 				c.log.Debug("flows expired", "count", n)
 			}
+			c.names.Expire(now)
 		}
 	}
 }

@@ -1,16 +1,20 @@
 package query
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"netwatch.dev/collector/internal/enrich"
 	"netwatch.dev/collector/internal/store"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 )
@@ -36,6 +40,14 @@ const (
 // all the bytes transferred in the window: the percentages of two hosts talking only
 // to each other are both 100. Each talker carries up to TopFlowsPerHost of its flows,
 // largest in the window first, as the stored records (their bytes are lifetime totals).
+// A host's display_name is the latest name a captured DNS response gave for it, else
+// its address.
+//
+// by=asn and by=country rank the autonomous systems ("AS13335", display_name the
+// AS organization, else the identifier) or the countries ("US", display_name the
+// same code) of the hosts instead, from the GeoIP databases: a flow counts once for
+// each distinct AS or country of its two ends, and hosts without one (private
+// addresses, no database) count for "unknown".
 func (s *Service) ListTopTalkers(_ context.Context, req *netwatchv1.ListTopTalkersRequest) (*netwatchv1.ListTopTalkersResponse, error) {
 	limit := defaultTopLimit
 	if v := req.GetLimit(); v != "" {
@@ -55,8 +67,12 @@ func (s *Service) ListTopTalkers(_ context.Context, req *netwatchv1.ListTopTalke
 		side = SideSrc
 	case "dst":
 		side = SideDst
+	case "asn":
+		side = ByASN
+	case "country":
+		side = ByCountry
 	default:
-		return nil, paramError("by", "%q is not one of src, dst, any", v)
+		return nil, paramError("by", "%q is not one of src, dst, any, asn, country", v)
 	}
 	return s.TopTalkers(limit, window, side), nil
 }
@@ -75,7 +91,23 @@ func (s *Service) TopTalkers(limit int, window time.Duration, side Side) *netwat
 }
 
 func (s *Service) topTalkers(now time.Time, limit int, window time.Duration, side Side) *netwatchv1.ListTopTalkersResponse {
-	talkers := rankTalkers(s.store, now.Add(-window), now, limit, side)
+	var talkers []Talker
+	enricher := s.Enricher()
+	if side == ByASN || side == ByCountry {
+		talkers = rankGroups(s.store, enricher, now.Add(-window), now, limit, side)
+	} else {
+		talkers = rankTalkers(s.store, now.Add(-window), now, limit, side)
+		for i := range talkers {
+			t := &talkers[i]
+			t.Identifier = t.Host.String()
+			t.DisplayName = t.Identifier
+			if enricher != nil {
+				if n := enricher.Lookup(t.Host).Name; n != "" {
+					t.DisplayName = n
+				}
+			}
+		}
+	}
 	resp := &netwatchv1.ListTopTalkersResponse{
 		TopTalkers:  make([]*netwatchv1.TopTalker, 0, len(talkers)),
 		TimeWindow:  formatDuration(window),
@@ -84,13 +116,13 @@ func (s *Service) topTalkers(now time.Time, limit int, window time.Duration, sid
 	for i := range talkers {
 		t := &talkers[i]
 		tt := &netwatchv1.TopTalker{
-			Identifier: t.Host.String(), DisplayName: t.Host.String(),
+			Identifier: t.Identifier, DisplayName: t.DisplayName,
 			TotalBytes: t.Bytes, TotalPackets: t.Packets, FlowCount: t.Flows,
 			Rank: uint32(i + 1), PercentageOfTotal: t.Percentage,
 			Flows: make([]*netwatchv1.NetworkFlow, 0, len(t.Top)),
 		}
 		for j := range t.Top {
-			tt.Flows = append(tt.Flows, ToNetworkFlow(&t.Top[j]))
+			tt.Flows = append(tt.Flows, s.NetworkFlow(&t.Top[j]))
 		}
 		resp.TopTalkers = append(resp.TopTalkers, tt)
 	}
@@ -151,13 +183,17 @@ func (c *topCache) get(k topKey, now time.Time, compute func() *netwatchv1.ListT
 	return proto.CloneOf(e.resp)
 }
 
-// Talker is one host's traffic inside a window.
+// Talker is one host's (or AS's, or country's) traffic inside a window.
 type Talker struct {
-	Host           netip.Addr
-	Bytes, Packets uint64 // sent and received inside the window
-	Flows          uint32 // flows with traffic inside the window
-	Percentage     float64
-	Top            []store.Flow // largest flows inside the window first
+	Host netip.Addr // a host's address (zero for an AS or a country)
+	// Identifier is the address, "AS<number>", the country code or "unknown";
+	// DisplayName the host's DNS name, the AS organization, or the identifier.
+	Identifier, DisplayName string
+	Bytes, Packets          uint64
+	// sent and received inside the window
+	Flows      uint32 // flows with traffic inside the window
+	Percentage float64
+	Top        []store.Flow // largest flows inside the window first
 }
 
 // hostSum accumulates one host. Its largest flows live apart in a hostTop, touched
@@ -196,14 +232,16 @@ func (h *hostSum) add(w *store.WindowFlow, top *hostTop) {
 	h.floor = top[h.ntop-1].bytes
 }
 
-// Side is which end of a flow a host is counted for.
+// Side is which end of a flow a host is counted for, or what hosts are grouped by.
 type Side uint8
 
 // Sides.
 const (
-	SideAny Side = iota // both ends
-	SideSrc             // the initiator only
-	SideDst             // the responder only
+	SideAny   Side = iota // both ends
+	SideSrc               // the initiator only
+	SideDst               // the responder only
+	ByASN                 // the autonomous systems of both ends
+	ByCountry             // the countries of both ends
 )
 
 // rankTalkers ranks the hosts of the flows that transferred something inside
@@ -274,6 +312,96 @@ func rankTalkers(st *store.Store, from, to time.Time, limit int, side Side) []Ta
 	for _, i := range order {
 		h := &sums[i]
 		t := Talker{Host: addr(i), Bytes: h.bytes, Packets: h.packets, Flows: h.flows}
+		if total > 0 {
+			t.Percentage = float64(h.bytes) * 100 / float64(total)
+		}
+		for _, f := range tops[i][:h.ntop] {
+			if fl, ok := st.Get(f.ref); ok {
+				t.Top = append(t.Top, fl)
+			}
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// unknownGroup is the AS or country of the hosts that have none.
+const unknownGroup = "unknown"
+
+// rankGroups ranks the autonomous systems (by ByASN) or countries (ByCountry) of
+// the hosts of the flows that transferred something inside [from, to], as
+// rankTalkers ranks hosts (ties: identifier order). A flow counts once for each
+// distinct group of its two ends; percentages are shares of all the bytes in the
+// window. Each host id is looked up once (e may be nil: every host is unknown),
+// while the store's shard is read: a lookup is a walk of the GeoIP search tree and
+// a cache read.
+func rankGroups(st *store.Store, e enrich.Enricher, from, to time.Time, limit int, by Side) []Talker {
+	unpin := st.PinHosts()
+	defer unpin()
+	var (
+		groupOf = make([]int32, st.HostIDs()) // host id -> 1 + its group's index
+		index   = map[string]int32{}
+		keys    []string
+		names   []string
+		sums    []hostSum
+		tops    []hostTop
+		total   uint64
+	)
+	group := func(id store.HostID) int32 {
+		if int(id) >= len(groupOf) {
+			groupOf = append(groupOf, make([]int32, int(id)+1-len(groupOf))...)
+		}
+		if g := groupOf[id]; g > 0 {
+			return g - 1
+		}
+		key, name := unknownGroup, unknownGroup
+		if e != nil {
+			h := e.Lookup(st.HostAddr(id))
+			switch {
+			case by == ByASN && h.ASN != 0:
+				key = "AS" + strconv.FormatUint(uint64(h.ASN), 10)
+				name = cmp.Or(h.ASName, key)
+			case by == ByCountry && h.Country != "":
+				key, name = h.Country, h.Country
+			}
+		}
+		g, ok := index[key]
+		if !ok {
+			g = int32(len(keys))
+			index[key] = g
+			keys, names = append(keys, key), append(names, name)
+			sums, tops = append(sums, hostSum{}), append(tops, hostTop{})
+		}
+		groupOf[id] = g + 1
+		return g
+	}
+	st.Window(from, to, func(w store.WindowFlow) {
+		total += w.Bytes
+		gs, gd := group(w.SrcHost), group(w.DstHost)
+		sums[gs].add(&w, &tops[gs])
+		if gd != gs {
+			sums[gd].add(&w, &tops[gd])
+		}
+	})
+	order := make([]int32, len(sums))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(i, j int32) int {
+		a, b := &sums[i], &sums[j]
+		switch {
+		case a.bytes != b.bytes:
+			return cmpDesc(a.bytes, b.bytes)
+		case a.packets != b.packets:
+			return cmpDesc(a.packets, b.packets)
+		}
+		return strings.Compare(keys[i], keys[j])
+	})
+	order = order[:min(limit, len(order))]
+	out := make([]Talker, 0, len(order))
+	for _, i := range order {
+		h := &sums[i]
+		t := Talker{Identifier: keys[i], DisplayName: names[i], Bytes: h.bytes, Packets: h.packets, Flows: h.flows}
 		if total > 0 {
 			t.Percentage = float64(h.bytes) * 100 / float64(total)
 		}
