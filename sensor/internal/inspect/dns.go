@@ -42,7 +42,7 @@ func (in *Inspector) dnsUDP(p *decode.Packet, b []byte, ts int64) (flowmeta.App,
 		return flowmeta.AppNone, nil
 	}
 	in.counters[cDNSMessages]++
-	if p.SrcPort == 53 && b[2]&0x80 != 0 {
+	if p.SrcPort == 53 && b[2]&0x80 != 0 && !p.IsFragment { // a first fragment holds part of the message
 		in.response(b, ts)
 	}
 	return flowmeta.AppDNS, nil
