@@ -119,7 +119,7 @@ func (in *Inspector) inspect(p *decode.Packet, frame []byte, ts int64) (flowmeta
 		}
 		switch b[0] {
 		case 0x16:
-			if len(b) >= 5 && b[1] == 3 {
+			if len(b) < 2 || b[1] == 3 {
 				return in.tls(p, b, ts)
 			}
 		case 'S':

@@ -24,7 +24,14 @@ const (
 // bytes ends the search (b is all there will be: MaxHello reached) instead
 // of asking for more.
 func parseHello(b []byte, complete bool) (helloResult, []byte) {
-	if len(b) < 5 || b[0] != 22 || b[1] != 3 {
+	if len(b) < 5 {
+		// A segment this short may still start a record.
+		if complete || len(b) == 0 || b[0] != 22 || len(b) >= 2 && b[1] != 3 {
+			return helloMalformed, nil
+		}
+		return helloNeedMore, nil
+	}
+	if b[0] != 22 || b[1] != 3 {
 		return helloMalformed, nil
 	}
 	recLen := int(binary.BigEndian.Uint16(b[3:5]))
