@@ -93,7 +93,46 @@ func BenchmarkDecodeAggregateBatch(b *testing.B) {
 	for _, flows := range []int{100_000, 10_000} {
 		b.Run(fmt.Sprint("flows=", flows), func(b *testing.B) {
 			s := benchStream(b, flows)
-			benchBatch(b, warmTable(b, s), s.N, s.Frame, s.Timestamp(0)+int64(s.N)*s.StepNS, s.StepNS)
+			t := warmTable(b, s)
+			var (
+				d     decode.Decoder
+				in    inspect.Inspector
+				pkts  [BatchSize]decode.Packet
+				tss   [BatchSize]int64
+				nb    int
+				finds = make([]benchFinding, 0, BatchSize)
+				names = make([]byte, 0, BatchSize*253)
+			)
+			emit := func(*Delta) {}
+			base := int64(s.N)
+			b.ReportAllocs()
+			i, ts := 0, s.Timestamp(0)+base*s.StepNS
+			for b.Loop() {
+				// What the capture shard does: pipeline/shard.go add and sync.
+				if f := s.Frame(i); d.Decode(decode.LinkEthernet, f, &pkts[nb]).IsIP() {
+					if pkts[nb].PayloadLen != 0 {
+						if app, name := in.Inspect(&pkts[nb], f, ts); app != flowmeta.AppNone {
+							finds = append(finds, benchFinding{uint32(nb), uint32(len(names)), uint16(len(name)), app})
+							names = append(names, name...)
+						}
+					}
+					tss[nb] = ts
+					if nb++; nb == BatchSize {
+						t.AddBatch(pkts[:], tss[:])
+						finds, names = annotate(t, pkts[:], finds, names)
+						nb = 0
+					}
+				}
+				if i++; i == s.N { // once per second of packet time
+					t.AddBatch(pkts[:nb], tss[:nb])
+					finds, names = annotate(t, pkts[:], finds, names)
+					nb = 0
+					t.Export(ts, emit)
+					i = 0
+				}
+				ts += s.StepNS
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/packet")
 		})
 	}
 }
@@ -178,11 +217,17 @@ func (sh *benchShard) add(f []byte, ts int64) {
 
 func (sh *benchShard) sync() {
 	sh.t.AddBatch(sh.pkts[:sh.nb], sh.tss[:sh.nb])
-	for _, f := range sh.finds {
-		sh.t.Annotate(&sh.pkts[f.i], f.app, sh.names[f.off:f.off+uint32(f.n)])
-	}
-	sh.finds, sh.names = sh.finds[:0], sh.names[:0]
+	sh.finds, sh.names = annotate(sh.t, sh.pkts[:], sh.finds, sh.names)
 	sh.nb = 0
+}
+
+// annotate is the shard's sync after AddBatch: the findings' flows are
+// annotated, and the lists emptied for the next batch.
+func annotate(t *Table, pkts []decode.Packet, finds []benchFinding, names []byte) ([]benchFinding, []byte) {
+	for _, f := range finds {
+		t.Annotate(&pkts[f.i], f.app, names[f.off:f.off+uint32(f.n)])
+	}
+	return finds[:0], names[:0]
 }
 
 // benchBatch runs n frames (frame(i), ts0 + k*step) through a benchShard of

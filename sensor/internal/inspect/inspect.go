@@ -96,11 +96,42 @@ type Inspector struct {
 // returns what it recognised, AppNone when nothing, and the server name (TLS
 // SNI or HTTP Host, lower-case, validated), which is only valid until the
 // next call. DNS responses' answers are collected for DrainDNS.
+//
+// Bulk payloads end at the prefilter: a table lookup of the first byte, the
+// pending pool's size and the DNS port test.
 func (in *Inspector) Inspect(p *decode.Packet, frame []byte, ts int64) (flowmeta.App, []byte) {
-	if p.PayloadLen == 0 {
+	off := uint64(p.PayloadOff)
+	if p.PayloadLen == 0 || off >= uint64(len(frame)) ||
+		prefilter[frame[off]]&(1+b2u(p.Protocol == 17)) == 0 && in.pend.n == 0 && p.SrcPort != 53 && p.DstPort != 53 {
 		return flowmeta.AppNone, nil
 	}
 	return in.inspect(p, frame, ts)
+}
+
+// Prefilter bits: which first payload bytes may start something recognised
+// over TCP (1) and over UDP (2).
+const (
+	preTCP = 1
+	preUDP = 2
+)
+
+var prefilter = func() (t [256]uint8) {
+	t[0x16] = preTCP // TLS handshake record
+	for _, c := range "SCDGHOPT" { // SSH-, HTTP methods
+		t[c] = preTCP
+	}
+	for c := 0xc0; c <= 0xff; c++ { // QUIC long header, fixed bit
+		t[c] |= preUDP
+	}
+	return t
+}()
+
+func b2u(b bool) uint8 {
+	var u uint8
+	if b {
+		u = 1
+	}
+	return u
 }
 
 func (in *Inspector) inspect(p *decode.Packet, frame []byte, ts int64) (flowmeta.App, []byte) {
