@@ -116,7 +116,7 @@ const (
 )
 
 var prefilter = func() (t [256]uint8) {
-	t[0x16] = preTCP // TLS handshake record
+	t[0x16] = preTCP               // TLS handshake record
 	for _, c := range "SCDGHOPT" { // SSH-, HTTP methods
 		t[c] = preTCP
 	}
