@@ -117,6 +117,9 @@ FUZZ_TARGETS := \
 	sensor:./internal/bpf:FuzzCompile \
 	sensor:./internal/decode:FuzzDecode \
 	sensor:./internal/flow:FuzzTable \
+	sensor:./internal/inspect:FuzzClientHello \
+	sensor:./internal/inspect:FuzzDNSResponse \
+	sensor:./internal/inspect:FuzzInspect \
 	sensor:./internal/pcapfile:FuzzReader \
 	collector:./internal/query:FuzzParseFlowQuery \
 	collector:./internal/query:FuzzParseSearch \

@@ -136,6 +136,29 @@ type Packet struct {
 
 	// NonIP classifies a ResultNonIP frame.
 	NonIP NonIPKind
+
+	// ICMPType and ICMPCode are the type and code of the outermost IP's ICMP
+	// (protocol 1) or ICMPv6 (58) header when HasICMP: not for non-first
+	// fragments (no header) nor when fewer than 2 of its bytes were captured.
+	ICMPType, ICMPCode uint8
+	HasICMP            bool
+
+	// PayloadOff and PayloadLen locate the TCP or UDP payload in the frame:
+	// it starts after the TCP data offset or the 8-byte UDP header and ends
+	// at the IP length or the end of the capture, whichever comes first.
+	// PayloadLen is 0 for other protocols, non-first fragments and
+	// truncated transport headers. See Payload.
+	PayloadOff, PayloadLen uint32
+}
+
+// Payload returns the transport payload of the frame p was decoded from
+// (PayloadOff, PayloadLen); nil when there is none or frame is not that frame.
+func (p *Packet) Payload(frame []byte) []byte {
+	off, n := uint64(p.PayloadOff), uint64(p.PayloadLen)
+	if n == 0 || off+n > uint64(len(frame)) {
+		return nil
+	}
+	return frame[off : off+n]
 }
 
 // Decoder decodes frames into a Packet. The zero value is ready to use. It is
@@ -208,12 +231,14 @@ func fast(b []byte, vlan uint16, hasVLAN bool, p *Packet) bool {
 	// Transport bytes: within Total Length and the capture.
 	end := min(len(b)-14, total) - 20
 	var flags uint8
+	hlen := 8
 	if isTCP {
 		off := int(h[46] >> 4)
 		if off < 5 || off*4 > end {
 			return false
 		}
 		flags = h[47]
+		hlen = off * 4
 	} else if end < 8 {
 		return false
 	}
@@ -228,6 +253,9 @@ func fast(b []byte, vlan uint16, hasVLAN bool, p *Packet) bool {
 	p.Length = uint32(total)
 	p.VLAN, p.HasVLAN = vlan, hasVLAN
 	p.FragID = uint32(binary.BigEndian.Uint16(h[18:20]))
+	n := end - hlen // payload bytes; the offset stays 0 without any (like general)
+	p.PayloadOff = uint32(34+hlen) & -uint32(b2u(n != 0))
+	p.PayloadLen = uint32(n)
 	// IPv4-mapped: bytes 10 and 11 are 0xff, 12..15 the address.
 	const mapped = 0xffff << 16
 	binary.LittleEndian.PutUint64(p.Src[8:16], mapped|uint64(binary.LittleEndian.Uint32(h[26:30]))<<32)
@@ -240,6 +268,12 @@ func (d *Decoder) general(link LinkType, frame []byte, vlan uint16, hasVLAN bool
 	*p = Packet{} // see fast
 	p.VLAN, p.HasVLAN = vlan, hasVLAN
 	r := d.link(link, frame, p)
+	if p.PayloadLen != 0 {
+		// transport left the payload's distance from the end of the
+		// frame's capacity (every slicing on the way keeps the capacity
+		// end): turn it into an offset from the frame's start.
+		p.PayloadOff = uint32(cap(frame)) - p.PayloadOff
+	}
 	d.Counters.Frames++
 	d.Counters.ByResult[r%numResults]++
 	if r == ResultNonIP {
@@ -583,7 +617,11 @@ func transport(p *Packet, b []byte) Result {
 	proto := p.Protocol
 	isTCP, isUDP, isSCTP := b2u(proto == 6), b2u(proto == 17), b2u(proto == 132)
 	if isTCP|isUDP|isSCTP == 0 {
-		return ResultIP // ICMP, GRE, ESP...: no ports
+		// ICMP, GRE, ESP...: no ports.
+		if (proto == 1 || proto == 58) && len(b) >= 2 {
+			p.ICMPType, p.ICMPCode, p.HasICMP = b[0], b[1], true
+		}
+		return ResultIP
 	}
 	need := 4 + 4*int(isUDP) // bytes needed for the ports
 	if len(b) < need {
@@ -602,6 +640,12 @@ func transport(p *Packet, b []byte) Result {
 	minLen := int(isTCP)*20 + int(isUDP)*8 + int(isSCTP)*12
 	if len(b) < hlen || hlen < minLen {
 		return ResultIPTruncatedTransport
+	}
+	if n := len(b) - hlen; n > 0 && isSCTP == 0 {
+		// The payload's distance from the end of the capacity; general
+		// makes it an offset into the frame.
+		p.PayloadOff = uint32(cap(b) - hlen)
+		p.PayloadLen = uint32(n)
 	}
 	return ResultIP
 }

@@ -309,3 +309,55 @@ func TestStrings(t *testing.T) {
 		assert.NotEmpty(t, k.String())
 	}
 }
+
+// TestPayloadAndICMP checks the payload location (fast and general path) and
+// the ICMP type and code.
+func TestPayloadAndICMP(t *testing.T) {
+	body := []byte("GET / HTTP/1.1\r\n")
+	tcpOpts := tcp(1234, 80, 0x18)
+	tcpOpts[12] = 6 << 4 // 4 bytes of options
+	tcpOpts = append(tcpOpts, 1, 1, 1, 0)
+	for _, tc := range []struct {
+		name    string
+		link    LinkType
+		frame   []byte
+		payload []byte
+	}{
+		{"v4 tcp", LinkEthernet, cat(eth(0x0800), ipv4(6, uint16(40+len(body)), 0x4000, 1, nil, cat(tcp(1234, 80, 0x18), body))), body},
+		{"v4 tcp options", LinkEthernet, cat(eth(0x0800), ipv4(6, uint16(44+len(body)), 0x4000, 1, nil, cat(tcpOpts, body))), body},
+		{"v4 udp padding not payload", LinkEthernet, cat(eth(0x0800), ipv4(17, 28+4, 0, 1, nil, cat(udp(53, 9), []byte{1, 2, 3, 4})), make([]byte, 20)), []byte{1, 2, 3, 4}},
+		{"v4 ip options", LinkEthernet, cat(eth(0x0800), ipv4(17, 24+8+3, 0, 1, []byte{1, 1, 1, 0}, cat(udp(53, 9), []byte{7, 8, 9}))), []byte{7, 8, 9}},
+		{"vlan v6 ext udp", LinkEthernet, cat(eth(0x8100), vlan(3, 0x86dd), ipv6(60, 8+8+2, cat(ext(17, 0), udp(5, 53), []byte{0xaa, 0xbb}))), []byte{0xaa, 0xbb}},
+		{"snaplen cut", LinkEthernet, cat(eth(0x0800), ipv4(6, 1500, 0x4000, 1, nil, cat(tcp(1234, 80, 0x18), body))), body},
+		{"no payload", LinkEthernet, cat(eth(0x0800), v4tcp), nil},
+		{"truncated tcp header", LinkRaw, ipv4(6, 40, 0, 1, nil, tcp(1, 2, 3)[:16]), nil},
+		{"sctp has none", LinkRaw, ipv4(132, 20+12+4, 0, 1, nil, make([]byte, 16)), nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var d Decoder
+			var p, g Packet
+			require.True(t, d.Decode(tc.link, tc.frame, &p).IsIP())
+			assert.Equal(t, tc.payload, p.Payload(tc.frame))
+			assert.Equal(t, len(tc.payload), int(p.PayloadLen))
+			d.DecodeGeneral(tc.link, tc.frame, &g)
+			assert.Equal(t, p, g)
+			assert.False(t, p.HasICMP)
+		})
+	}
+	var d Decoder
+	var p Packet
+	require.True(t, d.Decode(LinkRaw, ipv4(1, 28, 0, 1, nil, []byte{8, 0, 0, 0, 0, 1, 0, 1}), &p).IsIP())
+	assert.True(t, p.HasICMP)
+	assert.Equal(t, [2]uint8{8, 0}, [2]uint8{p.ICMPType, p.ICMPCode})
+	require.True(t, d.Decode(LinkRaw, ipv6(58, 8, []byte{135, 0, 0, 0, 0, 0, 0, 0}), &p).IsIP())
+	assert.True(t, p.HasICMP)
+	assert.Equal(t, [2]uint8{135, 0}, [2]uint8{p.ICMPType, p.ICMPCode})
+	require.True(t, d.Decode(LinkRaw, ipv6(0, 16, cat(ext(58, 0), []byte{3, 1, 0, 0, 0, 0, 0, 0})), &p).IsIP())
+	assert.Equal(t, [3]any{true, uint8(3), uint8(1)}, [3]any{p.HasICMP, p.ICMPType, p.ICMPCode}, "after a Hop-by-Hop header")
+	// Non-first fragment: no ICMP header.
+	require.True(t, d.Decode(LinkRaw, ipv4(1, 28, 100, 1, nil, []byte{8, 0, 0, 0, 0, 1, 0, 1}), &p).IsIP())
+	assert.False(t, p.HasICMP)
+	// One byte captured: not enough.
+	require.True(t, d.Decode(LinkRaw, ipv4(1, 28, 0, 1, nil, []byte{8}), &p).IsIP())
+	assert.False(t, p.HasICMP)
+}

@@ -52,8 +52,15 @@ func FuzzDecode(f *testing.F) {
 		if p.Protocol != 6 && p.Protocol != 17 && p.Protocol != 132 && (p.SrcPort != 0 || p.DstPort != 0) {
 			t.Fatalf("protocol %d with ports %d/%d", p.Protocol, p.SrcPort, p.DstPort)
 		}
-		if p.FragOffset != 0 && (p.SrcPort != 0 || p.DstPort != 0) {
-			t.Fatalf("non-first fragment with ports")
+		if p.FragOffset != 0 && (p.SrcPort != 0 || p.DstPort != 0 || p.HasICMP || p.PayloadLen != 0) {
+			t.Fatalf("non-first fragment with ports, ICMP or payload: %+v", p)
+		}
+		if p.PayloadLen != 0 && (p.Protocol != 6 && p.Protocol != 17 || uint64(p.PayloadOff)+uint64(p.PayloadLen) > uint64(len(frame)) ||
+			len(p.Payload(frame)) != int(p.PayloadLen)) {
+			t.Fatalf("payload %d+%d of protocol %d outside the %d-byte frame", p.PayloadOff, p.PayloadLen, p.Protocol, len(frame))
+		}
+		if p.HasICMP != (p.Protocol == 1 || p.Protocol == 58) && p.HasICMP {
+			t.Fatalf("ICMP fields for protocol %d", p.Protocol)
 		}
 		tb, err := fuzzTable()
 		if err != nil {

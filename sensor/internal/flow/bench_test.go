@@ -1,11 +1,20 @@
 package flow
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 
+	"netwatch.dev/common/oracle"
+	"netwatch.dev/sensor/internal/pcapfile"
+
+	"netwatch.dev/proto/flowmeta"
 	"netwatch.dev/sensor/internal/decode"
+	"netwatch.dev/sensor/internal/inspect"
 	"netwatch.dev/sensor/internal/synth"
 )
 
@@ -42,21 +51,30 @@ func warmTable(b *testing.B, s *synth.Stream) *Table {
 }
 
 // BenchmarkDecodeAggregate is the per-packet hot path with Add: decode a
-// 64-byte frame and add it to a table of 100k flows; Export once per second
-// of packet time (every 1M packets), as a live sensor would. One op is one
-// packet.
+// 64-byte frame, inspect its payload and add it to a table of 100k flows;
+// Export once per second of packet time (every 1M packets), as a live sensor
+// would. One op is one packet.
 func BenchmarkDecodeAggregate(b *testing.B) {
 	s := benchStream(b, 100_000)
 	t := warmTable(b, s)
 	var d decode.Decoder
 	var p decode.Packet
+	var in inspect.Inspector
 	emit := func(*Delta) {}
 	base := int64(s.N)
 	b.ReportAllocs()
 	i, ts := 0, s.Timestamp(0)+base*s.StepNS
 	for b.Loop() {
-		if d.Decode(decode.LinkEthernet, s.Frame(i), &p).IsIP() {
+		if f := s.Frame(i); d.Decode(decode.LinkEthernet, f, &p).IsIP() {
+			var app flowmeta.App
+			var name []byte
+			if p.PayloadLen != 0 {
+				app, name = in.Inspect(&p, f, ts)
+			}
 			t.Add(&p, ts)
+			if app != flowmeta.AppNone {
+				t.Annotate(&p, app, name)
+			}
 		}
 		if i++; i == s.N { // once per second of packet time
 			t.Export(ts, emit)
@@ -77,25 +95,37 @@ func BenchmarkDecodeAggregateBatch(b *testing.B) {
 			s := benchStream(b, flows)
 			t := warmTable(b, s)
 			var (
-				d    decode.Decoder
-				pkts [BatchSize]decode.Packet
-				tss  [BatchSize]int64
-				nb   int
+				d     decode.Decoder
+				in    inspect.Inspector
+				pkts  [BatchSize]decode.Packet
+				tss   [BatchSize]int64
+				nb    int
+				finds = make([]benchFinding, 0, BatchSize)
+				names = make([]byte, 0, BatchSize*253)
 			)
 			emit := func(*Delta) {}
 			base := int64(s.N)
 			b.ReportAllocs()
 			i, ts := 0, s.Timestamp(0)+base*s.StepNS
 			for b.Loop() {
-				if d.Decode(decode.LinkEthernet, s.Frame(i), &pkts[nb]).IsIP() {
+				// What the capture shard does: pipeline/shard.go add and sync.
+				if f := s.Frame(i); d.Decode(decode.LinkEthernet, f, &pkts[nb]).IsIP() {
+					if pkts[nb].PayloadLen != 0 {
+						if app, name := in.Inspect(&pkts[nb], f, ts); app != flowmeta.AppNone {
+							finds = append(finds, benchFinding{uint32(nb), uint32(len(names)), uint16(len(name)), app})
+							names = append(names, name...)
+						}
+					}
 					tss[nb] = ts
 					if nb++; nb == BatchSize {
 						t.AddBatch(pkts[:], tss[:])
+						finds, names = annotate(t, pkts[:], finds, names)
 						nb = 0
 					}
 				}
 				if i++; i == s.N { // once per second of packet time
 					t.AddBatch(pkts[:nb], tss[:nb])
+					finds, names = annotate(t, pkts[:], finds, names)
 					nb = 0
 					t.Export(ts, emit)
 					i = 0
@@ -145,4 +175,139 @@ func BenchmarkExportScan(b *testing.B) {
 		t.Export(now, emit)
 	}
 	b.ReportMetric(float64(t.Stats().Flows), "flows")
+}
+
+// benchShard drives a table the way the capture shard does (pipeline/shard.go
+// add and sync): decode into a batch, inspect each payload while the frame is
+// valid, keep the findings with their names copied, AddBatch, then Annotate
+// the findings' flows.
+type benchShard struct {
+	t     *Table
+	d     decode.Decoder
+	in    inspect.Inspector
+	pkts  [BatchSize]decode.Packet
+	tss   [BatchSize]int64
+	nb    int
+	finds []benchFinding
+	names []byte
+}
+
+type benchFinding struct {
+	i, off uint32
+	n      uint16
+	app    flowmeta.App
+}
+
+func (sh *benchShard) add(f []byte, ts int64) {
+	p := &sh.pkts[sh.nb]
+	if !sh.d.Decode(decode.LinkEthernet, f, p).IsIP() {
+		return
+	}
+	if p.PayloadLen != 0 {
+		if app, name := sh.in.Inspect(p, f, ts); app != flowmeta.AppNone {
+			sh.finds = append(sh.finds, benchFinding{uint32(sh.nb), uint32(len(sh.names)), uint16(len(name)), app})
+			sh.names = append(sh.names, name...)
+		}
+	}
+	sh.tss[sh.nb] = ts
+	if sh.nb++; sh.nb == BatchSize {
+		sh.sync()
+	}
+}
+
+func (sh *benchShard) sync() {
+	sh.t.AddBatch(sh.pkts[:sh.nb], sh.tss[:sh.nb])
+	sh.finds, sh.names = annotate(sh.t, sh.pkts[:], sh.finds, sh.names)
+	sh.nb = 0
+}
+
+// annotate is the shard's sync after AddBatch: the findings' flows are
+// annotated, and the lists emptied for the next batch.
+func annotate(t *Table, pkts []decode.Packet, finds []benchFinding, names []byte) ([]benchFinding, []byte) {
+	for _, f := range finds {
+		t.Annotate(&pkts[f.i], f.app, names[f.off:f.off+uint32(f.n)])
+	}
+	return finds[:0], names[:0]
+}
+
+// benchBatch runs n frames (frame(i), ts0 + k*step) through a benchShard of
+// table t in a loop, exporting once per n packets. One op is one packet.
+func benchBatch(b *testing.B, t *Table, n int, frame func(int) []byte, ts0, step int64) {
+	sh := &benchShard{t: t, finds: make([]benchFinding, 0, BatchSize), names: make([]byte, 0, BatchSize*253)}
+	emit := func(*Delta) {}
+	b.ReportAllocs()
+	i, ts := 0, ts0
+	for b.Loop() {
+		sh.add(frame(i), ts)
+		if i++; i == n { // once per second of packet time
+			sh.sync()
+			t.Export(ts, emit)
+			i = 0
+		}
+		ts += step
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/packet")
+}
+
+// BenchmarkDecodeInspectMix is BenchmarkDecodeAggregateBatch's shard loop
+// over a realistic payload mix: the synthetic stream's 64-byte bulk frames
+// with, every 16th packet, a frame from a real capture that the inspector
+// parses (TLS handshakes with ClientHellos, HTTP requests and responses, DNS
+// queries and responses with CNAMEs), 100k bulk flows.
+func BenchmarkDecodeInspectMix(b *testing.B) {
+	s := benchStream(b, 100_000)
+	t := warmTable(b, s)
+	var special [][]byte
+	for _, name := range []string{"pcapplusplus-tls2.pcap", "pcapplusplus-example2.pcap", "pcapplusplus-DnsPackets.pcap"} {
+		for _, f := range readPcapEthernet(b, name) {
+			var d decode.Decoder
+			var p decode.Packet
+			if d.Decode(decode.LinkEthernet, f, &p).IsIP() && p.PayloadLen != 0 {
+				special = append(special, f)
+			}
+		}
+	}
+	var in inspect.Inspector
+	var d decode.Decoder
+	var p decode.Packet
+	recognised := 0
+	for _, f := range special {
+		d.Decode(decode.LinkEthernet, f, &p)
+		if app, _ := in.Inspect(&p, f, 1); app != flowmeta.AppNone {
+			recognised++
+		}
+	}
+	frame := func(i int) []byte {
+		if i%16 == 15 {
+			return special[(i/16)%len(special)]
+		}
+		return s.Frame(i)
+	}
+	b.ReportMetric(float64(recognised)/float64(len(special)), "recognised/special")
+	benchBatch(b, t, s.N, frame, s.Timestamp(0)+int64(s.N)*s.StepNS, s.StepNS)
+}
+
+// readPcapEthernet returns the Ethernet frames of a shared capture (copied).
+func readPcapEthernet(b *testing.B, name string) [][]byte {
+	f, err := os.Open(filepath.Join(oracle.Dir(), name))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	r, err := pcapfile.NewReader(f)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var out [][]byte
+	var rec pcapfile.Record
+	for {
+		if err := r.Next(&rec); errors.Is(err, io.EOF) {
+			return out
+		} else if err != nil {
+			b.Fatal(err)
+		}
+		if rec.LinkType == decode.LinkEthernet {
+			out = append(out, append([]byte(nil), rec.Data...))
+		}
+	}
 }

@@ -213,7 +213,12 @@ type cold struct {
 	// older one (timestamps going backwards); the flow's newest timestamp,
 	// what idle expiry compares, is max(lastActive, hot.lastSeen).
 	lastActive int64
-	_          [8]byte // to a whole cache line: export reads one line per flow
+	// icmpType and icmpCode are the flow's first ICMP header's (hasICMP).
+	icmpType, icmpCode uint8
+	hasICMP            bool
+	app                flowmeta.App // first payload finding (Annotate)
+	named              bool         // Table.names holds the flow's server name
+	_                  [3]byte      // to a whole cache line: export reads one line per flow
 }
 
 func (e *hot) is(bit uint8) bool { return e.state&bit != 0 }
@@ -252,6 +257,10 @@ type Table struct {
 	stats    Stats
 	release  func() error // frees hot and cold
 	batch    [BatchSize]prepared
+	// names are the server names of the flows that have one (cold.named),
+	// by entry: one string per named flow, made once by Annotate, deleted
+	// when the flow leaves the table.
+	names map[int32]string
 }
 
 // New builds a table; cfg must pass Check. It reserves address space for
@@ -279,6 +288,7 @@ func New(cfg Config) (*Table, error) {
 		free:        make([]int32, 0, 1024),
 		pending:     make([]int32, 0, initial),
 		evicted:     make([]Delta, 0, min(cfg.MaxPendingEvicted, 1024)),
+		names:       make(map[int32]string),
 	}
 	t.frags.init(cfg.MaxFragments, t.seed)
 	var err error
@@ -462,6 +472,11 @@ func (t *Table) apply(p *decode.Packet, ts int64, pk *prepared) {
 		t.cold[idx].vlan = p.VLAN
 		e.state |= stHasVLAN
 	}
+	if p.HasICMP { // rare: only ICMP packets read the cold line for it
+		if c := &t.cold[idx]; !c.hasICMP {
+			c.icmpType, c.icmpCode, c.hasICMP = p.ICMPType, p.ICMPCode, true
+		}
+	}
 
 	// dir is 0 for initiator->responder, 1 for the reverse. Computed
 	// without a branch: the direction of consecutive packets is random, and
@@ -501,6 +516,38 @@ func (t *Table) apply(p *decode.Packet, ts int64, pk *prepared) {
 			e.state |= stClosed
 			t.cold[idx].closedAt = ts
 		}
+	}
+}
+
+// Annotate records what payload inspection found in packet p (added to the
+// table before: Add or AddBatch) on p's flow: the application and the server
+// name (nil or empty: none; copied). The first finding of a flow wins; later
+// ones cost a lookup and change nothing. Every delta of the flow carries it
+// from then on, the final one included. A flow that already left the table
+// (evicted in the same batch) is not annotated.
+func (t *Table) Annotate(p *decode.Packet, app flowmeta.App, name []byte) {
+	if app == flowmeta.AppNone {
+		return
+	}
+	// A packet with a payload is not a non-first fragment, so its own
+	// ports are its flow's: prepare must not consult (and update) the
+	// fragment table again.
+	q := *p
+	q.IsFragment = false
+	var pk prepared
+	t.prepare(&q, 0, &pk)
+	idx := t.lookup(&pk.key, pk.hash, 0)
+	if idx == nilIdx {
+		return
+	}
+	c := &t.cold[idx]
+	if c.app != flowmeta.AppNone {
+		return
+	}
+	c.app = app
+	if len(name) > 0 {
+		t.names[idx] = string(name)
+		c.named = true
 	}
 }
 
@@ -664,6 +711,10 @@ func (t *Table) remove(idx int32) {
 	t.slots[i] = 0
 	t.hot[idx].state &^= stInUse
 	t.free = append(t.free, idx)
+	if t.cold[idx].named {
+		delete(t.names, idx)
+		t.cold[idx].named = false
+	}
 }
 
 // evictSamples is how many flows Table.victim compares.
@@ -724,6 +775,11 @@ func (t *Table) fill(d *Delta, idx int32, st Status, why EndReason) {
 	d.SrcTCPFlags, d.DstTCPFlags = e.flags[0], e.flags[1]
 	d.FirstSeen, d.LastSeen = c.firstSeen, e.lastSeen
 	d.Status, d.EndReason = st, why
+	d.ICMPType, d.ICMPCode, d.HasICMP = c.icmpType, c.icmpCode, c.hasICMP
+	d.App, d.ServerName = c.app, ""
+	if c.named {
+		d.ServerName = t.names[idx]
+	}
 	e.pkts, e.bytes, e.flags = [2]uint32{}, [2]uint32{}, [2]uint8{}
 	c.pktsHi, c.bytesHi = [2]uint16{}, [2]uint32{}
 }
@@ -841,6 +897,7 @@ func (t *Table) Flush(reason EndReason, emit func(*Delta)) {
 		t.stats.Flushed++
 	}
 	clear(t.slots)
+	clear(t.names)
 	clear(t.hot) // drop stale state bits (stPending) of freed entries
 	t.hot, t.cold = t.hot[:0], t.cold[:0]
 	t.free = t.free[:0]

@@ -8,6 +8,7 @@ import (
 
 	"netwatch.dev/common/flagconfig"
 	"netwatch.dev/common/procstat"
+	"netwatch.dev/proto/flowmeta"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 	"netwatch.dev/sensor/internal/decode"
 	"netwatch.dev/sensor/internal/flow"
@@ -31,6 +32,10 @@ type shard struct {
 	n     int
 	table *flow.Table
 	insp  inspect.Inspector
+	// finds are the batch's packets in which the inspector found something,
+	// their server names copied (the frames are gone by sync) into names.
+	finds []finding
+	names []byte
 	out   *outputs
 	id    int
 
@@ -47,18 +52,36 @@ func newShard(id int, cfg Config, out *outputs) (*shard, error) {
 		return nil, flagconfig.Under("Flow", err)
 	}
 	return &shard{id: id, table: t, out: out, exportEvery: int64(cfg.Export.Interval),
-		wholeRecords: cfg.Export.Collector == "" && cfg.Deltas == nil}, nil
+		wholeRecords: cfg.Export.Collector == "" && cfg.Deltas == nil,
+		// At most one finding per batched packet, with a name of at most
+		// 253 bytes: these never grow (each batch's findings are usually few).
+		finds: make([]finding, 0, flow.BatchSize), names: make([]byte, 0, flow.BatchSize*253)}, nil
 }
 
-// add decodes one frame and counts it into the table.
+// finding is what the inspector found in packet i of the batch; its name is
+// shard.names[off:off+n].
+type finding struct {
+	i, off uint32
+	n      uint16
+	app    flowmeta.App
+}
+
+// add decodes one frame, inspects its payload while the frame is valid and
+// counts it into the table.
 func (s *shard) add(link decode.LinkType, data []byte, ts int64, vlan uint16, vlanValid bool) {
 	var r decode.Result
+	p := &s.pkts[s.n]
 	if vlanValid {
-		r = s.dec.DecodeVLAN(link, data, vlan, &s.pkts[s.n])
+		r = s.dec.DecodeVLAN(link, data, vlan, p)
 	} else {
-		r = s.dec.Decode(link, data, &s.pkts[s.n])
+		r = s.dec.Decode(link, data, p)
 	}
 	if r.IsIP() {
+		if p.PayloadLen != 0 {
+			if app, name := s.insp.Inspect(p, data, ts); app != flowmeta.AppNone {
+				s.found(app, name)
+			}
+		}
 		s.ts[s.n] = ts
 		if s.n++; s.n == len(s.pkts) {
 			s.sync()
@@ -66,9 +89,19 @@ func (s *shard) add(link decode.LinkType, data []byte, ts int64, vlan uint16, vl
 	}
 }
 
-// sync adds the batched packets to the table.
+// found records a finding in the batch's current packet.
+func (s *shard) found(app flowmeta.App, name []byte) {
+	s.finds = append(s.finds, finding{i: uint32(s.n), off: uint32(len(s.names)), n: uint16(len(name)), app: app})
+	s.names = append(s.names, name...)
+}
+
+// sync adds the batched packets to the table, then the findings among them.
 func (s *shard) sync() {
 	s.table.AddBatch(s.pkts[:s.n], s.ts[:s.n])
+	for _, f := range s.finds {
+		s.table.Annotate(&s.pkts[f.i], f.app, s.names[f.off:f.off+uint32(f.n)])
+	}
+	s.finds, s.names = s.finds[:0], s.names[:0]
 	s.n = 0
 }
 
