@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"io"
 	"time"
+	"unsafe"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -149,6 +150,7 @@ type JSONL struct {
 	open     map[recordKey]*record
 	one      record
 	view     restjson.Flow
+	cid      [flowmeta.CommunityIDMaxLen]byte
 	buf      []byte
 	written  uint64
 }
@@ -206,25 +208,19 @@ func (j *JSONL) Flush() error { return j.w.Flush() }
 
 func (j *JSONL) write(r *record) error {
 	r.view(j.sensorID, &j.view)
+	// The Community ID goes through the view without a string allocation: it is
+	// a view of j.cid, which stays unchanged until AppendFlow has copied it.
+	cid := CommunityID(j.cid[:0], &r.d, j.seed)
+	if len(cid) > 0 {
+		j.view.CommunityID = unsafe.String(&cid[0], len(cid))
+	}
+	j.view.ServerName, j.view.Application = ServerName(&r.d), Application(&r.d)
 	j.buf = restjson.AppendFlow(j.buf[:0], &j.view)
-	j.buf = appendIdentity(j.buf[:len(j.buf)-1], &r.d, j.seed) // before the closing brace
-	j.buf = append(j.buf, '}', '\n')
+	j.buf = append(j.buf, '\n')
+	j.view.CommunityID = ""
 	j.written++
 	_, err := j.w.Write(j.buf)
 	return err
-}
-
-// appendIdentity appends the line's fields after the NetworkFlow view's:
-// communityId, serverName and application ("" when unknown), computed here
-// without allocating.
-func appendIdentity(b []byte, d *flow.Delta, seed uint16) []byte {
-	b = append(b, `,"communityId":"`...)
-	b = CommunityID(b, d, seed) // base64 and "1:": nothing to escape
-	b = append(b, `","serverName":"`...)
-	b = append(b, ServerName(d)...) // nothing to escape in what it lets through
-	b = append(b, `","application":"`...)
-	b = append(b, Application(d)...) // lower-case letters and digits
-	return append(b, '"')
 }
 
 // view is the record as the contract's flow view, which restjson.AppendFlow writes as
