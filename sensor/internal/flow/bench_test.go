@@ -68,7 +68,7 @@ func BenchmarkDecodeAggregate(b *testing.B) {
 		if f := s.Frame(i); d.Decode(decode.LinkEthernet, f, &p).IsIP() {
 			var app flowmeta.App
 			var name []byte
-			if p.PayloadLen != 0 {
+			if in.Pending() || inspect.Candidate(&p, f) {
 				app, name = in.Inspect(&p, f, ts)
 			}
 			t.Add(&p, ts)
@@ -110,7 +110,7 @@ func BenchmarkDecodeAggregateBatch(b *testing.B) {
 			for b.Loop() {
 				// What the capture shard does: pipeline/shard.go add and sync.
 				if f := s.Frame(i); d.Decode(decode.LinkEthernet, f, &pkts[nb]).IsIP() {
-					if pkts[nb].PayloadLen != 0 {
+					if in.Pending() || inspect.Candidate(&pkts[nb], f) {
 						if app, name := in.Inspect(&pkts[nb], f, ts); app != flowmeta.AppNone {
 							finds = append(finds, benchFinding{uint32(nb), uint32(len(names)), uint16(len(name)), app})
 							names = append(names, name...)
@@ -203,7 +203,7 @@ func (sh *benchShard) add(f []byte, ts int64) {
 	if !sh.d.Decode(decode.LinkEthernet, f, p).IsIP() {
 		return
 	}
-	if p.PayloadLen != 0 {
+	if sh.in.Pending() || inspect.Candidate(p, f) {
 		if app, name := sh.in.Inspect(p, f, ts); app != flowmeta.AppNone {
 			sh.finds = append(sh.finds, benchFinding{uint32(sh.nb), uint32(len(sh.names)), uint16(len(name)), app})
 			sh.names = append(sh.names, name...)

@@ -97,15 +97,33 @@ type Inspector struct {
 // SNI or HTTP Host, lower-case, validated), which is only valid until the
 // next call. DNS responses' answers are collected for DrainDNS.
 //
-// Bulk payloads end at the prefilter: a table lookup of the first byte, the
-// pending pool's size and the DNS port test.
+// Bulk payloads are turned away by Candidate, which the caller inlines.
 func (in *Inspector) Inspect(p *decode.Packet, frame []byte, ts int64) (flowmeta.App, []byte) {
-	off := uint64(p.PayloadOff)
-	if p.PayloadLen == 0 || off >= uint64(len(frame)) ||
-		prefilter[frame[off]]&(1+b2u(p.Protocol == 17)) == 0 && in.pend.n == 0 && p.SrcPort != 53 && p.DstPort != 53 {
+	if in.pend.n == 0 && !Candidate(p, frame) {
 		return flowmeta.AppNone, nil
 	}
 	return in.inspect(p, frame, ts)
+}
+
+// Pending reports whether split ClientHellos are waiting for their next
+// segment: then every payload goes to Inspect, not only the Candidates.
+func (in *Inspector) Pending() bool { return in.pend.n != 0 }
+
+// Candidate is the prefilter, small enough to inline: the first payload byte
+// may start something recognised over the packet's protocol (a table lookup),
+// or the packet is to or from port 53 and its payload has a DNS header with
+// one question (at offset 4 over UDP, 6 over TCP after the message length).
+// Payloads shorter than 8 bytes are left to Inspect.
+func Candidate(p *decode.Packet, frame []byte) bool {
+	off := uint(p.PayloadOff)
+	if off+8 > uint(len(frame)) {
+		return p.PayloadLen != 0
+	}
+	// The port and question tests are arithmetic, not branches: TCP and UDP,
+	// DNS and bulk come mixed, and a branch on which one would mispredict.
+	udp := uint(p.Protocol & 16 >> 4)                     // 1 for UDP (17), 0 for TCP (6)
+	q := binary.BigEndian.Uint16(frame[off+6-2*udp:]) ^ 1 // 0: one question
+	return prefilter[frame[off]]&uint8(1+udp) != 0 || min(p.SrcPort^53, p.DstPort^53)|q == 0
 }
 
 // Prefilter bits: which first payload bytes may start something recognised

@@ -77,7 +77,7 @@ func (s *shard) add(link decode.LinkType, data []byte, ts int64, vlan uint16, vl
 		r = s.dec.Decode(link, data, p)
 	}
 	if r.IsIP() {
-		if p.PayloadLen != 0 {
+		if s.insp.Pending() || inspect.Candidate(p, data) { // inlined: bulk payloads stop here
 			if app, name := s.insp.Inspect(p, data, ts); app != flowmeta.AppNone {
 				s.found(app, name)
 			}
