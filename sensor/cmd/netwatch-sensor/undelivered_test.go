@@ -2,77 +2,40 @@ package main
 
 import (
 	"io"
-	"net"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc"
 
 	"netwatch.dev/common/oracle"
 	"netwatch.dev/common/syncbuf"
 	"netwatch.dev/common/testproc"
-	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 	"netwatch.dev/sensor/internal/testcollector"
 )
 
-// silentCollector is a real SensorService on loopback gRPC that welcomes every
-// sensor and receives its batches but never acknowledges one: a collector that
-// cannot make anything durable.
+// silentCollector receives the sensor's batches over real gRPC on loopback but
+// never acknowledges one: a collector that cannot make anything durable.
 type silentCollector struct {
-	netwatchv1.UnimplementedSensorServiceServer
+	*testcollector.Recorder
 	addr string
-
-	mu      sync.Mutex
-	batches map[uint64]*netwatchv1.FlowBatch // by sequence (a resent batch once)
 }
 
 func newSilentCollector(t *testing.T) *silentCollector {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	c := &silentCollector{addr: lis.Addr().String(), batches: map[uint64]*netwatchv1.FlowBatch{}}
-	srv := grpc.NewServer()
-	netwatchv1.RegisterSensorServiceServer(srv, c)
-	go srv.Serve(lis)
-	t.Cleanup(srv.Stop)
-	return c
-}
-
-func (c *silentCollector) Ingest(st grpc.BidiStreamingServer[netwatchv1.IngestRequest, netwatchv1.IngestResponse]) error {
-	if _, err := st.Recv(); err != nil {
-		return err
-	}
-	if err := st.Send(&netwatchv1.IngestResponse{Message: &netwatchv1.IngestResponse_Welcome{Welcome: &netwatchv1.IngestWelcome{}}}); err != nil {
-		return err
-	}
-	for {
-		m, err := st.Recv()
-		if err != nil {
-			return err
-		}
-		if b := m.GetBatch(); b != nil {
-			c.mu.Lock()
-			c.batches[b.GetSequence()] = b
-			c.mu.Unlock()
-		}
-	}
+	r := testcollector.StartRecorder(t, false)
+	return &silentCollector{Recorder: r, addr: r.Addr}
 }
 
 // received is what the collector was sent: batches, flow updates, packets, bytes.
 func (c *silentCollector) received() [4]uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	var r [4]uint64
-	for _, b := range c.batches {
+	for _, b := range c.Batches() {
 		r[0]++
 		for _, d := range b.GetDeltas() {
 			r[1]++

@@ -3,89 +3,34 @@ package pipeline
 import (
 	"context"
 	"io"
-	"net"
 	"net/netip"
 	"reflect"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc"
 
 	"netwatch.dev/proto/flowmeta"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 	"netwatch.dev/sensor/internal/flow"
 	"netwatch.dev/sensor/internal/inspect"
+	"netwatch.dev/sensor/internal/testcollector"
 )
-
-// recordingCollector is a real SensorService on loopback gRPC that welcomes every
-// sensor, keeps every batch and acknowledges it: what a collector is sent, as sent.
-type recordingCollector struct {
-	netwatchv1.UnimplementedSensorServiceServer
-	addr string
-
-	mu      sync.Mutex
-	batches []*netwatchv1.FlowBatch
-}
-
-func newRecordingCollector(t *testing.T) *recordingCollector {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	c := &recordingCollector{addr: lis.Addr().String()}
-	srv := grpc.NewServer()
-	netwatchv1.RegisterSensorServiceServer(srv, c)
-	go srv.Serve(lis)
-	t.Cleanup(srv.Stop)
-	return c
-}
-
-func (c *recordingCollector) Ingest(st grpc.BidiStreamingServer[netwatchv1.IngestRequest, netwatchv1.IngestResponse]) error {
-	if _, err := st.Recv(); err != nil {
-		return err
-	}
-	if err := st.Send(&netwatchv1.IngestResponse{Message: &netwatchv1.IngestResponse_Welcome{Welcome: &netwatchv1.IngestWelcome{}}}); err != nil {
-		return err
-	}
-	for {
-		m, err := st.Recv()
-		if err != nil {
-			return err
-		}
-		b := m.GetBatch()
-		if b == nil {
-			continue
-		}
-		c.mu.Lock()
-		c.batches = append(c.batches, b)
-		c.mu.Unlock()
-		if err := st.Send(&netwatchv1.IngestResponse{Message: &netwatchv1.IngestResponse_Ack{Ack: &netwatchv1.BatchAck{Sequence: b.GetSequence()}}}); err != nil {
-			return err
-		}
-	}
-}
-
-func (c *recordingCollector) received() []*netwatchv1.FlowBatch {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]*netwatchv1.FlowBatch(nil), c.batches...)
-}
 
 // readToCollector reads a shared capture through the pipeline to a recording
 // collector, with Community ID seed 7, and returns what the collector was sent.
 func readToCollector(t *testing.T, name string) []*netwatchv1.FlowBatch {
 	t.Helper()
-	c := newRecordingCollector(t)
+	c := testcollector.StartRecorder(t, true)
 	cfg := readConfig(t, name)
-	cfg.Export.Collector, cfg.CommunityIDSeed = c.addr, 7
+	cfg.Export.Collector, cfg.CommunityIDSeed = c.Addr, 7
 	p, err := New(cfg, discard, io.Discard)
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	require.NoError(t, p.Run(ctx)) // returns once every batch is acknowledged
-	batches := c.received()
+	batches := c.Batches()
 	require.NotEmpty(t, batches)
 	return batches
 }
