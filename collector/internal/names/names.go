@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"netwatch.dev/common/flagconfig"
+	"netwatch.dev/proto/flowmeta"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 )
 
@@ -413,7 +414,6 @@ func (t *Table) NameMatcher(suffix string) func(netip.Addr) bool {
 	if t == nil || suffix == "" {
 		return func(netip.Addr) bool { return false }
 	}
-	dotted := "." + suffix
 	return func(a netip.Addr) bool {
 		if !a.IsValid() {
 			return false
@@ -427,7 +427,7 @@ func (t *Table) NameMatcher(suffix string) func(netip.Addr) bool {
 			return false
 		}
 		for _, n := range e.names {
-			if n != "" && (n == suffix || strings.HasSuffix(n, dotted)) {
+			if n != "" && flowmeta.InDomain(n, suffix) {
 				return true
 			}
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"netwatch.dev/common/sat"
+	"netwatch.dev/proto/flowmeta"
 	netwatchv1 "netwatch.dev/proto/netwatch/v1"
 )
 
@@ -138,7 +139,7 @@ func (s *Store) compile(f *Filter) compiled {
 		want := strings.ToLower(f.ServerName)
 		c.nameOn = true
 		c.names = s.names.matching(func(n string) bool {
-			return n == want || (len(n) > len(want) && strings.HasSuffix(n, want) && n[len(n)-len(want)-1] == '.')
+			return flowmeta.InDomain(n, want)
 		})
 		c.none = c.none || c.names == nil
 	}
