@@ -232,7 +232,13 @@ func (sh *shard) observe(a netip.Addr, name, canon string, at int64) (evicted bo
 	e := &sh.ents[i]
 	e.names = merge(e.names, name, canon)
 	e.last = max(e.last, at)
-	sh.pushFront(i)
+	if sh.tail != none && e.last < sh.ents[sh.tail].last {
+		// Captured before everything held (a replay, a late batch): it is the
+		// first to age out, and the first to go when the shard is full.
+		sh.pushBack(i)
+	} else {
+		sh.pushFront(i)
+	}
 	return evicted
 }
 
@@ -294,10 +300,23 @@ func (sh *shard) pushFront(i int32) {
 	}
 }
 
+func (sh *shard) pushBack(i int32) {
+	e := &sh.ents[i]
+	e.prev, e.next = sh.tail, none
+	if sh.tail != none {
+		sh.ents[sh.tail].next = i
+	}
+	sh.tail = i
+	if sh.head == none {
+		sh.head = i
+	}
+}
+
 // Expire frees the addresses last observed before now minus the retention, from
-// the least recently observed of each shard on. (An address first observed with
-// an old capture time, which sits nearer the head, is freed once the ones
-// observed before it are; queries never answer it past its age.) Observe calls it.
+// the least recently observed of each shard on. (An address observed with a
+// capture time older than the newest but not the oldest held sits nearer the
+// head and is freed once the ones before it are; queries never answer it past
+// its age.) Observe calls it.
 func (t *Table) Expire(now time.Time) {
 	if t == nil {
 		return

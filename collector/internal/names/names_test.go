@@ -289,3 +289,19 @@ func TestBytesPerEntry(t *testing.T) {
 	assert.LessOrEqual(t, per, float64(BytesPerEntry))
 	runtime.KeepAlive(tb)
 }
+
+// An address observed with a capture time older than all its shard holds (a
+// replay, a late batch) ages out in time although others were observed before it.
+func TestAnOldObservationAgesOutFirst(t *testing.T) {
+	tb, c := newTable(t, Config{MaxEntries: 1000, Retention: time.Hour})
+	as := sameShard(tb, 3)
+	tb.Observe("s1", []*netwatchv1.DnsObservation{obs("x.example", as[0].String(), ""), obs("y.example", as[1].String(), "")})
+	tb.Observe("s1", []*netwatchv1.DnsObservation{{Name: "old.example", Addr: as[2].AsSlice(), Seen: timestamppb.New(c.now().Add(-50 * time.Minute))}})
+	c.add(11 * time.Minute)
+	tb.Expire(c.now())
+	st := tb.Stats()
+	assert.Equal(t, uint64(1), st.Expired, "old.example is freed")
+	assert.Equal(t, uint64(2), st.Entries)
+	assert.Equal(t, "x.example", tb.Latest(as[0]))
+	consistent(t, tb)
+}
