@@ -1,5 +1,6 @@
 // Netwatch dashboard entry: wires services and components, hash routes
-// (#/dashboard, #/flows?src_ip=…, #/health), Ctrl+1/2/3 and "/" for search.
+// (#/dashboard, #/flows?src_ip=…, #/health, #/host?ip=… from any address),
+// Ctrl+1/2/3 and "/" for search.
 import { h, setText } from './utils/dom.js';
 import { Api } from './services/api.js';
 import { Live } from './services/live.js';
@@ -9,6 +10,7 @@ import { askToken } from './components/Common/TokenDialog.js';
 import { Dashboard } from './components/Dashboard/Dashboard.js';
 import { FlowTable } from './components/FlowTable/FlowTable.js';
 import { Health } from './components/Health/Health.js';
+import { HostView } from './components/Host/HostView.js';
 
 const header = new Header(document.getElementById('header'));
 const toastEl = document.getElementById('toast');
@@ -31,8 +33,10 @@ const ctx = {
   },
 };
 
+// The host view is a route without a tab (reached from addresses).
+const ROUTES = [...TABS, { route: 'host', label: 'Host' }];
 const views = {};
-for (const t of TABS) {
+for (const t of ROUTES) {
   const el = h('section', { id: 'view-' + t.route, class: 'view', hidden: true, 'aria-label': t.label });
   document.getElementById('main').append(el);
   views[t.route] = { el };
@@ -40,6 +44,7 @@ for (const t of TABS) {
 views.dashboard.c = new Dashboard(views.dashboard.el, ctx);
 views.flows.c = new FlowTable(views.flows.el, ctx);
 views.health.c = new Health(views.health.el, ctx);
+views.host.c = new HostView(views.host.el, ctx);
 
 let current = null;
 function route() {
@@ -50,7 +55,7 @@ function route() {
   for (const [k, v] of Object.entries(views)) v.el.hidden = k !== name;
   header.select(name);
   current = name;
-  document.title = `Netwatch · ${TABS.find((t) => t.route === name).label}`;
+  document.title = `Netwatch · ${ROUTES.find((t) => t.route === name).label}`;
   views[name].c.show(params);
 }
 window.addEventListener('hashchange', route);

@@ -94,10 +94,11 @@ step('the bandwidth chart and the numbers update live', async () => {
   assert.equal(await page.isVisible('#incomplete-banner'), false, 'no sensor reported loss');
 });
 
-step('a top talker click shows its flows', async () => {
+step("a top talker's flow count shows its flows", async () => {
   const row = page.locator('#top-talkers tr[data-host]').first();
   const host = await row.getAttribute('data-host');
-  const [resp] = await Promise.all([page.waitForResponse(isFlows), row.locator('button.host').click()]);
+  assert.equal(await row.locator('td.who a.host-link').textContent(), host, 'the address is shown (its name, if any, after it)');
+  const [resp] = await Promise.all([page.waitForResponse(isFlows), row.locator('button.flows-of').click()]);
   await page.waitForURL(/#\/flows\?(src_ip|dst_ip)=/);
   const url = new URL(resp.url());
   const side = url.searchParams.has('src_ip') ? 'src_ip' : 'dst_ip';
@@ -107,7 +108,7 @@ step('a top talker click shows its flows', async () => {
   assert.ok(body.flows.length > 0, 'the talker has flows');
   for (const f of body.flows) assert.equal(side === 'src_ip' ? f.srcIP : f.dstIP, host);
   await page.waitForSelector('#flows-table tr.flow');
-  const shown = await page.$$eval(`#flows-table tr.flow td:nth-child(${side === 'src_ip' ? 2 : 3})`, (tds) => tds.map((t) => t.textContent));
+  const shown = await page.$$eval(`#flows-table tr.flow td.${side === 'src_ip' ? 'src' : 'dst'} a.host-link`, (as) => as.map((a) => a.textContent));
   for (const s of shown) assert.ok(s === host || s.startsWith(host + ':') || s.startsWith('[' + host + ']:'), `${s} is not ${host}`);
 });
 

@@ -128,3 +128,11 @@ test('the model does not touch the DOM', async () => {
   m.sort('bytes');
   m.params();
 });
+
+test('liveFilter: the subscription carries the new terms in q, with the time range', () => {
+  const m = new FlowTableModel();
+  const now = Date.parse('2026-12-02T12:00:00Z');
+  m.setFilter({ protocol: 'tcp', application: 'tls', country: 'US' }, '5');
+  assert.deepEqual(m.liveFilter(now), { protocol: 'tcp', time_start: '2026-12-02T11:55:00.000Z', q: 'application:tls country:US' });
+  assert.equal(m.params(undefined, now).get('q'), 'application:tls country:US');
+});

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatBytes, formatBits, formatRate, formatNumber, formatPercent, formatDuration, formatAgo, endpoint } from '../../static/js/utils/format.js';
+import { formatBytes, formatBits, formatRate, formatNumber, formatPercent, formatDuration, formatAgo, endpoint, asLabel, hostHash, hostPath, shareOf } from '../../static/js/utils/format.js';
 
 test('formatBytes uses binary units', () => {
   for (const [n, want] of [[0, '0 B'], [1023, '1023 B'], [1536, '1.5 KiB'], [10 * 1024 * 1024, '10.0 MiB'], [200 * 1024 ** 3, '200 GiB'], [NaN, '–']]) {
@@ -38,4 +38,26 @@ test('endpoint brackets IPv6 and drops the port of portless protocols', () => {
   assert.equal(endpoint('10.0.0.1', 443, 'tcp'), '10.0.0.1:443');
   assert.equal(endpoint('2001:db8::1', 53, 'udp'), '[2001:db8::1]:53');
   assert.equal(endpoint('10.0.0.1', 0, 'icmp'), '10.0.0.1');
+});
+
+test('asLabel: AS number, name and country, unknown parts left out', () => {
+  assert.equal(asLabel(13335, 'Cloudflare', 'US'), 'AS13335 Cloudflare · US');
+  assert.equal(asLabel(0, '', 'DE'), 'DE');
+  assert.equal(asLabel(64512, '', ''), 'AS64512');
+  assert.equal(asLabel(undefined, undefined, undefined), '');
+});
+
+test('hostHash and hostPath: the host view route and its API path', () => {
+  assert.equal(hostHash('10.1.2.3'), '#/host?ip=10.1.2.3');
+  assert.equal(hostHash('2001:db8::1'), '#/host?ip=2001%3Adb8%3A%3A1');
+  assert.equal(new URLSearchParams(hostHash('2001:db8::1').split('?')[1]).get('ip'), '2001:db8::1');
+  assert.equal(hostPath('10.1.2.3'), 'hosts/10.1.2.3');
+  assert.equal(hostPath('2001:db8::1'), 'hosts/2001:db8::1');
+  assert.equal(hostPath('fe80::1%eth0'), 'hosts/fe80::1%25eth0');
+  assert.equal(hostPath('../metrics?x=1'), 'hosts/..%2Fmetrics%3Fx%3D1', 'a typed address cannot leave the path segment');
+});
+
+test('shareOf', () => {
+  assert.equal(shareOf(25, 200), 12.5);
+  assert.equal(shareOf(5, 0), 0);
 });

@@ -1,6 +1,8 @@
 // REST client for /api/v1. A 401 asks the user for the API token (once, however
 // many requests fail together); the token is kept in sessionStorage only.
 
+import { hostPath } from '../utils/format.js';
+
 const TOKEN_KEY = 'netwatch.token';
 
 export class ApiError extends Error {
@@ -75,6 +77,7 @@ export class Api {
   flows(params) { return this.get('flows', params); }
   metrics() { return this.get('metrics'); }
   history(duration, interval) { return this.get('metrics/history', { duration, interval }); }
-  topTalkers(limit = 10, duration = '5m') { return this.get('top-talkers', { limit, duration }); }
+  topTalkers(limit = 10, duration = '5m', by = '') { return this.get('top-talkers', by ? { limit, duration, by } : { limit, duration }); }
+  host(ip, duration = '5m', limit = 10) { return this.get(hostPath(ip), { duration, limit }); }
   sensors() { return this.get('sensors'); }
 }

@@ -76,3 +76,29 @@ export function endpoint(ip, port, protocolName) {
   if (!ported) return ip;
   return (ip.includes(':') ? '[' + ip + ']' : ip) + ':' + port;
 }
+
+/** asLabel: an address's AS and country, "AS13335 Cloudflare · US"; parts that are
+ *  unknown are left out, "" when all are. */
+export function asLabel(asn, asName, country) {
+  const as = [Number(asn) > 0 ? 'AS' + Number(asn) : '', asName || ''].filter(Boolean).join(' ');
+  return [as, country || ''].filter(Boolean).join(' · ');
+}
+
+/** hostHash: the route of an address's host view, "#/host?ip=10.1.2.3". */
+export function hostHash(ip) {
+  return '#/host?' + new URLSearchParams({ ip }).toString();
+}
+
+/** hostPath: GET /api/v1/hosts/{ip} relative to the API base. Colons stay as they
+ *  are (a path segment may hold them; an escaped one would reach the server as
+ *  "%3A"), anything else is escaped. */
+export function hostPath(ip) {
+  return 'hosts/' + encodeURIComponent(ip).replace(/%3A/gi, ':');
+}
+
+/** shareOf: part of total as a percentage (0 when total is 0). */
+export function shareOf(part, total) {
+  part = Number(part);
+  total = Number(total);
+  return total > 0 && Number.isFinite(part) ? (100 * part) / total : 0;
+}

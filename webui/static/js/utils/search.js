@@ -1,11 +1,39 @@
 // The flow search syntax: space-separated field:value terms, e.g.
-// "src_ip:192.168.1.0/24 protocol:tcp port:443". The collector parses the same
-// syntax (GET /api/v1/flows?q=); this parser validates as the user types and keeps
-// the filter controls in step with the search box.
+// "src_ip:192.168.1.0/24 protocol:tcp port:443 application:tls". The collector
+// parses the same syntax (GET /api/v1/flows?q=); this parser validates as the user
+// types and keeps the filter controls in step with the search box.
 
-export const FIELDS = ['src_ip', 'dst_ip', 'protocol', 'port', 'time_start', 'time_end', 'sensor', 'status'];
+// QFIELDS travel to the collector as terms of q: the WebSocket subscription takes
+// only the older fields as keys (and q), and q means the same to REST.
+export const QFIELDS = ['community_id', 'application', 'server_name', 'host', 'asn', 'country'];
+export const FIELDS = ['src_ip', 'dst_ip', 'protocol', 'port', 'time_start', 'time_end', 'sensor', 'status', ...QFIELDS];
+
+/** HELP: one line per search term, for the help under the search box. */
+export const HELP = [
+  ['src_ip', '192.168.1.0/24', 'initiator address or CIDR'],
+  ['dst_ip', '2001:db8::/32', 'responder address or CIDR'],
+  ['protocol', 'tcp', 'name or number'],
+  ['port', '443', 'either side'],
+  ['time_start', '2026-12-02T10:00:00Z', 'flows overlapping [time_start, time_end]'],
+  ['time_end', '2026-12-02T11:00:00Z', ''],
+  ['sensor', 'edge-1', 'sensor id'],
+  ['status', 'active', 'active, idle or closed'],
+  ['community_id', '1:LQU9qZlK+B5F3KDmev6m5PMibrg=', 'Community ID v1 of a flow'],
+  ['application', 'tls', 'application label (tls, http, dns, ssh, quic, …)'],
+  ['server_name', 'example.com', 'TLS SNI or HTTP Host: the name or a parent domain'],
+  ['host', 'example.com', 'an end whose DNS name is this or under it'],
+  ['asn', '13335', 'an end in this autonomous system'],
+  ['country', 'US', 'an end in this country (ISO 3166 code)'],
+];
+
+/** APPLICATIONS: the labels the sensor gives (suggestions; the collector validates). */
+export const APPLICATIONS = ['tls', 'http', 'dns', 'ssh', 'quic', 'ntp', 'dhcp', 'snmp', 'smb', 'rdp', 'ldap', 'smtp', 'imap', 'pop3', 'ftp',
+  'telnet', 'syslog', 'mysql', 'postgresql', 'redis', 'mdns', 'netbios', 'bgp', 'kerberos', 'sip', 'ipsec', 'openvpn', 'wireguard'];
 const STATUSES = ['active', 'idle', 'closed'];
 const PROTOCOLS = ['tcp', 'udp', 'icmp', 'icmpv6', 'sctp', 'gre', 'esp', 'ah', 'igmp', 'udplite', 'dccp', 'ospf', 'pim', 'vrrp', 'l2tp', 'ipip', 'ipv6'];
+
+const HOSTNAME = /^\.?[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,251}[A-Za-z0-9_])?$/;
+const COMMUNITY_ID = /^1:[A-Za-z0-9+/]{27}=$/;
 
 const V4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
 
@@ -51,6 +79,17 @@ export function checkValue(field, value) {
       return Number.isNaN(Date.parse(value)) ? `${field}: "${value}" is not an ISO 8601 time` : '';
     case 'sensor':
       return value ? '' : 'sensor: empty';
+    case 'community_id':
+      return COMMUNITY_ID.test(value) ? '' : `community_id: "${value}" is not a Community ID v1 ("1:" and 28 base64 characters)`;
+    case 'application':
+      return /^[a-z0-9][a-z0-9_.-]{0,31}$/i.test(value) ? '' : `application: "${value}" is not an application label (e.g. ${APPLICATIONS.slice(0, 5).join(', ')})`;
+    case 'server_name':
+    case 'host':
+      return HOSTNAME.test(value) && !value.includes('..') ? '' : `${field}: "${value}" is not a host name (e.g. example.com)`;
+    case 'asn':
+      return /^\d{1,10}$/.test(value) && Number(value) <= 4294967295 ? '' : `asn: "${value}" is not an AS number (e.g. 13335)`;
+    case 'country':
+      return /^[A-Za-z]{2}$/.test(value) ? '' : `country: "${value}" is not a two-letter country code (e.g. US)`;
   }
   return `unknown field "${field}" (use ${FIELDS.join(', ')})`;
 }
@@ -77,9 +116,39 @@ export function parseSearch(q) {
     }
     const why = checkValue(field, value);
     if (why) errors.push(why);
-    else filter[field] = field === 'protocol' ? value.toLowerCase() : value;
+    else filter[field] = normalize(field, value);
   }
   return { filter, errors };
+}
+
+/** normalize: the spelling a valid value is kept in (protocol and application lower
+ *  case, country upper case, names lower case: DNS names are case-insensitive). */
+export function normalize(field, value) {
+  switch (field) {
+    case 'protocol':
+    case 'application':
+    case 'server_name':
+    case 'host':
+      return value.toLowerCase();
+    case 'country':
+      return value.toUpperCase();
+  }
+  return value;
+}
+
+/** serverFilter: a filter as the collector takes it (REST parameters and the
+ *  WebSocket subscription alike): the QFIELDS as terms of q, the rest as keys. */
+export function serverFilter(filter) {
+  const out = {};
+  const q = [];
+  for (const f of FIELDS) {
+    const v = filter[f];
+    if (v == null || v === '') continue;
+    if (QFIELDS.includes(f)) q.push(`${f}:${v}`);
+    else out[f] = v;
+  }
+  if (q.length) out.q = q.join(' ');
+  return out;
 }
 
 /** formatSearch is the inverse of parseSearch, fields in FIELDS order. */
@@ -90,7 +159,7 @@ export function formatSearch(filter) {
 /** flowParams: a filter plus paging and sort as GET /api/v1/flows parameters. */
 export function flowParams(filter, { limit, offset, sortBy, sortOrder, format } = {}) {
   const p = new URLSearchParams();
-  for (const f of FIELDS) if (filter[f] != null && filter[f] !== '') p.set(f, filter[f]);
+  for (const [k, v] of Object.entries(serverFilter(filter))) p.set(k, v);
   if (limit != null) p.set('limit', String(limit));
   if (offset) p.set('offset', String(offset));
   if (sortBy) p.set('sort_by', sortBy);

@@ -1,13 +1,21 @@
 // Dashboard: system status, live bandwidth (bits/s and packets/s, 5 minutes at 1 s),
-// protocol breakdown, live top talkers (click → flows of that host), and an
+// protocol breakdown, top talkers (live; by any end, source, destination, AS or
+// country: an address opens its host view, the flow count its flows), and an
 // "incomplete data" banner when a sensor reported loss.
 import { h, replace, setText, frame } from '../../utils/dom.js';
 import { formatBits, formatRate, formatBytes, formatNumber, formatPercent } from '../../utils/format.js';
 import { Series } from '../../services/state.js';
 import { Metric, panel, table } from '../Common/widgets.js';
+import { hostRef } from '../Common/hosts.js';
+import { talkerTarget } from './talkers.js';
+
+export { hostSide } from './talkers.js';
 import { lineChart, setSeries } from '../Common/charts.js';
 
 const WINDOW_S = 300;
+// The stream pushes top talkers by any end; the other rankings are polled.
+export const TALKERS_BY = [['any', 'any end'], ['src', 'source'], ['dst', 'destination'], ['asn', 'AS'], ['country', 'country']];
+const TALKERS_POLL_MS = 3000;
 
 export class Dashboard {
   constructor(root, ctx) {
@@ -29,27 +37,64 @@ export class Dashboard {
     const tt = table(['#', 'Host', { label: 'Bytes', cls: 'num' }, { label: 'Packets', cls: 'num' }, { label: 'Flows', cls: 'num' }, { label: 'Share', cls: 'num' }], 'top-talkers');
     this.talkers = tt.tbody;
     this.talkersTable = tt.table;
+    this.talkersHead = tt.table.querySelector('th:nth-child(2)');
+    this.by = 'any';
+    this.bySelect = h('select', { id: 'talkers-by', 'aria-label': 'Rank top talkers by' }, TALKERS_BY.map(([v, t]) => h('option', { value: v, text: t })));
+    this.bySelect.addEventListener('change', () => this.setBy(this.bySelect.value));
+    this.talkersHint = h('p', { class: 'hint', text: 'An address opens its host view; the flow count, its flows.' });
     root.append(
       this.banner,
       h('div', { class: 'cards', id: 'system-status' }, Object.values(this.cards).map((c) => c.el)),
       h('div', { class: 'dash-grid' },
         panel('Bandwidth · last 5 min', 'panel-bandwidth', h('div', { class: 'chart' }, this.canvas), this.lastPoint),
-        panel('Top talkers · 5 min', 'panel-talkers', h('p', { class: 'hint', text: 'Select a host to see its flows.' }), h('div', { class: 'table-wrap' }, this.talkersTable)),
+        panel('Top talkers · 5 min', 'panel-talkers', h('div', { class: 'panel-tools' }, h('label', null, 'by ', this.bySelect), this.talkersHint),
+          h('div', { class: 'table-wrap' }, this.talkersTable)),
         panel('Protocols · 5 min', 'panel-protocols', this.protocols)));
     this.redraw = frame(() => this.drawChart());
     const live = ctx.live;
     live.on('metrics', (m) => this.onMetrics(m));
-    live.on('top_talkers', (d) => this.renderTalkers(d.top_talkers || []));
+    live.on('top_talkers', (d) => { if (this.by === 'any') this.renderTalkers(d.top_talkers || [], 'any'); });
     live.on('protocols', (d) => this.renderProtocols(d.protocols || []));
     live.on('sensors', (d) => this.renderSensors(d.sensors || []));
     live.on('open', () => this.resync());
   }
 
   show() {
+    this.visible = true;
     if (!this.chart && window.Chart) {
       this.chart = lineChart(this.canvas, { left: { label: 'bits/s', unit: 'bits' }, right: { label: 'packets/s', unit: 'rate' } });
       this.redraw();
     }
+    this.pollTalkers();
+  }
+
+  hide() {
+    this.visible = false;
+    clearTimeout(this.talkersTimer);
+  }
+
+  /** setBy changes what the top talkers rank: "any" comes with the stream, the
+   *  others from GET /api/v1/top-talkers?by=, polled while the dashboard shows. */
+  setBy(by) {
+    this.by = by;
+    this.bySelect.value = by;
+    setText(this.talkersHead, { asn: 'AS', country: 'Country' }[by] || 'Host');
+    setText(this.talkersHint, by === 'asn' || by === 'country' ? 'The flow count opens their flows.' : 'An address opens its host view; the flow count, its flows.');
+    this.talkers.replaceChildren();
+    this.pollTalkers();
+  }
+
+  async pollTalkers() {
+    clearTimeout(this.talkersTimer);
+    if (this.by === 'any' || !this.visible) return;
+    const by = this.by;
+    try {
+      const res = await this.ctx.api.topTalkers(10, '5m', by);
+      if (by === this.by) this.renderTalkers(res.top_talkers || [], by);
+    } catch (e) {
+      if (by === this.by) this.talkers.replaceChildren(h('tr', null, h('td', { colspan: 6, class: 'empty err', id: 'talkers-error', text: `⚠ ${e.message}` })));
+    }
+    if (by === this.by && this.visible) this.talkersTimer = setTimeout(() => this.pollTalkers(), TALKERS_POLL_MS);
   }
 
   /** resync refills the chart from the history after each (re)connect; top talkers,
@@ -99,15 +144,20 @@ export class Dashboard {
     }
   }
 
-  renderTalkers(list) {
+  renderTalkers(list, by = this.by) {
     const rows = list.map((t) => {
-      const side = hostSide(t);
-      const btn = h('button', { class: 'link host', type: 'button', title: `Flows with ${t.identifier} as ${side === 'src_ip' ? 'source' : 'destination'}`, text: t.displayName || t.identifier });
-      btn.addEventListener('click', () => this.ctx.navigate('flows', { [side]: t.identifier }));
+      const { ip, label, name, filter, title } = talkerTarget(t, by);
+      const who = ip ? hostRef(ip, { name })
+        : h('span', { class: 'hostref' }, h('span', { class: 'addr', text: label }), name ? [' ', h('span', { class: 'name', title: name, text: name })] : null);
+      let flows = formatNumber(t.flowCount);
+      if (filter) {
+        flows = h('button', { class: 'link flows-of', type: 'button', title, text: flows });
+        flows.addEventListener('click', () => this.ctx.navigate('flows', filter));
+      }
       return h('tr', { dataset: { host: t.identifier } },
-        h('td', { text: t.rank }), h('td', null, btn),
+        h('td', { text: t.rank }), h('td', { class: 'who' }, who),
         h('td', { class: 'num', text: formatBytes(t.totalBytes) }), h('td', { class: 'num', text: formatNumber(t.totalPackets) }),
-        h('td', { class: 'num', text: formatNumber(t.flowCount) }),
+        h('td', { class: 'num' }, flows),
         h('td', { class: 'num', text: formatPercent(t.percentageOfTotal) }));
     });
     if (!rows.length) rows.push(h('tr', null, h('td', { colspan: 6, class: 'empty', text: 'No traffic in the last 5 minutes' })));
@@ -127,12 +177,4 @@ export class Dashboard {
     if (!rows.length) rows.push(h('p', { class: 'empty', text: 'No traffic in the last 5 minutes' }));
     this.protocols.replaceChildren(...rows);
   }
-}
-
-/** hostSide: which end of its flows a talker is on, judged by the flows that come
- *  with it (the API filters by source or destination, not by either). */
-export function hostSide(t) {
-  const flows = t.flows || [];
-  const asSrc = flows.filter((f) => f.srcIP === t.identifier).length;
-  return asSrc >= flows.length - asSrc ? 'src_ip' : 'dst_ip';
 }

@@ -1,7 +1,7 @@
 // The flow table's state without the DOM: filter and time range, sort, paging,
 // the rows of the last response merged with live updates, expanded rows, live or
 // paused. FlowTable (the view) renders it and turns events into its methods.
-import { flowParams } from '../../utils/search.js';
+import { flowParams, serverFilter } from '../../utils/search.js';
 
 // Flows over this many bytes, or ended by a reset, are highlighted.
 export const HOT_BYTES = 10 * 1024 * 1024;
@@ -29,6 +29,11 @@ export class FlowTableModel {
     const f = { ...this.filter };
     if (this.range && !f.time_start) f.time_start = new Date(now - Number(this.range) * 60000).toISOString();
     return f;
+  }
+
+  /** liveFilter: the WebSocket subscription of the current filter. */
+  liveFilter(now) {
+    return serverFilter(this.effectiveFilter(now));
   }
 
   /** setFilter starts over on page one with nothing expanded; range undefined keeps it. */
