@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync, copyFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Stack, launchBrowser, waitFor, OUT, REPO, PCAPS } from './harness.mjs';
+import { Stack, launchBrowser, stepper, waitFor, OUT, REPO, PCAPS } from './harness.mjs';
 
 const XSS = '<img src=x onerror="window.__xss=1">';
 const SENSOR = 'e2e-edge';
@@ -37,17 +37,7 @@ after(async () => {
 });
 
 /** step marks the suite failed (to dump the processes' logs) when fn throws. */
-function step(name, fn) {
-  test(name, async (t) => {
-    try {
-      await fn(t);
-    } catch (e) {
-      failed = true;
-      await page?.screenshot({ path: join(OUT, 'failure-' + name.replace(/\W+/g, '-') + '.png') }).catch(() => {});
-      throw e;
-    }
-  });
-}
+const step = stepper(() => page, () => { failed = true; });
 
 const flowKeys = () => page.$$eval('#flows-table tr.flow', (trs) => trs.map((t) => t.dataset.key));
 const isFlows = (r) => r.url().includes('/api/v1/flows?') && !r.url().includes('format=csv');

@@ -6,6 +6,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { test } from 'node:test';
 import { chromium } from 'playwright-core';
 
 export const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -131,5 +132,22 @@ export async function launchBrowser() {
     executablePath: CHROMIUM,
     // No name outside the loopback stack resolves: the page can reach nothing else.
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1'],
+  });
+}
+
+/**
+ * stepper returns the suites' test wrapper: when a step throws, it calls
+ * onFail (the suite then dumps the processes' logs) and screenshots the page
+ * into OUT as failure-<step>.png.
+ */
+export function stepper(getPage, onFail) {
+  return (name, fn) => test(name, async (t) => {
+    try {
+      await fn(t);
+    } catch (e) {
+      onFail();
+      await getPage()?.screenshot({ path: join(OUT, 'failure-' + name.replace(/\W+/g, '-') + '.png') }).catch(() => {});
+      throw e;
+    }
   });
 }

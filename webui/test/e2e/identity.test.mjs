@@ -10,7 +10,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Stack, launchBrowser, waitFor, OUT } from './harness.mjs';
+import { Stack, launchBrowser, stepper, waitFor, OUT } from './harness.mjs';
 
 let stack;
 let browser;
@@ -34,17 +34,8 @@ after(async () => {
   if (stack) await stack.stop();
 });
 
-function step(name, fn) {
-  test(name, async (t) => {
-    try {
-      await fn(t);
-    } catch (e) {
-      failed = true;
-      await page?.screenshot({ path: join(OUT, 'failure-' + name.replace(/\W+/g, '-') + '.png') }).catch(() => {});
-      throw e;
-    }
-  });
-}
+/** step marks the suite failed (to dump the processes' logs) when fn throws. */
+const step = stepper(() => page, () => { failed = true; });
 
 const isFlows = (r) => r.url().includes('/api/v1/flows?') && !r.url().includes('format=csv');
 const isHost = (r) => r.url().includes('/api/v1/hosts/');
